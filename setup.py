@@ -1,0 +1,30 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="worldmodels",
+    version="0.1.0",
+    description="World Models (Ha & Schmidhuber, 2018) on CarRacing in TensorFlow 2",
+    packages=find_packages(include=["worldmodels", "worldmodels.*"]),
+    python_requires=">=3.10",
+    # TensorFlow comes in two wheels that must not be installed together: pick one with an
+    # extra, `.[cpu]` (tensorflow-cpu, what CI and requirements.txt use) or `.[gpu]`.
+    install_requires=[
+        "gymnasium[box2d]>=1.0",
+        "cma>=3.3",
+        "numpy>=1.26",
+        "pillow>=10",
+        "imageio>=2.31",
+        "matplotlib>=3.8",
+        "tqdm>=4.66",
+    ],
+    extras_require={
+        "cpu": ["tensorflow-cpu>=2.16"],
+        "gpu": ["tensorflow[and-cuda]>=2.16"],
+        "test": ["pytest>=8"],
+    },
+    entry_points={
+        "console_scripts": [
+            "worldmodels-sample-policy=worldmodels.data.sample_policy:main",
+        ]
+    },
+)

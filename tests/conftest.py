@@ -1,0 +1,25 @@
+import numpy as np
+import pytest
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    """A fresh experiments home; $WORLD_MODELS_HOME points at it so nothing touches ~."""
+    path = tmp_path / "home"
+    monkeypatch.setenv("WORLD_MODELS_HOME", str(path))
+    return path
+
+
+def synthetic_episode(length: int, seed: int = 0, policy: str = "random") -> dict:
+    """An episode of random content with the record's shapes and dtypes."""
+    rng = np.random.default_rng(seed)
+    done = np.zeros(length, bool)
+    done[-1] = True
+    return {
+        "observation": rng.integers(0, 256, (length, 64, 64, 3), dtype=np.uint8),
+        "action": rng.uniform(-1, 1, (length, 3)).astype(np.float32),
+        "reward": rng.normal(size=length).astype(np.float32),
+        "done": done,
+        "seed": seed,
+        "policy": policy,
+    }

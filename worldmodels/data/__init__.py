@@ -1,0 +1,1 @@
+"""Stage 1 and 3: the environment, episode records and sampling commands."""

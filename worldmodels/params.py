@@ -1,0 +1,153 @@
+"""Every hyperparameter of the pipeline, and where its files live.
+
+Defaults are the paper's (Ha & Schmidhuber, 2018) unless a comment says they follow the
+TF2 write-up instead. `Config` groups one dataclass per part of the agent; `PRESETS` holds the
+full-size `paper` config and a `tiny` one for tests and quick tries. Configs are strict:
+unknown keys and values of the wrong type are errors, never silently ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HOME_ENV_VAR = "WORLD_MODELS_HOME"
+DEFAULT_HOME = "~/world-models-experiments"
+
+
+def resolve_home(home: str | os.PathLike | None = None) -> Path:
+    """The experiments home: `home` if given, else $WORLD_MODELS_HOME, else the default."""
+    chosen = home if home else os.environ.get(HOME_ENV_VAR) or DEFAULT_HOME
+    return Path(chosen).expanduser().resolve()
+
+
+@dataclass(frozen=True)
+class EnvParams:
+    """The CarRacing environment and its observation preprocessing."""
+
+    env_id: str = "CarRacing-v3"
+    episode_length: int = 1000  # steps; the paper's horizon
+    crop_rows: int = 84  # keep rows 0..83 of the 96x96 frame: drops the indicator bar
+    frame_size: int = 64  # observations are frame_size x frame_size x 3 uint8
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """Stage 1: episodes from a random policy."""
+
+    episodes: int = 10_000  # the paper's random rollouts for the first iteration
+    brownian_dt: float = 1 / 50  # a_{t+1} = clip(a_t + sqrt(dt) * N(0, 1))
+    seed: int = 0  # base seed; every episode's env seed is derived from it
+
+
+@dataclass(frozen=True)
+class VAEParams:
+    """Stage 2: the convolutional VAE."""
+
+    latent_dim: int = 32
+    kl_tolerance: float = 0.5  # free bits: KL floored at kl_tolerance * latent_dim nats
+    learning_rate: float = 1e-4
+    batch_size: int = 256  # the write-up's; the paper used 32 / 100
+    epochs: int = 10
+
+
+@dataclass(frozen=True)
+class MemoryParams:
+    """Stage 4: the MDN-RNN."""
+
+    lstm_units: int = 256
+    num_mixtures: int = 5
+    learning_rate: float = 1e-3  # decays polynomially to final_learning_rate over the run
+    final_learning_rate: float = 1e-5
+    gradient_clip: float = 1.0
+    batch_size: int = 100
+    epochs: int = 40  # the write-up trained 20-80 epochs; the paper 4000 steps
+    temperature: float = 1.0
+
+
+@dataclass(frozen=True)
+class ControllerParams:
+    """Stage 5: the linear controller trained with CMA-ES."""
+
+    popsize: int = 64
+    episodes_per_candidate: int = 16
+    sigma0: float = 0.1  # the write-up used 0.5
+    generations: int = 500
+    cma_diagonal: bool = False  # pycma's CMA_diagonal: ~100x faster adaptation at N = 867
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole pipeline's hyperparameters."""
+
+    env: EnvParams = field(default_factory=EnvParams)
+    sampling: SamplingParams = field(default_factory=SamplingParams)
+    vae: VAEParams = field(default_factory=VAEParams)
+    memory: MemoryParams = field(default_factory=MemoryParams)
+    controller: ControllerParams = field(default_factory=ControllerParams)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Writes the config as JSON, atomically."""
+        from worldmodels.files import atomic_write_text
+
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+
+
+class ConfigError(ValueError):
+    """A config has an unknown key or a value of the wrong type."""
+
+
+def config_from_dict(values: dict, base: Config | None = None) -> Config:
+    """`base` (default: the paper config) with `values` applied; nested dicts per section.
+
+    Raises ConfigError naming the key for unknown keys and wrongly typed values.
+    """
+    return _replace_strict(base or Config(), values, prefix="")
+
+
+def _replace_strict(obj, values: dict, prefix: str):
+    if not isinstance(values, dict):
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping, got {values!r}")
+    hints = typing.get_type_hints(type(obj))
+    names = [f.name for f in dataclasses.fields(obj)]
+    changes = {}
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if key not in names:
+            raise ConfigError(f"unknown config key {name!r}; expected one of {names}")
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            changes[key] = _replace_strict(current, value, prefix=f"{name}.")
+        else:
+            changes[key] = _checked_value(name, hints[key], value)
+    return dataclasses.replace(obj, **changes)
+
+
+def _checked_value(name: str, expected: type, value):
+    # bool is a subclass of int in Python, so it must be rejected explicitly for numbers.
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, expected) and (expected is bool or not isinstance(value, bool)):
+        return value
+    raise ConfigError(f"config key {name!r} expects {expected.__name__}, got {value!r}")
+
+
+PRESETS: dict[str, Config] = {
+    "paper": Config(),
+    "tiny": config_from_dict(
+        {
+            "env": {"episode_length": 50},
+            "sampling": {"episodes": 4},
+            "vae": {"batch_size": 32, "epochs": 1},
+            "memory": {"batch_size": 2, "epochs": 1},
+            "controller": {"popsize": 4, "episodes_per_candidate": 1, "generations": 2},
+        }
+    ),
+}
