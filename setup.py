@@ -16,6 +16,7 @@ setup(
         "imageio>=2.31",
         "matplotlib>=3.8",
         "tqdm>=4.66",
+        "tensorboard>=2.16",
     ],
     extras_require={
         "cpu": ["tensorflow-cpu>=2.16"],

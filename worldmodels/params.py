@@ -25,6 +25,19 @@ def resolve_home(home: str | os.PathLike | None = None) -> Path:
     return Path(chosen).expanduser().resolve()
 
 
+DATASETS = ("random", "brownian", "controller")
+
+
+def rollouts_directory(home: Path, dataset: str) -> Path:
+    """Episodes sampled by a policy: `<home>/<dataset>-rollouts`."""
+    return home / f"{dataset}-rollouts"
+
+
+def latent_stats_directory(home: Path, dataset: str) -> Path:
+    """The VAE's encoding of a dataset's episodes: `<home>/latent-stats/<dataset>`."""
+    return home / "latent-stats" / dataset
+
+
 @dataclass(frozen=True)
 class EnvParams:
     """The CarRacing environment and its observation preprocessing."""

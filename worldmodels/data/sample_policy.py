@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-from pathlib import Path
 from typing import Iterator
 
 import numpy as np
@@ -21,19 +20,15 @@ from worldmodels.cli import make_parser, non_negative_int, positive_int
 from worldmodels.data.car_racing import make_env
 from worldmodels.data.tf_records import episode_filename, save_episode
 from worldmodels.files import atomic_write_text
-from worldmodels.params import EnvParams, SamplingParams, resolve_home
+from worldmodels.params import EnvParams, SamplingParams, resolve_home, rollouts_directory
+from worldmodels.seeds import derive_seed
 
 POLICIES = ("random", "brownian")
 
 
-def rollouts_directory(home: Path, policy: str) -> Path:
-    """Where episodes of `policy` live: `<home>/<policy>-rollouts`."""
-    return home / f"{policy}-rollouts"
-
-
 def episode_seed(base_seed: int, index: int) -> int:
-    """The env seed of episode `index`, a fixed function of (base_seed, index) for any seed >= 0."""
-    return int(np.random.SeedSequence([base_seed, index]).generate_state(1)[0])
+    """The env seed of episode `index`: depends on nothing but (base_seed, index)."""
+    return derive_seed(base_seed, index)
 
 
 def white_noise_actions(action_space, seed: int) -> Iterator[np.ndarray]:

@@ -1,13 +1,18 @@
 """Episode records: one GZIP-compressed TFRecord file per episode.
 
-Each file holds a single `tf.train.Example` with
-  observation  bytes    T x 64 x 64 x 3 uint8, row-major (o_t: the frame a_t was chosen on)
-  action       floats   T x 3 float32
-  reward       floats   T float32 (r_t: the reward for taking a_t)
-  done         ints     T, 1 on the last step of an episode that terminated or was truncated
-  length       int      T
-  seed         int      the env seed: `reset(seed=seed)` then the actions replays the episode
-  policy       bytes    the name of the policy that chose the actions
+Each file holds a single `tf.train.Example` of per-step arrays of one length T and three
+scalars. Stage 1 writes episodes (`EPISODE`):
+  observation  T x 64 x 64 x 3 uint8, raw bytes (o_t: the frame a_t was chosen on)
+  action       T x 3 float32
+  reward       T float32 (r_t: the reward for taking a_t)
+  done         T bool, true on the last step of an episode that terminated or was truncated
+stage 3 writes the VAE's encoding of an episode (`LATENT_STATS`):
+  mu, logvar   T x 32 float32
+  action       T x 3 float32
+and both carry
+  length       T
+  seed         the env seed: `reset(seed=seed)` then the actions replays the episode
+  policy       the name of the policy that chose the actions
 Frames are raw uint8 and the file is GZIP-compressed: about 1 KB per frame instead of the
 ~49 KB of float32 features. Files are written atomically, so a file named `episode-*.tfrecord`
 is always complete; a damaged one is reported by name.
@@ -19,6 +24,7 @@ import contextlib
 import os
 import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -29,20 +35,48 @@ from worldmodels.files import atomic_path
 
 OBSERVATION_SHAPE = (64, 64, 3)
 ACTION_DIM = 3
+LATENT_DIM = 32
 COMPRESSION = "GZIP"
 EPISODE_PATTERN = "episode-*.tfrecord"
 READ_BUFFER_BYTES = 1 << 20
 CORRUPT_MESSAGE = "corrupt or truncated episode record:"
 
-_FEATURES = {
-    "observation": tf.io.FixedLenFeature([], tf.string),
-    "action": tf.io.VarLenFeature(tf.float32),
-    "reward": tf.io.VarLenFeature(tf.float32),
-    "done": tf.io.VarLenFeature(tf.int64),
-    "length": tf.io.FixedLenFeature([], tf.int64),
-    "seed": tf.io.FixedLenFeature([], tf.int64),
-    "policy": tf.io.FixedLenFeature([], tf.string),
-}
+
+@dataclass(frozen=True)
+class RecordFormat:
+    """Per-step arrays of a record: name -> (dtype, shape of one step)."""
+
+    arrays: dict[str, tuple[type, tuple[int, ...]]]
+
+    def features(self) -> dict:
+        spec = {
+            "length": tf.io.FixedLenFeature([], tf.int64),
+            "seed": tf.io.FixedLenFeature([], tf.int64),
+            "policy": tf.io.FixedLenFeature([], tf.string),
+        }
+        for name, (dtype, _) in self.arrays.items():
+            if dtype is np.uint8:
+                spec[name] = tf.io.FixedLenFeature([], tf.string)
+            else:
+                spec[name] = tf.io.VarLenFeature(tf.float32 if dtype is np.float32 else tf.int64)
+        return spec
+
+
+EPISODE = RecordFormat(
+    {
+        "observation": (np.uint8, OBSERVATION_SHAPE),
+        "action": (np.float32, (ACTION_DIM,)),
+        "reward": (np.float32, ()),
+        "done": (bool, ()),
+    }
+)
+LATENT_STATS = RecordFormat(
+    {
+        "mu": (np.float32, (LATENT_DIM,)),
+        "logvar": (np.float32, (LATENT_DIM,)),
+        "action": (np.float32, (ACTION_DIM,)),
+    }
+)
 
 
 class CorruptEpisodeError(IOError):
@@ -66,49 +100,33 @@ def list_episodes(directory: str | os.PathLike) -> list[Path]:
     return sorted(Path(directory).glob(EPISODE_PATTERN))
 
 
-def save_episode(path: str | os.PathLike, episode: dict) -> int:
-    """Writes `episode` (the keys of `load_episode`) to `path` atomically; returns its bytes.
+def save_record(path: str | os.PathLike, record: dict, record_format: RecordFormat) -> int:
+    """Writes `record` (its format's arrays, `seed`, `policy`) atomically; returns its bytes.
 
     Raises ValueError naming the key when an array has the wrong shape or dtype.
     """
-    observation = np.asarray(episode["observation"])
-    length = len(observation)
-    expected = {
-        "observation": (observation, (length, *OBSERVATION_SHAPE)),
-        "action": (np.asarray(episode["action"], np.float32), (length, ACTION_DIM)),
-        "reward": (np.asarray(episode["reward"], np.float32), (length,)),
-        "done": (np.asarray(episode["done"], bool), (length,)),
-    }
-    for key, (array, shape) in expected.items():
-        if array.shape != shape:
-            raise ValueError(f"episode[{key!r}] has shape {array.shape}, expected {shape}")
-    if observation.dtype != np.uint8:
-        raise ValueError(f"episode['observation'] has dtype {observation.dtype}, expected uint8")
+    first = next(iter(record_format.arrays))
+    length = len(record[first])
     if length == 0:
-        raise ValueError("an episode needs at least one step")
-
-    def floats(values):
-        return tf.train.Feature(float_list=tf.train.FloatList(value=values.ravel()))
-
-    def ints(values):
-        return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
-
-    def bytes_(value):
-        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
-
-    example = tf.train.Example(
-        features=tf.train.Features(
-            feature={
-                "observation": bytes_(observation.tobytes()),
-                "action": floats(expected["action"][0]),
-                "reward": floats(expected["reward"][0]),
-                "done": ints(expected["done"][0].astype(np.int64)),
-                "length": ints([length]),
-                "seed": ints([int(episode["seed"])]),
-                "policy": bytes_(str(episode["policy"]).encode()),
-            }
-        )
-    )
+        raise ValueError("a record needs at least one step")
+    feature = {
+        "length": _ints([length]),
+        "seed": _ints([int(record["seed"])]),
+        "policy": _bytes(str(record["policy"]).encode()),
+    }
+    for name, (dtype, step_shape) in record_format.arrays.items():
+        array = np.asarray(record[name])
+        if array.shape != (length, *step_shape):
+            raise ValueError(f"record[{name!r}] has shape {array.shape}, expected {(length, *step_shape)}")
+        if dtype is np.uint8:
+            if array.dtype != np.uint8:
+                raise ValueError(f"record[{name!r}] has dtype {array.dtype}, expected uint8")
+            feature[name] = _bytes(array.tobytes())
+        elif dtype is np.float32:
+            feature[name] = tf.train.Feature(float_list=tf.train.FloatList(value=array.ravel()))
+        else:
+            feature[name] = _ints(array.astype(np.int64).ravel())
+    example = tf.train.Example(features=tf.train.Features(feature=feature))
     with atomic_path(path) as temporary:
         options = tf.io.TFRecordOptions(compression_type=COMPRESSION)
         with tf.io.TFRecordWriter(str(temporary), options) as writer:
@@ -116,66 +134,9 @@ def save_episode(path: str | os.PathLike, episode: dict) -> int:
     return os.path.getsize(path)
 
 
-def _read_record(path: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """(path, serialized Example), the Example empty when the file is damaged."""
-    records = tf.data.TFRecordDataset(
-        path, compression_type=COMPRESSION, buffer_size=READ_BUFFER_BYTES
-    )
-    # A damaged GZIP stream or record raises DataLossError without naming the file; swallow
-    # it here and report the file by name below.
-    serialized = records.ignore_errors().take(1).reduce(tf.constant(b""), lambda _, record: record)
-    return path, serialized
+def load_record(path: str | os.PathLike, record_format: RecordFormat) -> dict:
+    """Reads one record file into numpy: its format's arrays, `seed` (int), `policy` (str).
 
-
-def _is_intact(path: tf.Tensor, serialized: tf.Tensor) -> tf.Tensor:
-    return tf.strings.length(serialized) > 0
-
-
-def _assert_intact(path: tf.Tensor, serialized: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    check = tf.debugging.Assert(_is_intact(path, serialized), [CORRUPT_MESSAGE, path])
-    with tf.control_dependencies([check]):
-        return path, tf.identity(serialized)
-
-
-def _keep_if_intact_else_warn(path: tf.Tensor, serialized: tf.Tensor) -> tf.Tensor:
-    def warn():
-        tf.print("warning: skipping", CORRUPT_MESSAGE, path, output_stream=sys.stderr)
-        return tf.constant(False)
-
-    return tf.cond(_is_intact(path, serialized), lambda: tf.constant(True), warn)
-
-
-def _parse_episode(path: tf.Tensor, serialized: tf.Tensor) -> dict[str, tf.Tensor]:
-    features = tf.io.parse_single_example(serialized, _FEATURES)
-    length = features["length"]
-    pixels = tf.io.decode_raw(features["observation"], tf.uint8)
-    action = tf.sparse.to_dense(features["action"])
-    sizes_match = tf.reduce_all(
-        [
-            tf.size(pixels, tf.int64) == length * int(np.prod(OBSERVATION_SHAPE)),
-            tf.size(action, tf.int64) == length * ACTION_DIM,
-            tf.size(features["reward"].values, tf.int64) == length,
-            tf.size(features["done"].values, tf.int64) == length,
-        ]
-    )
-    check = tf.debugging.Assert(sizes_match, [CORRUPT_MESSAGE, path, "(array sizes differ)"])
-    with tf.control_dependencies([check]):
-        return {
-            "observation": tf.reshape(pixels, [-1, *OBSERVATION_SHAPE]),
-            "action": tf.reshape(action, [-1, ACTION_DIM]),
-            "reward": tf.sparse.to_dense(features["reward"]),
-            "done": tf.cast(tf.sparse.to_dense(features["done"]), tf.bool),
-            "seed": features["seed"],
-            "policy": features["policy"],
-            "path": path,
-        }
-
-
-def load_episode(path: str | os.PathLike) -> dict:
-    """Reads one episode file into numpy.
-
-    Returns a dict with `observation` (uint8, T x 64 x 64 x 3), `action` (float32, T x 3),
-    `reward` (float32, T), `done` (bool, T), `seed` (int) and `policy` (str).
     Raises FileNotFoundError, or CorruptEpisodeError naming the file.
     """
     if not Path(path).is_file():
@@ -184,28 +145,25 @@ def load_episode(path: str | os.PathLike) -> dict:
     if not serialized.numpy():
         raise CorruptEpisodeError(path)
     try:
-        episode = _parse_episode(path_tensor, serialized)
+        record = _parse(path_tensor, serialized, record_format)
     except tf.errors.InvalidArgumentError:
         raise CorruptEpisodeError(path) from None
-    return {
-        "observation": episode["observation"].numpy(),
-        "action": episode["action"].numpy(),
-        "reward": episode["reward"].numpy(),
-        "done": episode["done"].numpy(),
-        "seed": int(episode["seed"]),
-        "policy": episode["policy"].numpy().decode(),
-    }
+    loaded = {name: record[name].numpy() for name in record_format.arrays}
+    loaded["seed"] = int(record["seed"])
+    loaded["policy"] = record["policy"].numpy().decode()
+    return loaded
 
 
-def episode_dataset(
+def record_dataset(
     paths: Sequence[str | os.PathLike],
+    record_format: RecordFormat,
     shuffle: bool = False,
     seed: int | None = None,
     on_corrupt: str = "error",
 ) -> tf.data.Dataset:
-    """Whole episodes of variable length, one element per file, as dicts of tensors.
+    """Whole records of variable length, one element per file, as dicts of tensors.
 
-    Keys as `load_episode`, plus `path`. `shuffle` reorders the files every epoch.
+    Keys as `load_record`, plus `path`. `shuffle` reorders the files on every iteration.
     `on_corrupt`: "error" stops iteration with an error naming the damaged file (wrap the loop
     in `corrupt_episodes_raise()` to get a CorruptEpisodeError); "skip" leaves it out with a
     warning on stderr.
@@ -213,7 +171,7 @@ def episode_dataset(
     if on_corrupt not in ("error", "skip"):
         raise ValueError(f"on_corrupt must be 'error' or 'skip', got {on_corrupt!r}")
     if not paths:
-        raise ValueError("episode_dataset needs at least one episode file")
+        raise ValueError("a record dataset needs at least one file")
     files = tf.data.Dataset.from_tensor_slices([str(path) for path in paths])
     if shuffle:
         files = files.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
@@ -222,7 +180,27 @@ def episode_dataset(
         records = records.map(_assert_intact)
     else:
         records = records.filter(_keep_if_intact_else_warn)
-    return records.map(_parse_episode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return records.map(
+        lambda path, serialized: _parse(path, serialized, record_format),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
+
+
+def save_episode(path: str | os.PathLike, episode: dict) -> int:
+    """Writes an episode (the keys of `load_episode`) atomically; returns its bytes."""
+    return save_record(path, episode, EPISODE)
+
+
+def load_episode(path: str | os.PathLike) -> dict:
+    """Reads one episode: `observation` (uint8, T x 64 x 64 x 3), `action` (float32, T x 3),
+    `reward` (float32, T), `done` (bool, T), `seed` (int) and `policy` (str)."""
+    return load_record(path, EPISODE)
+
+
+def episode_dataset(paths, shuffle=False, seed=None, on_corrupt="error") -> tf.data.Dataset:
+    """`record_dataset` of episodes."""
+    return record_dataset(paths, EPISODE, shuffle, seed, on_corrupt)
 
 
 def frame_dataset(
@@ -236,15 +214,17 @@ def frame_dataset(
     """Batches of single frames, float32 in [0, 1], shape B x 64 x 64 x 3, for the VAE.
 
     Frames are mixed across `episodes_in_flight` files read in parallel, then through a
-    `shuffle_buffer`-frame buffer; file order is reshuffled every epoch. Memory is bounded by
-    those two numbers (~12 KB per frame), never by the size of the dataset.
+    `shuffle_buffer`-frame buffer; file order is reshuffled on every iteration. Memory is
+    bounded by those two numbers (~12 KB per frame), never by the size of the dataset.
+    With a `seed` the order is a fixed function of it (so a run can skip to where it stopped);
+    without, it is whatever order the parallel reads finish in.
     """
     episodes = episode_dataset(paths, shuffle=True, seed=seed, on_corrupt=on_corrupt)
     frames = episodes.interleave(
         lambda episode: tf.data.Dataset.from_tensor_slices(episode["observation"]),
         cycle_length=episodes_in_flight,
         num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=False,
+        deterministic=seed is not None,
     )
     return (
         frames.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
@@ -256,7 +236,7 @@ def frame_dataset(
 
 @contextlib.contextmanager
 def corrupt_episodes_raise() -> Iterator[None]:
-    """Turns TensorFlow's error for a damaged episode file into a CorruptEpisodeError."""
+    """Turns TensorFlow's error for a damaged record file into a CorruptEpisodeError."""
     try:
         yield
     except tf.errors.InvalidArgumentError as error:
@@ -264,3 +244,64 @@ def corrupt_episodes_raise() -> Iterator[None]:
         if found is None:
             raise
         raise CorruptEpisodeError(found.group(1)) from None
+
+
+def _ints(values) -> tf.train.Feature:
+    return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
+
+
+def _bytes(value: bytes) -> tf.train.Feature:
+    return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
+
+
+def _read_record(path: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """(path, serialized Example), the Example empty when the file is damaged."""
+    records = tf.data.TFRecordDataset(
+        path, compression_type=COMPRESSION, buffer_size=READ_BUFFER_BYTES
+    )
+    # A damaged GZIP stream or record raises DataLossError without naming the file; swallow
+    # it here and report the file by name instead.
+    serialized = records.ignore_errors().take(1).reduce(tf.constant(b""), lambda _, record: record)
+    return path, serialized
+
+
+def _is_intact(serialized: tf.Tensor) -> tf.Tensor:
+    return tf.strings.length(serialized) > 0
+
+
+def _assert_intact(path: tf.Tensor, serialized: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    check = tf.debugging.Assert(_is_intact(serialized), [CORRUPT_MESSAGE, path])
+    with tf.control_dependencies([check]):
+        return path, tf.identity(serialized)
+
+
+def _keep_if_intact_else_warn(path: tf.Tensor, serialized: tf.Tensor) -> tf.Tensor:
+    def warn():
+        tf.print("warning: skipping", CORRUPT_MESSAGE, path, output_stream=sys.stderr)
+        return tf.constant(False)
+
+    return tf.cond(_is_intact(serialized), lambda: tf.constant(True), warn)
+
+
+def _parse(path: tf.Tensor, serialized: tf.Tensor, record_format: RecordFormat) -> dict:
+    features = tf.io.parse_single_example(serialized, record_format.features())
+    length = features["length"]
+    flat = {}
+    for name, (dtype, _) in record_format.arrays.items():
+        if dtype is np.uint8:
+            flat[name] = tf.io.decode_raw(features[name], tf.uint8)
+        else:
+            flat[name] = tf.sparse.to_dense(features[name])
+    sizes_match = [
+        tf.size(flat[name], tf.int64) == length * int(np.prod(step_shape))
+        for name, (_, step_shape) in record_format.arrays.items()
+    ]
+    check = tf.debugging.Assert(
+        tf.reduce_all(sizes_match), [CORRUPT_MESSAGE, path, "(array lengths differ)"]
+    )
+    parsed = {"seed": features["seed"], "policy": features["policy"], "path": path}
+    with tf.control_dependencies([check]):
+        for name, (dtype, step_shape) in record_format.arrays.items():
+            array = tf.reshape(flat[name], [-1, *step_shape])
+            parsed[name] = tf.cast(array, tf.bool) if dtype is bool else array
+    return parsed

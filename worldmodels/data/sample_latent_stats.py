@@ -1,0 +1,121 @@
+"""Stage 3: encode every episode of a dataset with the trained VAE.
+
+    python -m worldmodels.data.sample_latent_stats --dataset random
+
+Reads `<home>/<dataset>-rollouts/` and the latest checkpoint in `<home>/vae-training/`; writes
+`<home>/latent-stats/<dataset>/episode-NNNNNN.tfrecord`, one per episode, holding per step the
+encoder's mu and logvar (T x 32) and the action (T x 3). Episodes keep their own length.
+Rerunning skips episodes already encoded with the same VAE checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+from tqdm import tqdm
+
+from worldmodels.cli import make_parser, positive_int
+from worldmodels.data.tf_records import (
+    LATENT_STATS,
+    CorruptEpisodeError,
+    corrupt_episodes_raise,
+    episode_dataset,
+    list_episodes,
+    save_record,
+)
+from worldmodels.files import atomic_write_text
+from worldmodels.params import (
+    DATASETS,
+    VAEParams,
+    latent_stats_directory,
+    resolve_home,
+    rollouts_directory,
+)
+from worldmodels.training import restore_latest_weights
+from worldmodels.vision.vae import FRAME_SHAPE, VAE
+
+PROVENANCE_FILE = "encoded-with.json"
+
+
+def parse_args(argv: list[str] | None = None):
+    parser = make_parser(__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", choices=DATASETS, default="random",
+                        help="encode <home>/<dataset>-rollouts")
+    parser.add_argument("--batch-size", type=positive_int, default=1000,
+                        help="frames per encoder call")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="delete latent statistics made with another VAE checkpoint and "
+                             "encode everything again")
+    parser.add_argument("--on-corrupt", choices=("error", "skip"), default="error",
+                        help="a damaged episode file: stop with its name, or skip it with a warning")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    home = resolve_home(args.home)
+    episodes_directory = rollouts_directory(home, args.dataset)
+    output = latent_stats_directory(home, args.dataset)
+    vae = VAE(VAEParams().latent_dim)
+    vae(tf.zeros((1, *FRAME_SHAPE)))
+    checkpoint = restore_latest_weights(
+        home / "vae-training", vae, "python -m worldmodels.vision.train_vae"
+    )
+
+    provenance = output / PROVENANCE_FILE
+    if provenance.exists() and json.loads(provenance.read_text())["vae_checkpoint"] != checkpoint:
+        if not args.overwrite:
+            sys.exit(
+                f"error: {output} holds latent statistics of another VAE checkpoint "
+                f"({json.loads(provenance.read_text())['vae_checkpoint']}); pass --overwrite "
+                "to encode the episodes again with the latest one"
+            )
+        shutil.rmtree(output)
+    output.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(provenance, json.dumps({"vae_checkpoint": checkpoint}, indent=2))
+
+    all_paths = list_episodes(episodes_directory)
+    if not all_paths:
+        sys.exit(f"error: no episodes in {episodes_directory}; run stage 1 first")
+    paths = [path for path in all_paths if not (output / path.name).exists()]
+
+    @tf.function(input_signature=[tf.TensorSpec([None, *FRAME_SHAPE], tf.uint8)])
+    def encode(frames):
+        return vae.encode(tf.cast(frames, tf.float32) / 255.0)
+
+    frames = 0
+    if paths:
+        try:
+            with corrupt_episodes_raise():
+                episodes = episode_dataset(paths, on_corrupt=args.on_corrupt)
+                for episode in tqdm(episodes, total=len(paths), unit="episode"):
+                    observation = episode["observation"]
+                    encoded = [
+                        encode(observation[start : start + args.batch_size])
+                        for start in range(0, len(observation), args.batch_size)
+                    ]
+                    name = Path(episode["path"].numpy().decode()).name
+                    stats = {
+                        "mu": np.concatenate([mu for mu, _ in encoded]),
+                        "logvar": np.concatenate([logvar for _, logvar in encoded]),
+                        "action": episode["action"].numpy(),
+                        "seed": int(episode["seed"]),
+                        "policy": episode["policy"].numpy().decode(),
+                    }
+                    save_record(output / name, stats, LATENT_STATS)
+                    frames += len(stats["mu"])
+        except CorruptEpisodeError as error:
+            sys.exit(f"error: {error}")
+    print(
+        f"encoded {len(paths)} episodes ({frames} frames) of {episodes_directory} into {output} "
+        f"with {checkpoint}; skipped {len(all_paths) - len(paths)} already encoded"
+    )
+
+
+if __name__ == "__main__":
+    main()

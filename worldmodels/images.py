@@ -1,0 +1,30 @@
+"""Image grids written as PNG."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from PIL import Image
+
+from worldmodels.files import atomic_path
+
+
+def image_grid(images: np.ndarray, columns: int) -> np.ndarray:
+    """N x H x W x 3 images (uint8, or float in [0, 1]) -> one uint8 grid, row by row."""
+    images = np.asarray(images)
+    if images.dtype != np.uint8:
+        images = np.round(np.clip(images, 0.0, 1.0) * 255).astype(np.uint8)
+    count, height, width, channels = images.shape
+    rows = -(-count // columns)
+    grid = np.zeros((rows * height, columns * width, channels), np.uint8)
+    for index, image in enumerate(images):
+        row, column = divmod(index, columns)
+        grid[row * height : (row + 1) * height, column * width : (column + 1) * width] = image
+    return grid
+
+
+def save_png(path: str | os.PathLike, image: np.ndarray) -> None:
+    """Writes a uint8 H x W x 3 image as PNG, atomically."""
+    with atomic_path(path) as temporary:
+        Image.fromarray(image).save(temporary, format="PNG")

@@ -1,0 +1,1 @@
+"""Memory: the MDN-RNN that predicts the next latent z from the current z, action and history."""

@@ -1,0 +1,231 @@
+"""What the training commands share: checkpointed runs that resume, and loss logs.
+
+A run lives in one directory (`vae-training/`, `memory-training/`):
+
+    run.json        the settings that identify the run and the full resolved config
+    checkpoints/    tf.train.CheckpointManager: weights, optimizer state, position in the data
+    losses.csv      one row per training step
+    tensorboard/    the same scalars (and images) for TensorBoard
+    previous-runs/  earlier runs, moved aside by --load-model
+
+The CheckpointManager writes its `checkpoint` index file after the checkpoint's data, so a
+checkpoint counts only once it is complete; rerunning a command restores the latest one.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Callable
+
+import keras
+import tensorflow as tf
+from tqdm import tqdm
+
+from worldmodels.files import atomic_path, atomic_write_text
+
+RUN_FILES = ("run.json", "checkpoints", "losses.csv", "tensorboard", "images")
+
+
+class RunMismatchError(RuntimeError):
+    """The directory holds a run with different settings than the ones asked for."""
+
+
+class TrainingRun:
+    """Model, optimizer and position in the data, checkpointed in `directory`.
+
+    `settings` identify the run (dataset, batch size, ...; not the number of epochs, which may
+    be raised to train longer). On construction the run is, in order:
+    - with `load_model`: a new run starting from the weights of the latest checkpoint, the old
+      run moved to `previous-runs/`; an error when there is no checkpoint;
+    - resumed from the latest checkpoint, when there is one with the same settings;
+    - an error naming the differing settings, when there is one with other settings;
+    - new.
+    `description` says which. The model's and optimizer's variables must exist already.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        model: keras.Model,
+        optimizer: keras.optimizers.Optimizer,
+        settings: dict,
+        config: dict,
+        load_model: bool = False,
+        checkpoints_to_keep: int = 3,
+    ):
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.model = model
+        self.optimizer = optimizer
+        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False)  # completed epochs
+        self.batch_in_epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self.batches_per_epoch = tf.Variable(0, dtype=tf.int64, trainable=False)  # 0: unknown
+        self._checkpoint = tf.train.Checkpoint(
+            model=model,
+            optimizer=optimizer,
+            epoch=self.epoch,
+            batch_in_epoch=self.batch_in_epoch,
+            batches_per_epoch=self.batches_per_epoch,
+        )
+        self._manager = self._make_manager(checkpoints_to_keep)
+        latest = self._manager.latest_checkpoint
+        if load_model:
+            if latest is None:
+                raise FileNotFoundError(
+                    f"--load-model: no checkpoint to load in {self.directory / 'checkpoints'}"
+                )
+            tf.train.Checkpoint(model=model).restore(latest).expect_partial()
+            archived = self._archive_previous_run()
+            self._manager = self._make_manager(checkpoints_to_keep)
+            self.description = f"new run from the weights of {latest} (old run in {archived})"
+        elif latest is not None:
+            self._check_settings(settings)
+            self._checkpoint.restore(latest).assert_existing_objects_matched()
+            self.description = (
+                f"resumed from {latest} at epoch {int(self.epoch) + 1}, "
+                f"batch {int(self.batch_in_epoch)}"
+            )
+        else:
+            self.description = f"new run in {self.directory}"
+        atomic_write_text(
+            self.directory / "run.json",
+            json.dumps({"settings": settings, "config": config}, indent=2, sort_keys=True),
+        )
+        self.log = LossLog(self.directory, resume_after_step=self.step)
+
+    @property
+    def step(self) -> int:
+        """Training steps taken in this run."""
+        return int(self.optimizer.iterations.numpy())
+
+    def save(self) -> None:
+        """Checkpoints weights, optimizer and position, after flushing the logs."""
+        self.log.flush()
+        self._manager.save(checkpoint_number=self.step)
+
+    def fit(
+        self,
+        epochs: int,
+        batches_for_epoch: Callable[[int], tf.data.Dataset],
+        train_step: Callable[..., dict],
+        checkpoint_every: int,
+        after_epoch: Callable[[int], None] = lambda epoch: None,
+    ) -> None:
+        """Trains from where the run stands to the end of epoch `epochs`.
+
+        `batches_for_epoch(epoch)` must give the same batches in the same order for the same
+        epoch, so that a resumed epoch can skip the batches it already trained on.
+        `train_step(*batch)` returns a dict of scalar losses, logged every step. Checkpoints
+        every `checkpoint_every` steps and after each epoch, then calls `after_epoch(epoch)`
+        with the 1-based number of the epoch just completed.
+        """
+        for epoch in range(int(self.epoch), epochs):
+            batches = batches_for_epoch(epoch).skip(int(self.batch_in_epoch))
+            progress = tqdm(
+                batches, desc=f"epoch {epoch + 1}/{epochs}", unit="batch",
+                initial=int(self.batch_in_epoch), total=int(self.batches_per_epoch) or None,
+            )
+            for batch in progress:
+                losses = train_step(*batch) if isinstance(batch, tuple) else train_step(batch)
+                self.batch_in_epoch.assign_add(1)
+                self.log.write(self.step, epoch + 1, losses)
+                progress.set_postfix(loss=f"{float(losses['loss']):.4g}")
+                if self.step % checkpoint_every == 0:
+                    self.save()
+            self.batches_per_epoch.assign(self.batch_in_epoch)
+            self.epoch.assign_add(1)
+            self.batch_in_epoch.assign(0)
+            self.save()
+            after_epoch(epoch + 1)
+        self.log.close()
+
+    def _make_manager(self, checkpoints_to_keep: int) -> tf.train.CheckpointManager:
+        return tf.train.CheckpointManager(
+            self._checkpoint, str(self.directory / "checkpoints"), checkpoints_to_keep
+        )
+
+    def _check_settings(self, settings: dict) -> None:
+        run_file = self.directory / "run.json"
+        saved = json.loads(run_file.read_text())["settings"] if run_file.exists() else {}
+        differing = sorted(k for k in settings.keys() | saved.keys() if saved.get(k) != settings.get(k))
+        if differing:
+            changes = ", ".join(f"{k}: {saved.get(k)!r} -> {settings.get(k)!r}" for k in differing)
+            raise RunMismatchError(
+                f"{self.directory} holds a run with other settings ({changes}). Rerun with the "
+                "same settings to resume it, pass --load-model to start a new run from its "
+                "weights, or use another --home."
+            )
+
+    def _archive_previous_run(self) -> Path:
+        previous = self.directory / "previous-runs"
+        archive = previous / f"run-{len(list(previous.glob('run-*')))}"
+        archive.mkdir(parents=True)
+        for name in RUN_FILES:
+            if (self.directory / name).exists():
+                shutil.move(str(self.directory / name), str(archive / name))
+        return archive
+
+
+class LossLog:
+    """Per-step scalars to `losses.csv` and TensorBoard.
+
+    Rows of steps after `resume_after_step` (logged after the last checkpoint by a run that was
+    then interrupted) are dropped, so a resumed run logs each step once.
+    """
+
+    def __init__(self, directory: Path, resume_after_step: int):
+        self.path = Path(directory) / "losses.csv"
+        self._drop_rows_after(resume_after_step)
+        self._file = open(self.path, "a", newline="")
+        self._writer = None
+        self.summaries = tf.summary.create_file_writer(str(Path(directory) / "tensorboard"))
+
+    def write(self, step: int, epoch: int, scalars: dict[str, float]) -> None:
+        row = {"step": step, "epoch": epoch, **{k: float(v) for k, v in scalars.items()}}
+        if self._writer is None:
+            self._writer = csv.DictWriter(self._file, fieldnames=list(row))
+            if self._file.tell() == 0:
+                self._writer.writeheader()
+        self._writer.writerow(row)
+        with self.summaries.as_default(step=step):
+            for name, value in scalars.items():
+                tf.summary.scalar(name, value)
+
+    def flush(self) -> None:
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self.summaries.flush()
+
+    def close(self) -> None:
+        self.flush()
+        self._file.close()
+        self.summaries.close()
+
+    def _drop_rows_after(self, step: int) -> None:
+        if not self.path.exists():
+            return
+        with open(self.path, newline="") as existing:
+            rows = list(csv.DictReader(existing))
+        if all(int(row["step"]) <= step for row in rows):
+            return
+        with atomic_path(self.path) as temporary, open(temporary, "w", newline="") as kept:
+            writer = csv.DictWriter(kept, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(row for row in rows if int(row["step"]) <= step)
+
+
+def restore_latest_weights(directory: Path, model: keras.Model, command: str) -> str:
+    """Loads the model weights of the latest checkpoint in `directory/checkpoints`.
+
+    Returns the checkpoint's path; exits with an error saying to run `command` when there is
+    none.
+    """
+    latest = tf.train.latest_checkpoint(str(Path(directory) / "checkpoints"))
+    if latest is None:
+        raise SystemExit(f"error: no checkpoint in {Path(directory) / 'checkpoints'}; run {command} first")
+    tf.train.Checkpoint(model=model).restore(latest).expect_partial()
+    return latest

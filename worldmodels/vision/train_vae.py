@@ -1,0 +1,156 @@
+"""Stage 2: train the VAE on frames streamed from episode records.
+
+    python -m worldmodels.vision.train_vae --dataset random --epochs 10
+
+Reads `<home>/<dataset>-rollouts/`, writes `<home>/vae-training/`: checkpoints, losses.csv,
+TensorBoard summaries and, each epoch, images/epoch-NNN-reconstruction.png (originals above
+their reconstructions) and images/epoch-NNN-samples.png (decoded draws from the prior).
+Rerunning the same command after an interruption resumes from the last checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from worldmodels.cli import make_parser, non_negative_int, positive_int
+from worldmodels.data.tf_records import (
+    CorruptEpisodeError,
+    corrupt_episodes_raise,
+    frame_dataset,
+    list_episodes,
+    load_episode,
+)
+from worldmodels.images import image_grid, save_png
+from worldmodels.params import DATASETS, VAEParams, resolve_home, rollouts_directory
+from worldmodels.seeds import derive_seed
+from worldmodels.training import RunMismatchError, TrainingRun
+from worldmodels.vision.vae import VAE, FRAME_SHAPE
+
+PREVIEW_FRAMES = 8
+
+
+def parse_args(argv: list[str] | None = None):
+    defaults = VAEParams()
+    parser = make_parser(__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", choices=DATASETS, default="random",
+                        help="train on <home>/<dataset>-rollouts")
+    parser.add_argument("--epochs", type=positive_int, default=defaults.epochs,
+                        help="total epochs of the run; raise it and rerun to train longer")
+    parser.add_argument("--batch-size", "--batch_size", type=positive_int,
+                        default=defaults.batch_size, help="frames per step (paper: 32 / 100)")
+    parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate,
+                        help="Adam learning rate")
+    parser.add_argument("--kl-tolerance", type=float, default=defaults.kl_tolerance,
+                        help="free bits: KL is floored at kl_tolerance * 32 nats per frame")
+    parser.add_argument("--shuffle-buffer", type=positive_int, default=10_000,
+                        help="frames in the shuffle buffer (~12 KB each)")
+    parser.add_argument("--checkpoint-every", type=positive_int, default=1000,
+                        help="steps between checkpoints (and at the end of every epoch)")
+    parser.add_argument("--seed", type=non_negative_int, default=0,
+                        help="seeds the initial weights and the order of the frames")
+    parser.add_argument("--load-model", action="store_true",
+                        help="start a new run from the weights of the last checkpoint "
+                             "(e.g. on --dataset controller); the old run is kept aside")
+    parser.add_argument("--on-corrupt", choices=("error", "skip"), default="error",
+                        help="a damaged episode file: stop with its name, or skip it with a warning")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    home = resolve_home(args.home)
+    episodes_directory = rollouts_directory(home, args.dataset)
+    paths = list_episodes(episodes_directory)
+    if not paths:
+        sys.exit(
+            f"error: no episodes in {episodes_directory}; sample some first, e.g. "
+            f"python -m worldmodels.data.sample_policy --policy {args.dataset} --episodes 100"
+        )
+    params = dataclasses.replace(
+        VAEParams(),
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        kl_tolerance=args.kl_tolerance,
+    )
+
+    keras.utils.set_random_seed(args.seed)
+    vae = VAE(params.latent_dim, params.kl_tolerance)
+    vae(tf.zeros((1, *FRAME_SHAPE)))
+    optimizer = keras.optimizers.Adam(params.learning_rate)
+    optimizer.build(vae.trainable_variables)
+    settings = {
+        "dataset": args.dataset,
+        "batch_size": params.batch_size,
+        "learning_rate": params.learning_rate,
+        "kl_tolerance": params.kl_tolerance,
+        "shuffle_buffer": args.shuffle_buffer,
+        "seed": args.seed,
+    }
+    try:
+        run = TrainingRun(
+            home / "vae-training", vae, optimizer, settings,
+            config={"vae": dataclasses.asdict(params), "command": vars(args)},
+            load_model=args.load_model,
+        )
+    except (RunMismatchError, FileNotFoundError) as error:
+        sys.exit(f"error: {error}")
+    print(run.description)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, *FRAME_SHAPE], tf.float32)])
+    def train_step(frames):
+        with tf.GradientTape() as tape:
+            losses = vae.loss_terms(frames)
+        gradients = tape.gradient(losses["loss"], vae.trainable_variables)
+        optimizer.apply_gradients(zip(gradients, vae.trainable_variables))
+        return losses
+
+    def frames_for_epoch(epoch: int) -> tf.data.Dataset:
+        return frame_dataset(
+            paths, params.batch_size, shuffle_buffer=args.shuffle_buffer,
+            seed=derive_seed(args.seed, epoch), on_corrupt=args.on_corrupt,
+        )
+
+    preview = preview_frames(paths[0])
+    prior_draws = tf.random.stateless_normal((16, params.latent_dim), seed=[args.seed, 0])
+    try:
+        with corrupt_episodes_raise():
+            run.fit(
+                params.epochs, frames_for_epoch, train_step, args.checkpoint_every,
+                after_epoch=lambda epoch: save_epoch_images(run, vae, preview, prior_draws, epoch),
+            )
+    except CorruptEpisodeError as error:
+        sys.exit(f"error: {error}")
+    print(
+        f"trained the VAE for {params.epochs} epochs ({run.step} steps) on {len(paths)} "
+        f"episodes of {episodes_directory}; checkpoints, losses.csv and images in {run.directory}"
+    )
+
+
+def preview_frames(path) -> np.ndarray:
+    """PREVIEW_FRAMES frames spread over one episode, float32 in [0, 1]."""
+    observation = load_episode(path)["observation"]
+    picks = np.linspace(0, len(observation) - 1, PREVIEW_FRAMES).astype(int)
+    return observation[picks].astype(np.float32) / 255.0
+
+
+def save_epoch_images(run: TrainingRun, vae: VAE, preview, prior_draws, epoch: int) -> None:
+    """Reconstructions of the preview frames and decoded prior draws, as PNG and TensorBoard."""
+    mu, _ = vae.encode(preview)
+    reconstruction = image_grid(np.concatenate([preview, vae.decode(mu).numpy()]), PREVIEW_FRAMES)
+    samples = image_grid(vae.decode(prior_draws).numpy(), 8)
+    images = run.directory / "images"
+    save_png(images / f"epoch-{epoch:03d}-reconstruction.png", reconstruction)
+    save_png(images / f"epoch-{epoch:03d}-samples.png", samples)
+    with run.log.summaries.as_default(step=run.step):
+        tf.summary.image("reconstruction", reconstruction[None])
+        tf.summary.image("prior_samples", samples[None])
+
+
+if __name__ == "__main__":
+    main()
