@@ -23,3 +23,18 @@ def synthetic_episode(length: int, seed: int = 0, policy: str = "random") -> dic
         "seed": seed,
         "policy": policy,
     }
+
+
+@pytest.fixture(scope="session")
+def real_frames():
+    """300 preprocessed CarRacing frames from a white-noise episode."""
+    from worldmodels.data.car_racing import make_env
+    from worldmodels.params import EnvParams
+
+    env = make_env(EnvParams(episode_length=300))
+    env.action_space.seed(0)
+    frames = [env.reset(seed=0)[0]]
+    for _ in range(299):
+        frames.append(env.step(env.action_space.sample())[0])
+    env.close()
+    return np.stack(frames)

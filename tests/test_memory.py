@@ -1,0 +1,129 @@
+import math
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from worldmodels.memory.memory import MDNRNN, mdn_loss, sample_next_latent
+
+
+def reference_nll(logit_pi, mu, log_sigma, target):
+    """Mean NLL in float64 numpy: log-sum-exp over mixtures of log pi + log N."""
+    logit_pi, mu, log_sigma = (np.float64(a) for a in (logit_pi, mu, log_sigma))
+    log_pi = logit_pi - np.logaddexp.reduce(logit_pi, axis=-1, keepdims=True)
+    sigma = np.exp(log_sigma)
+    log_normal = -((target[..., None] - mu) ** 2) / (2 * sigma**2) - np.log(sigma * np.sqrt(2 * np.pi))
+    return -np.mean(np.logaddexp.reduce(log_pi + log_normal, axis=-1))
+
+
+def random_mixture(rng, shape, log_sigma_range):
+    logit_pi = rng.normal(size=(*shape, 32, 5)).astype(np.float32)
+    mu = rng.normal(size=(*shape, 32, 5)).astype(np.float32)
+    log_sigma = rng.uniform(*log_sigma_range, size=(*shape, 32, 5)).astype(np.float32)
+    target = rng.normal(size=(*shape, 32)).astype(np.float32)
+    return logit_pi, mu, log_sigma, target
+
+
+@pytest.mark.parametrize("log_sigma_range", [(-1.0, 1.0), (-12.0, -8.0)])
+def test_mdn_loss_equals_numpy_reference(log_sigma_range):
+    args = random_mixture(np.random.default_rng(0), (4, 7), log_sigma_range)
+    loss = float(mdn_loss(*args))
+    assert math.isfinite(loss)
+    np.testing.assert_allclose(loss, reference_nll(*args), rtol=1e-4)
+
+
+def test_peaked_mixtures_stay_finite_where_probability_space_underflows():
+    logit_pi, mu, log_sigma, target = random_mixture(np.random.default_rng(1), (3,), (-12.0, -8.0))
+    pi = tf.nn.softmax(logit_pi)
+    density = pi * tf.exp(-0.5 * tf.square((target[..., None] - mu) / tf.exp(log_sigma)))
+    with np.errstate(divide="ignore"):
+        assert not np.isfinite(-np.log(tf.reduce_sum(density, -1).numpy())).all()
+    assert np.isfinite(float(mdn_loss(logit_pi, mu, log_sigma, target)))
+
+
+def test_sharp_mixture_on_its_mean_has_low_loss():
+    # sigma = exp(-10): a model may be far sharper than sigma = 1 (no clamp at 1).
+    mu = np.zeros((1, 32, 5), np.float32)
+    loss = mdn_loss(np.zeros_like(mu), mu, np.full_like(mu, -10.0), np.zeros((1, 32), np.float32))
+    np.testing.assert_allclose(float(loss), -10.0 + 0.5 * math.log(2 * math.pi), rtol=1e-5)
+
+
+def test_mask_drops_padded_steps():
+    logit_pi, mu, log_sigma, target = random_mixture(np.random.default_rng(2), (2, 6), (-1, 1))
+    mask = np.array([[1, 1, 1, 1, 1, 1], [1, 1, 0, 0, 0, 0]], np.float32)
+    masked = float(mdn_loss(logit_pi, mu, log_sigma, target, mask))
+    expected = np.mean(
+        [
+            reference_nll(logit_pi[i, t], mu[i, t], log_sigma[i, t], target[i, t])
+            for i in range(2)
+            for t in range(6)
+            if mask[i, t]
+        ]
+    )
+    np.testing.assert_allclose(masked, expected, rtol=1e-5)
+
+
+def test_temperature_scales_mixture_weights_and_sigma():
+    n = 40_000
+    logit_pi = np.tile(np.log([[1.0, 3.0]], dtype=np.float32), (n, 1))[:, None, :]
+    mu = np.tile(np.array([[-10.0, 10.0]], np.float32), (n, 1))[:, None, :]
+    log_sigma = np.zeros_like(mu)
+    for temperature in (1.0, 2.0):
+        draws = sample_next_latent(logit_pi, mu, log_sigma, temperature, seed=3).numpy()[:, 0]
+        weights = np.array([1.0, 3.0]) ** (1 / temperature)
+        np.testing.assert_allclose(np.mean(draws > 0), weights[1] / weights.sum(), atol=0.01)
+        np.testing.assert_allclose(draws[draws > 0].std(), math.sqrt(temperature), rtol=0.03)
+
+
+def test_step_equals_the_sequence_model_and_skips_the_head():
+    memory = MDNRNN(lstm_units=16)
+    inputs = tf.random.normal((3, 5, 35), seed=4)
+    _, (h_sequence, c_sequence) = memory(inputs)
+    state = memory.initial_state(3)
+    for t in range(5):
+        state = memory.step(inputs[:, t, :32], inputs[:, t, 32:], state)
+    np.testing.assert_allclose(state[0], h_sequence, atol=1e-5)
+    np.testing.assert_allclose(state[1], c_sequence, atol=1e-5)
+
+
+def test_output_shapes():
+    memory = MDNRNN()
+    (logit_pi, mu, log_sigma), (h, c) = memory(tf.zeros((2, 7, 35)))
+    assert logit_pi.shape == mu.shape == log_sigma.shape == (2, 7, 32, 5)
+    assert h.shape == c.shape == (2, 256)
+    assert memory.mdn.kernel.shape == (256, 480)
+
+
+def inverse_sine_data(n, rng):
+    """Bishop (1994): y uniform, x = y + 0.3 sin(2 pi y) + noise; predict y from x."""
+    y = rng.uniform(0, 1, n)
+    x = y + 0.3 * np.sin(2 * np.pi * y) + rng.uniform(-0.1, 0.1, n)
+    return x.astype(np.float32).reshape(n, 1, 1), y.astype(np.float32).reshape(n, 1, 1)
+
+
+def fitted_nll(num_mixtures, x, y, x_test, y_test, steps=600):
+    keras.utils.set_random_seed(0)
+    model = MDNRNN(latent_dim=1, lstm_units=24, num_mixtures=num_mixtures)
+    optimizer = keras.optimizers.Adam(1e-2)
+
+    @tf.function
+    def train_step(inputs, targets):
+        with tf.GradientTape() as tape:
+            (logit_pi, mu, log_sigma), _ = model(inputs)
+            loss = mdn_loss(logit_pi, mu, log_sigma, targets)
+        optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
+        return loss
+
+    for _ in range(steps):
+        train_step(x, y)
+    (logit_pi, mu, log_sigma), _ = model(x_test)
+    return float(mdn_loss(logit_pi, mu, log_sigma, y_test))
+
+
+def test_mixture_learns_the_multimodal_inverse_sine_far_better_than_one_gaussian():
+    rng = np.random.default_rng(0)
+    x, y = inverse_sine_data(1000, rng)
+    x_test, y_test = inverse_sine_data(1000, rng)
+    mixture, single = (fitted_nll(k, x, y, x_test, y_test) for k in (5, 1))
+    assert mixture < single - 0.4, (mixture, single)

@@ -1,0 +1,170 @@
+"""Stages 2-4 end to end in a temporary home, with tiny settings."""
+
+import csv
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import synthetic_episode
+from worldmodels.data import sample_latent_stats, sample_policy
+from worldmodels.data.tf_records import (
+    LATENT_STATS,
+    episode_filename,
+    list_episodes,
+    load_episode,
+    load_record,
+    save_episode,
+    save_record,
+)
+from worldmodels.memory import train_memory
+from worldmodels.memory.train_memory import sequences_for_epoch
+from worldmodels.training import restore_latest_weights
+from worldmodels.vision import train_vae
+from worldmodels.vision.vae import VAE
+
+EPISODE_LENGTH = 40
+
+
+def rows(path):
+    with open(path, newline="") as file:
+        return list(csv.DictReader(file))
+
+
+@pytest.fixture(scope="module")
+def trained_home(tmp_path_factory):
+    """A home after stages 1-4: 2 random episodes of 40 steps, one VAE epoch, MDN-RNN epochs."""
+    home = tmp_path_factory.mktemp("home")
+    flags = ["--home", str(home)]
+    sample_policy.main([*flags, "--episodes", "2", "--episode-length", str(EPISODE_LENGTH), "--num-process", "1"])
+    train_vae.main([*flags, "--epochs", "1", "--batch-size", "16", "--shuffle-buffer", "64"])
+    sample_latent_stats.main(flags)
+    train_memory.main([*flags, "--epochs", "2", "--batch-size", "2"])
+    return home
+
+
+def test_train_vae_writes_checkpoints_losses_images_and_config(trained_home):
+    directory = trained_home / "vae-training"
+    logged = rows(directory / "losses.csv")
+    assert [int(row["step"]) for row in logged] == [1, 2, 3, 4, 5]  # 80 frames / 16
+    assert set(logged[0]) == {"step", "epoch", "loss", "reconstruction_loss", "kl_loss", "kl"}
+    assert tf.train.latest_checkpoint(str(directory / "checkpoints")).endswith("ckpt-5")
+    for kind in ("reconstruction", "samples"):
+        assert (directory / "images" / f"epoch-001-{kind}.png").stat().st_size > 0
+    assert '"batch_size": 16' in (directory / "run.json").read_text()
+    assert list((directory / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_latent_stats_are_the_encoder_outputs_of_each_whole_episode(trained_home):
+    vae = VAE()
+    vae(tf.zeros((1, 64, 64, 3)))
+    restore_latest_weights(trained_home / "vae-training", vae, "train_vae")
+    for path in list_episodes(trained_home / "random-rollouts"):
+        episode = load_episode(path)
+        stats = load_record(trained_home / "latent-stats" / "random" / path.name, LATENT_STATS)
+        mu, logvar = vae.encode(episode["observation"].astype(np.float32) / 255.0)
+        np.testing.assert_allclose(stats["mu"], mu, atol=1e-5)
+        np.testing.assert_allclose(stats["logvar"], logvar, atol=1e-5)
+        np.testing.assert_array_equal(stats["action"], episode["action"])
+        assert (stats["seed"], stats["policy"]) == (episode["seed"], episode["policy"])
+
+
+def test_short_episode_next_to_long_one_stays_separate_in_latent_stats(trained_home):
+    home = trained_home
+    lengths = {0: 5, 1: 40}
+    for index, length in lengths.items():
+        save_episode(home / "brownian-rollouts" / episode_filename(index), synthetic_episode(length, index))
+    sample_latent_stats.main(["--home", str(home), "--dataset", "brownian", "--batch-size", "16"])
+    for index, length in lengths.items():
+        stats = load_record(home / "latent-stats" / "brownian" / episode_filename(index), LATENT_STATS)
+        assert stats["mu"].shape == (length, 32)
+        np.testing.assert_array_equal(stats["action"], synthetic_episode(length, index)["action"])
+
+
+def test_memory_batches_pad_and_mask_short_episodes_without_mixing(tmp_path):
+    rng = np.random.default_rng(0)
+    mus = {}
+    for index, length in enumerate((5, 40)):
+        mus[index] = rng.normal(size=(length, 32)).astype(np.float32)
+        stats = {
+            "mu": mus[index],
+            "logvar": np.full((length, 32), -60.0, np.float32),  # z == mu to float precision
+            "action": rng.uniform(size=(length, 3)).astype(np.float32),
+            "seed": index,
+            "policy": "random",
+        }
+        save_record(tmp_path / episode_filename(index), stats, LATENT_STATS)
+    (inputs, targets, mask), = list(sequences_for_epoch(list_episodes(tmp_path), 2, 0, "error"))
+    assert inputs.shape == (2, 39, 35) and targets.shape == (2, 39, 32)
+    for row in range(2):
+        length = int(mask[row].numpy().sum()) + 1
+        mu = mus[0 if length == 5 else 1]
+        np.testing.assert_allclose(inputs[row, : length - 1, :32], mu[:-1], atol=1e-6)
+        np.testing.assert_allclose(targets[row, : length - 1], mu[1:], atol=1e-6)
+        assert np.all(inputs[row, length - 1 :].numpy() == 0)
+        assert np.all(mask[row, length - 1 :].numpy() == 0)
+    assert sorted(int(m) for m in mask.numpy().sum(1)) == [4, 39]
+
+
+def test_train_memory_decays_the_learning_rate_and_logs_each_step(trained_home):
+    logged = rows(trained_home / "memory-training" / "losses.csv")
+    assert [int(row["step"]) for row in logged] == [1, 2]
+    assert float(logged[0]["learning_rate"]) == pytest.approx(1e-3)
+    assert float(logged[1]["learning_rate"]) == pytest.approx(1e-3 + (1e-5 - 1e-3) / 2)
+
+
+def test_changed_settings_are_refused_and_load_model_starts_a_new_run(trained_home, capsys):
+    flags = ["--home", str(trained_home), "--epochs", "1"]
+    with pytest.raises(SystemExit, match="batch_size: 2 -> 3"):
+        train_memory.main([*flags, "--batch-size", "3"])
+    train_memory.main([*flags, "--batch-size", "3", "--load-model"])
+    assert "new run from the weights of" in capsys.readouterr().out
+    directory = trained_home / "memory-training"
+    assert len(rows(directory / "losses.csv")) == 1
+    assert len(rows(directory / "previous-runs" / "run-0" / "losses.csv")) == 2
+
+
+def test_latent_stats_of_another_vae_need_overwrite(trained_home):
+    home = str(trained_home)
+    train_vae.main(["--home", home, "--epochs", "2", "--batch-size", "16", "--shuffle-buffer", "64"])
+    with pytest.raises(SystemExit, match="--overwrite"):
+        sample_latent_stats.main(["--home", home])
+    sample_latent_stats.main(["--home", home, "--overwrite"])
+    assert len(list_episodes(trained_home / "latent-stats" / "random")) == 2
+
+
+def memory_command(home, *flags):
+    return [
+        sys.executable, "-m", "worldmodels.memory.train_memory", "--home", str(home),
+        "--epochs", "60", "--batch-size", "1", "--checkpoint-every", "1", *flags,
+    ]
+
+
+def test_killed_memory_training_resumes_exactly_where_it_stopped(trained_home, tmp_path):
+    for name in ("interrupted", "uninterrupted"):
+        shutil.copytree(trained_home / "latent-stats", tmp_path / name / "latent-stats")
+    killed = subprocess.Popen(memory_command(tmp_path / "interrupted"), stderr=subprocess.DEVNULL)
+    checkpoints = tmp_path / "interrupted" / "memory-training" / "checkpoints"
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(checkpoints.glob("ckpt-*.index"))) < 3:
+        time.sleep(0.02)
+    killed.send_signal(signal.SIGKILL)
+    assert killed.wait() == -signal.SIGKILL
+    assert len(rows(tmp_path / "interrupted" / "memory-training" / "losses.csv")) < 120
+
+    resumed = subprocess.run(memory_command(tmp_path / "interrupted"), capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resumed from" in resumed.stdout
+    subprocess.run(memory_command(tmp_path / "uninterrupted"), check=True, capture_output=True)
+
+    interrupted = rows(tmp_path / "interrupted" / "memory-training" / "losses.csv")
+    uninterrupted = rows(tmp_path / "uninterrupted" / "memory-training" / "losses.csv")
+    assert [int(r["step"]) for r in interrupted] == list(range(1, 121))
+    np.testing.assert_allclose(
+        [float(r["loss"]) for r in interrupted], [float(r["loss"]) for r in uninterrupted], rtol=1e-5
+    )

@@ -1,0 +1,94 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from worldmodels.vision.vae import VAE, kl_divergence, sample_latent, vae_loss
+
+
+@pytest.fixture(scope="module")
+def vae():
+    model = VAE()
+    model(tf.zeros((1, 64, 64, 3)))
+    return model
+
+
+def test_layer_output_shapes(vae):
+    shapes = [layer.output.shape[1:] for layer in vae.encoder.layers]
+    assert shapes == [(31, 31, 32), (14, 14, 64), (6, 6, 128), (2, 2, 256), (1024,), (64,)]
+    shapes = [layer.output.shape[1:] for layer in vae.decoder.layers]
+    assert shapes == [(1024,), (1, 1, 1024), (5, 5, 128), (13, 13, 64), (30, 30, 32), (64, 64, 3)]
+
+
+def test_parameter_count(vae):
+    def conv(k, c_in, c_out):
+        return k * k * c_in * c_out + c_out
+
+    encoder = conv(4, 3, 32) + conv(4, 32, 64) + conv(4, 64, 128) + conv(4, 128, 256) + 1024 * 64 + 64
+    decoder = 32 * 1024 + 1024 + conv(5, 1024, 128) + conv(5, 128, 64) + conv(6, 64, 32) + conv(6, 32, 3)
+    assert vae.count_params() == encoder + decoder == 4_348_547
+
+
+def test_encode_decode_ranges(vae):
+    mu, logvar = vae.encode(tf.random.uniform((5, 64, 64, 3)))
+    assert mu.shape == logvar.shape == (5, 32)
+    frames = vae.decode(tf.random.normal((5, 32))).numpy()
+    assert frames.shape == (5, 64, 64, 3) and frames.min() >= 0 and frames.max() <= 1
+
+
+def test_kl_equals_closed_form_and_monte_carlo():
+    rng = np.random.default_rng(0)
+    mu = rng.normal(size=(4, 32)).astype(np.float32)
+    logvar = rng.normal(scale=0.5, size=(4, 32)).astype(np.float32)
+    sigma = np.exp(logvar / 2)
+    closed_form = np.sum(np.log(1 / sigma) + (sigma**2 + mu**2) / 2 - 0.5, axis=1)
+    np.testing.assert_allclose(kl_divergence(mu, logvar), closed_form, rtol=1e-5)
+    # Monte Carlo: E_q[log q(z) - log p(z)] with z from the reparameterised sampler.
+    z = np.stack([sample_latent(mu, logvar).numpy() for _ in range(4000)])
+    log_q = -0.5 * ((z - mu) / sigma) ** 2 - np.log(sigma)
+    log_p = -0.5 * z**2
+    np.testing.assert_allclose(np.mean(np.sum(log_q - log_p, -1), 0), closed_form, rtol=0.05, atol=0.3)
+
+
+def test_free_bits_floor_sends_no_gradient_below_it():
+    frames = tf.random.uniform((2, 64, 64, 3))
+    reconstruction = tf.random.uniform((2, 64, 64, 3))
+    mu = tf.Variable([[0.1] * 32, [3.0] * 32])  # KL ~0.16 (below 16) and 144 (above)
+    logvar = tf.Variable(tf.zeros((2, 32)))
+    with tf.GradientTape() as tape:
+        losses = vae_loss(frames, reconstruction, mu, logvar, kl_floor=16.0)
+    gradient_mu, gradient_logvar = tape.gradient(losses["loss"], [mu, logvar])
+    assert np.all(gradient_mu.numpy()[0] == 0) and np.all(gradient_logvar.numpy()[0] == 0)
+    np.testing.assert_allclose(gradient_mu.numpy()[1], 3.0 / 2)  # d/dmu of mean over 2 samples
+    kl = kl_divergence(mu, logvar).numpy()
+    np.testing.assert_allclose(float(losses["kl_loss"]), (16.0 + kl[1]) / 2, rtol=1e-6)
+    np.testing.assert_allclose(float(losses["kl"]), kl.mean(), rtol=1e-6)
+
+
+def test_reconstruction_loss_is_summed_over_pixels_and_averaged_over_the_batch():
+    frames = np.zeros((2, 64, 64, 3), np.float32)
+    reconstruction = np.full((2, 64, 64, 3), 0.5, np.float32)
+    losses = vae_loss(frames, reconstruction, tf.zeros((2, 32)), tf.zeros((2, 32)), kl_floor=16.0)
+    np.testing.assert_allclose(float(losses["reconstruction_loss"]), 64 * 64 * 3 * 0.25)
+    np.testing.assert_allclose(float(losses["loss"]), 64 * 64 * 3 * 0.25 + 16.0)
+
+
+def test_reconstruction_loss_falls_on_real_frames(real_frames):
+    keras.utils.set_random_seed(0)
+    model = VAE()
+    optimizer = keras.optimizers.Adam(1e-3)
+    frames = tf.constant(real_frames, tf.float32) / 255.0
+
+    @tf.function
+    def train_step(batch):
+        with tf.GradientTape() as tape:
+            losses = model.loss_terms(batch)
+        optimizer.apply_gradients(zip(tape.gradient(losses["loss"], model.trainable_variables), model.trainable_variables))
+        return losses["reconstruction_loss"]
+
+    before = float(model.loss_terms(frames)["reconstruction_loss"])
+    for epoch in range(4):
+        for start in range(0, len(frames), 32):
+            train_step(frames[start : start + 32])
+    after = float(model.loss_terms(frames)["reconstruction_loss"])
+    assert after < 0.5 * before, (before, after)
