@@ -26,6 +26,9 @@ setup(
     entry_points={
         "console_scripts": [
             "worldmodels-sample-policy=worldmodels.data.sample_policy:main",
+            "worldmodels-train-vae=worldmodels.vision.train_vae:main",
+            "worldmodels-sample-latent-stats=worldmodels.data.sample_latent_stats:main",
+            "worldmodels-train-memory=worldmodels.memory.train_memory:main",
         ]
     },
 )
