@@ -107,6 +107,10 @@ def parse_args(argv: list[str] | None = None):
         help="steps before an episode is truncated",
     )
     parser.add_argument(
+        "--env", choices=("fast", "stock"), default=env.env,
+        help="fast: FastCarRacing (identical observations, ~3x faster); stock: CarRacing-v3",
+    )
+    parser.add_argument(
         "--num-process", "--num_process", type=positive_int,
         default=multiprocessing.cpu_count(), help="worker processes, one environment each",
     )
@@ -132,7 +136,7 @@ def parse_args(argv: list[str] | None = None):
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    env_params = EnvParams(episode_length=args.episode_length)
+    env_params = EnvParams(env=args.env, episode_length=args.episode_length)
     directory = rollouts_directory(resolve_home(args.home), args.policy)
     directory.mkdir(parents=True, exist_ok=True)
 

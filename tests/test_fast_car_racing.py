@@ -1,0 +1,91 @@
+"""FastCarRacing must be indistinguishable from stock CarRacing-v3: every pixel, every reward."""
+
+import gymnasium
+import numpy as np
+import pytest
+
+from worldmodels.data.car_racing import FAST_ENV_ID, FastCarRacing, make_env
+from worldmodels.params import EnvParams
+
+
+def random_actions(seed, steps):
+    rng = np.random.default_rng(seed)
+    return rng.uniform([-1, 0, 0], [1, 1, 1], (steps, 3)).astype(np.float32)
+
+
+def constant(action, steps):
+    return np.tile(np.array(action, np.float32), (steps, 1))
+
+
+CASES = {
+    "random actions, track 0": (0, random_actions(0, 400), {}),
+    "random actions, track 1": (1, random_actions(1, 400), {}),
+    "straight over the grass off the playfield": (0, constant([0.0, 0.4, 0.0], 400), {}),
+    "hard left at full gas": (2, constant([-1.0, 1.0, 0.0], 300), {}),
+    "braking while steering": (3, constant([0.6, 0.3, 0.8], 200), {}),
+    "randomised colours": (4, random_actions(4, 250), {"domain_randomize": True}),
+}
+
+
+def transitions(env_id, seed, actions, max_episode_steps=1000, **kwargs):
+    env = gymnasium.make(env_id, max_episode_steps=max_episode_steps, **kwargs)
+    observation, info = env.reset(seed=seed)
+    steps = [(observation, None, False, False, info)]
+    for action in actions:
+        steps.append(env.step(action))
+        if steps[-1][2] or steps[-1][3]:
+            break
+    env.close()
+    return steps
+
+
+def assert_identical(stock, fast):
+    assert len(stock) == len(fast)
+    for t, (expected, actual) in enumerate(zip(stock, fast)):
+        assert np.array_equal(expected[0], actual[0]), f"frames differ at step {t}"
+        assert expected[1:] == actual[1:], f"reward, terminated, truncated or info differ at step {t}"
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_every_frame_reward_and_flag_equals_stock(case):
+    seed, actions, kwargs = CASES[case]
+    stock = transitions("CarRacing-v3", seed, actions, **kwargs)
+    fast = transitions(FAST_ENV_ID, seed, actions, **kwargs)
+    assert_identical(stock, fast)
+    if case.startswith("straight"):
+        # Reaching the edge of the playfield: the -100 and the frames where the field
+        # polygon no longer covers the screen.
+        assert fast[-1][1] == -100 and fast[-1][2]
+
+
+def test_truncation_matches():
+    actions = random_actions(5, 100)
+    stock = transitions("CarRacing-v3", 5, actions, max_episode_steps=60)
+    fast = transitions(FAST_ENV_ID, 5, actions, max_episode_steps=60)
+    assert_identical(stock, fast)
+    assert len(fast) == 61 and fast[-1][3]
+
+
+def test_preprocessed_observations_match():
+    stock, fast = (make_env(EnvParams(env=name, episode_length=80)) for name in ("stock", "fast"))
+    assert isinstance(fast.unwrapped, FastCarRacing)
+    observations = [env.reset(seed=6)[0] for env in (stock, fast)]
+    for action in random_actions(6, 80):
+        assert np.array_equal(*observations)
+        observations = [env.step(action)[0] for env in (stock, fast)]
+    assert np.array_equal(*observations)
+
+
+def test_reset_to_a_new_track_redraws_the_new_road():
+    env = FastCarRacing()
+    stock = gymnasium.make("CarRacing-v3").unwrapped
+    for seed in (7, 8):
+        assert np.array_equal(env.reset(seed=seed)[0], stock.reset(seed=seed)[0])
+        for action in random_actions(seed, 60):
+            assert np.array_equal(env.step(action)[0], stock.step(action)[0])
+
+
+def test_other_render_modes_still_work():
+    env = FastCarRacing(render_mode="rgb_array")
+    env.reset(seed=0)
+    assert env.render().shape == (400, 600, 3)
