@@ -87,7 +87,7 @@ def test_brownian_policy_writes_its_own_directory(tmp_path):
         (["--episodes", "3", "--start-episode", "3"], "--start-episode 3"),
         (["--num-process", "-1"], "--num-process"),
         (["--seed", "-2"], "--seed"),
-        (["--policy", "controller"], "--policy"),
+        (["--policy", "expert"], "--policy"),
     ],
 )
 def test_bad_flags_are_named(tmp_path, capsys, flags, message):

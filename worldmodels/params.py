@@ -25,7 +25,7 @@ def resolve_home(home: str | os.PathLike | None = None) -> Path:
     return Path(chosen).expanduser().resolve()
 
 
-DATASETS = ("random", "brownian", "controller")
+DATASETS = ("random", "brownian", "agent-random", "controller")
 
 
 def rollouts_directory(home: Path, dataset: str) -> Path:
@@ -91,6 +91,12 @@ class ControllerParams:
     sigma0: float = 0.1  # the write-up used 0.5
     generations: int = 500
     cma_diagonal: bool = False  # pycma's CMA_diagonal: ~100x faster adaptation at N = 867
+    eval_every: int = 10  # evaluate the distribution mean every K generations (0: never)
+    eval_episodes: int = 16
+    envs_per_worker: int = 4  # environments one rollout worker steps in lock-step
+    worker_timeout: float = 600.0  # seconds for one job of envs_per_worker episodes
+    keep_optimizer_states: int = 5  # latest generations keeping optimizer.pkl (0: all)
+    evaluation_episodes: int = 100  # the paper's protocol: mean over 100 random tracks
 
 
 @dataclass(frozen=True)
@@ -160,7 +166,15 @@ PRESETS: dict[str, Config] = {
             "sampling": {"episodes": 4},
             "vae": {"batch_size": 32, "epochs": 1},
             "memory": {"batch_size": 2, "epochs": 1},
-            "controller": {"popsize": 4, "episodes_per_candidate": 1, "generations": 2},
+            "controller": {
+                "popsize": 4,
+                "episodes_per_candidate": 1,
+                "generations": 2,
+                "eval_every": 1,
+                "eval_episodes": 2,
+                "envs_per_worker": 2,
+                "evaluation_episodes": 4,
+            },
         }
     ),
 }

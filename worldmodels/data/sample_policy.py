@@ -1,6 +1,7 @@
-"""Stage 1: sample CarRacing episodes with a random policy into the experiments home.
+"""Stage 1: sample CarRacing episodes into the experiments home.
 
     python -m worldmodels.data.sample_policy --policy random --episodes 100 --num-process 2
+    python -m worldmodels.data.sample_policy --policy controller --generation best --episodes 5000
 
 Writes `<home>/<policy>-rollouts/episode-NNNNNN.tfrecord`, one file per episode index in
 [--start-episode, --episodes). Episode i always gets the same env seed (derived from --seed and
@@ -11,19 +12,38 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-from typing import Iterator
+import sys
+from functools import partial
+from typing import Iterator, Sequence
 
 import numpy as np
 from tqdm import tqdm
 
 from worldmodels.cli import make_parser, non_negative_int, positive_int
+from worldmodels.control.controller import PARAMETER_COUNT
+from worldmodels.control.rollouts import (
+    EpisodeResult,
+    EpisodeTask,
+    RolloutConfig,
+    RolloutWorker,
+    WorkerError,
+    WorkerPool,
+)
 from worldmodels.data.car_racing import make_env
 from worldmodels.data.tf_records import episode_filename, save_episode
 from worldmodels.files import atomic_write_text
-from worldmodels.params import EnvParams, SamplingParams, resolve_home, rollouts_directory
+from worldmodels.params import (
+    ControllerParams,
+    EnvParams,
+    SamplingParams,
+    resolve_home,
+    rollouts_directory,
+)
 from worldmodels.seeds import derive_seed
 
-POLICIES = ("random", "brownian")
+POLICIES = ("random", "brownian", "agent-random", "controller")
+AGENT_POLICIES = ("agent-random", "controller")
+RANDOM_AGENT_STREAM = 1  # seeds of the random V, M and controllers of agent-random
 
 
 def episode_seed(base_seed: int, index: int) -> int:
@@ -70,33 +90,41 @@ def run_episode(env, actions: Iterator[np.ndarray], seed: int) -> dict:
     return episode
 
 
-_worker_env = None
+class RandomPolicySampler:
+    """A worker's handler for the random policies: one environment, reset for every episode."""
 
+    def __init__(self, env_params: EnvParams, brownian_dt: float):
+        self.env = make_env(env_params)
+        self.brownian_dt = brownian_dt
 
-def _start_worker(env_params: EnvParams) -> None:
-    # One environment per worker process, reset with a new seed for every episode.
-    global _worker_env
-    _worker_env = make_env(env_params)
-
-
-def _sample_episode(task: tuple) -> tuple[int, int]:
-    """Samples and saves one episode; returns (frames, bytes written)."""
-    path, policy, seed, brownian_dt = task
-    if policy == "random":
-        actions = white_noise_actions(_worker_env.action_space, seed)
-    else:
-        actions = brownian_actions(_worker_env.action_space, seed, brownian_dt)
-    episode = run_episode(_worker_env, actions, seed)
-    episode["policy"] = policy
-    return len(episode["action"]), save_episode(path, episode)
+    def __call__(self, tasks: Sequence[EpisodeTask]) -> list[EpisodeResult]:
+        results = []
+        for task in tasks:
+            if task.policy == "random":
+                actions = white_noise_actions(self.env.action_space, task.seed)
+            else:
+                actions = brownian_actions(self.env.action_space, task.seed, self.brownian_dt)
+            episode = run_episode(self.env, actions, task.seed)
+            episode["policy"] = task.policy
+            written = save_episode(task.record_path, episode)
+            results.append(
+                EpisodeResult(task.key, float(episode["reward"].sum()), len(episode["action"]), written)
+            )
+        return results
 
 
 def parse_args(argv: list[str] | None = None):
-    env, sampling = EnvParams(), SamplingParams()
+    env, sampling, controller = EnvParams(), SamplingParams(), ControllerParams()
     parser = make_parser(__doc__.split("\n\n")[0])
     parser.add_argument(
         "--policy", choices=POLICIES, default="random",
-        help="random: uniform white noise each step; brownian: a random walk in action space",
+        help="random: uniform white noise each step; brownian: a random walk in action space; "
+             "agent-random: the paper's, a random controller on randomly initialised V and M; "
+             "controller: the trained agent of the home (see --generation)",
+    )
+    parser.add_argument(
+        "--generation", default="best",
+        help="with --policy controller: N, max (the latest) or best (the best evaluated mean)",
     )
     parser.add_argument(
         "--episodes", type=positive_int, default=sampling.episodes,
@@ -112,7 +140,11 @@ def parse_args(argv: list[str] | None = None):
     )
     parser.add_argument(
         "--num-process", "--num_process", type=positive_int,
-        default=multiprocessing.cpu_count(), help="worker processes, one environment each",
+        default=multiprocessing.cpu_count(), help="worker processes",
+    )
+    parser.add_argument(
+        "--envs-per-worker", type=positive_int, default=controller.envs_per_worker,
+        help="agent policies: environments each worker steps in lock-step",
     )
     parser.add_argument(
         "--start-episode", "--start_episode", type=non_negative_int, default=0,
@@ -126,6 +158,10 @@ def parse_args(argv: list[str] | None = None):
         "--brownian-dt", type=float, default=sampling.brownian_dt,
         help="time step of the brownian policy's random walk",
     )
+    parser.add_argument(
+        "--timeout", type=float, default=controller.worker_timeout,
+        help="seconds a worker may spend on one job of episodes before it is replaced",
+    )
     args = parser.parse_args(argv)
     if args.start_episode >= args.episodes:
         parser.error(
@@ -136,16 +172,45 @@ def parse_args(argv: list[str] | None = None):
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    home = resolve_home(args.home)
     env_params = EnvParams(env=args.env, episode_length=args.episode_length)
-    directory = rollouts_directory(resolve_home(args.home), args.policy)
-    directory.mkdir(parents=True, exist_ok=True)
+    directory = rollouts_directory(home, args.policy)
+
+    if args.policy == "controller":
+        from worldmodels.control.agent import require_trained_models
+        from worldmodels.control.generations import load_controller, resolve_generation
+
+        require_trained_models(home)
+        try:
+            generation = resolve_generation(home, args.generation)
+        except ValueError as error:
+            sys.exit(f"error: {error}")
+        controller = load_controller(home, generation, "mean")
+        make_handler = partial(RolloutWorker, RolloutConfig(str(home), env_params, args.envs_per_worker))
+    elif args.policy == "agent-random":
+        # A controller per episode drawn from CMA-ES's starting distribution N(0, sigma0^2 I).
+        make_handler = partial(RolloutWorker, RolloutConfig(
+            None, env_params, args.envs_per_worker, derive_seed(args.seed, RANDOM_AGENT_STREAM)
+        ))
+    else:
+        make_handler = partial(RandomPolicySampler, env_params, args.brownian_dt)
 
     tasks = []
     for index in range(args.start_episode, args.episodes):
         path = directory / episode_filename(index)
-        if not path.exists():
-            tasks.append((path, args.policy, episode_seed(args.seed, index), args.brownian_dt))
+        if path.exists():
+            continue
+        seed = episode_seed(args.seed, index)
+        if args.policy == "controller":
+            parameters = controller
+        elif args.policy == "agent-random":
+            sigma0 = ControllerParams().sigma0
+            parameters = sigma0 * np.random.default_rng(seed).standard_normal(PARAMETER_COUNT)
+        else:
+            parameters = None
+        tasks.append(EpisodeTask(index, parameters, seed, str(path), args.policy))
     skipped = args.episodes - args.start_episode - len(tasks)
+    directory.mkdir(parents=True, exist_ok=True)
     atomic_write_text(
         directory / "sample_policy-config.json",
         json.dumps({"command": vars(args), "env": env_params.__dict__}, indent=2, default=str),
@@ -153,14 +218,18 @@ def main(argv: list[str] | None = None) -> None:
 
     frames = written_bytes = 0
     if tasks:
-        # spawn, not fork: TensorFlow's threads deadlock in forked children.
-        context = multiprocessing.get_context("spawn")
-        workers = min(args.num_process, len(tasks))
-        with context.Pool(workers, _start_worker, (env_params,)) as pool:
-            results = pool.imap_unordered(_sample_episode, tasks)
-            for episode_frames, episode_bytes in tqdm(results, total=len(tasks), unit="episode"):
-                frames += episode_frames
-                written_bytes += episode_bytes
+        per_job = args.envs_per_worker if args.policy in AGENT_POLICIES else 1
+        jobs = [tasks[i : i + per_job] for i in range(0, len(tasks), per_job)]
+        progress = tqdm(total=len(tasks), unit="episode")
+        try:
+            with WorkerPool(make_handler, min(args.num_process, len(jobs)), args.timeout) as pool:
+                for job in pool.map(jobs, on_result=lambda i, results: progress.update(len(results))):
+                    frames += sum(result.steps for result in job)
+                    written_bytes += sum(result.bytes_written for result in job)
+        except WorkerError as error:
+            sys.exit(f"error: {error}")
+        finally:
+            progress.close()
 
     per_frame = f"{written_bytes / frames:.0f} bytes/frame" if frames else "no new frames"
     print(

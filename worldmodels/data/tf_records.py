@@ -160,10 +160,12 @@ def record_dataset(
     shuffle: bool = False,
     seed: int | None = None,
     on_corrupt: str = "error",
+    parallel_reads: int = 4,
 ) -> tf.data.Dataset:
     """Whole records of variable length, one element per file, as dicts of tensors.
 
     Keys as `load_record`, plus `path`. `shuffle` reorders the files on every iteration.
+    `parallel_reads` files are read and decoded at once (each episode is ~12 MB decoded).
     `on_corrupt`: "error" stops iteration with an error naming the damaged file (wrap the loop
     in `corrupt_episodes_raise()` to get a CorruptEpisodeError); "skip" leaves it out with a
     warning on stderr.
@@ -175,14 +177,14 @@ def record_dataset(
     files = tf.data.Dataset.from_tensor_slices([str(path) for path in paths])
     if shuffle:
         files = files.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
-    records = files.map(_read_record, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    records = files.map(_read_record, num_parallel_calls=parallel_reads, deterministic=True)
     if on_corrupt == "error":
         records = records.map(_assert_intact)
     else:
         records = records.filter(_keep_if_intact_else_warn)
     return records.map(
         lambda path, serialized: _parse(path, serialized, record_format),
-        num_parallel_calls=tf.data.AUTOTUNE,
+        num_parallel_calls=parallel_reads,
         deterministic=True,
     )
 
@@ -215,16 +217,16 @@ def frame_dataset(
 
     Frames are mixed across `episodes_in_flight` files read in parallel, then through a
     `shuffle_buffer`-frame buffer; file order is reshuffled on every iteration. Memory is
-    bounded by those two numbers (~12 KB per frame), never by the size of the dataset.
-    With a `seed` the order is a fixed function of it (so a run can skip to where it stopped);
-    without, it is whatever order the parallel reads finish in.
+    bounded by those two numbers (~12 KB per frame) and the few episodes being read, never by
+    the size of the dataset. With a `seed` the order is a fixed function of it, so a run can
+    skip to where it stopped.
     """
     episodes = episode_dataset(paths, shuffle=True, seed=seed, on_corrupt=on_corrupt)
+    # Sequential interleave: it holds exactly `episodes_in_flight` episodes, where a parallel
+    # one would prefetch more of them the more files there are.
     frames = episodes.interleave(
         lambda episode: tf.data.Dataset.from_tensor_slices(episode["observation"]),
         cycle_length=episodes_in_flight,
-        num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=seed is not None,
     )
     return (
         frames.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)

@@ -1,0 +1,1 @@
+"""Control: the linear controller, the batched rollout engine and CMA-ES training."""

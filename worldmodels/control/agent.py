@@ -1,0 +1,76 @@
+"""V and M as rollouts use them: one batched encoder call and one numpy LSTM step per step.
+
+The MDN head is never evaluated in a rollout: the controller reads only the LSTM's h.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from worldmodels.control.controller import ACTION_DIM, HIDDEN_DIM, LATENT_DIM
+from worldmodels.memory.memory import MDNRNN
+from worldmodels.training import restore_latest_weights
+from worldmodels.vision.vae import FRAME_SHAPE, VAE
+
+
+def require_trained_models(home: Path) -> None:
+    """Exits with the command to run when the home has no VAE or no MDN-RNN checkpoint."""
+    for stage, command in (("vae-training", "vision.train_vae"),
+                           ("memory-training", "memory.train_memory")):
+        if tf.train.latest_checkpoint(str(Path(home) / stage / "checkpoints")) is None:
+            raise SystemExit(
+                f"error: no checkpoint in {Path(home) / stage / 'checkpoints'}; "
+                f"run python -m worldmodels.{command} first"
+            )
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (np.tanh(0.5 * x) + 1.0)
+
+
+class AgentModels:
+    """The VAE encoder and the MDN-RNN's LSTM of one agent, built once per worker process.
+
+    With a `home`, weights come from the latest checkpoints of `vae-training/` and
+    `memory-training/`; without, V and M keep their random initialisation from `seed` (the
+    paper's random-agent policy).
+    """
+
+    def __init__(self, home: Path | None = None, seed: int = 0):
+        keras.utils.set_random_seed(seed)
+        self.vae = VAE(LATENT_DIM)
+        self.vae(tf.zeros((1, *FRAME_SHAPE)))
+        self.memory = MDNRNN(LATENT_DIM, ACTION_DIM, HIDDEN_DIM)
+        self.memory(tf.zeros((1, 1, LATENT_DIM + ACTION_DIM)))
+        if home is not None:
+            restore_latest_weights(Path(home) / "vae-training", self.vae, "train_vae")
+            restore_latest_weights(Path(home) / "memory-training", self.memory, "train_memory")
+        cell = self.memory.lstm.cell
+        self._kernel = cell.kernel.numpy()
+        self._recurrent_kernel = cell.recurrent_kernel.numpy()
+        self._bias = cell.bias.numpy()
+        self._encode = tf.function(
+            lambda frames: self.vae.encode(tf.cast(frames, tf.float32) / 255.0),
+            input_signature=[tf.TensorSpec([None, *FRAME_SHAPE], tf.uint8)],
+        )
+
+    def encode(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """B x 64 x 64 x 3 uint8 frames -> (mu, logvar), each B x 32 float32; any B, no retracing."""
+        mu, logvar = self._encode(frames)
+        return mu.numpy(), logvar.numpy()
+
+    def lstm_step(self, z, action, h, c) -> tuple[np.ndarray, np.ndarray]:
+        """One step of the MDN-RNN's LSTM (Keras gate order i, f, c, o) on a batch, in numpy."""
+        gates = (
+            np.concatenate([z, action], axis=-1) @ self._kernel
+            + h @ self._recurrent_kernel
+            + self._bias
+        )
+        input_gate, forget_gate, candidate, output_gate = np.split(gates, 4, axis=-1)
+        c = _sigmoid(forget_gate) * c + _sigmoid(input_gate) * np.tanh(candidate)
+        h = _sigmoid(output_gate) * np.tanh(c)
+        return h.astype(np.float32), c.astype(np.float32)

@@ -1,0 +1,117 @@
+"""Controller training's files: one folder per generation, complete only with its marker.
+
+    control/generations/generation_N/
+        population.npy   popsize x 867, the candidates CMA-ES asked for
+        rewards.npy      popsize x episodes, total reward of every episode
+        fitness.npy      popsize, mean reward per candidate (what CMA-ES was told)
+        best.npy         867, the candidate with the highest fitness
+        mean.npy         867, the distribution mean after the update (pycma's xfavorite)
+        optimizer.pkl    the pickled CMA-ES state after the update (kept for the latest ones)
+        summary.json     fitness statistics, sigma, timing, seeds and any evaluation
+        complete         written last: a folder without it is ignored and redone
+
+A generation is written to a hidden temporary folder and renamed into place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+MARKER = "complete"
+ARRAYS = ("population", "rewards", "fitness", "best", "mean")
+
+
+def generations_directory(home: Path) -> Path:
+    return Path(home) / "control" / "generations"
+
+
+def generation_path(home: Path, number: int) -> Path:
+    return generations_directory(home) / f"generation_{number}"
+
+
+def complete_generations(home: Path) -> list[int]:
+    """Numbers of the generations whose folder has its completion marker, ascending."""
+    directory = generations_directory(home)
+    numbers = []
+    for path in directory.glob("generation_*") if directory.exists() else []:
+        suffix = path.name.removeprefix("generation_")
+        if suffix.isdigit() and (path / MARKER).exists():
+            numbers.append(int(suffix))
+    return sorted(numbers)
+
+
+def save_generation(home: Path, number: int, arrays: dict, optimizer, summary: dict) -> Path:
+    """Writes generation `number` atomically: temporary folder, marker last, then rename."""
+    final = generation_path(home, number)
+    temporary = final.with_name(f".{final.name}.{os.getpid()}.tmp")
+    shutil.rmtree(temporary, ignore_errors=True)
+    temporary.mkdir(parents=True)
+    for name in ARRAYS:
+        np.save(temporary / f"{name}.npy", np.asarray(arrays[name]))
+    with open(temporary / "optimizer.pkl", "wb") as file:
+        pickle.dump(optimizer, file)
+    (temporary / "summary.json").write_text(json.dumps(summary, indent=2))
+    for path in temporary.iterdir():
+        with open(path, "rb") as file:
+            os.fsync(file.fileno())
+    (temporary / MARKER).write_text("")
+    if final.exists():  # an earlier attempt's folder without a marker
+        shutil.rmtree(final)
+    os.replace(temporary, final)
+    return final
+
+
+def load_optimizer(home: Path, number: int):
+    with open(generation_path(home, number) / "optimizer.pkl", "rb") as file:
+        return pickle.load(file)
+
+
+def load_summary(home: Path, number: int) -> dict:
+    return json.loads((generation_path(home, number) / "summary.json").read_text())
+
+
+def prune_optimizer_states(home: Path, keep: int) -> None:
+    """Deletes optimizer.pkl of all but the latest `keep` complete generations (0: keep all).
+
+    The full-covariance state is ~12 MB at N = 867; everything else is kept.
+    """
+    if keep <= 0:
+        return
+    for number in complete_generations(home)[:-keep]:
+        (generation_path(home, number) / "optimizer.pkl").unlink(missing_ok=True)
+
+
+def resolve_generation(home: Path, which: str) -> int:
+    """A generation number from "N", "max" (the latest) or "best" (the highest evaluation of
+    the mean; the latest when none was evaluated). Raises ValueError saying what exists."""
+    numbers = complete_generations(home)
+    if not numbers:
+        raise ValueError(
+            f"no complete generation in {generations_directory(home)}; train a controller first: "
+            "python -m worldmodels.control.train_controller"
+        )
+    if which == "max":
+        return numbers[-1]
+    if which == "best":
+        evaluated = {n: load_summary(home, n).get("evaluation") for n in numbers}
+        scored = {n: e["mean"] for n, e in evaluated.items() if e}
+        return max(scored, key=scored.get) if scored else numbers[-1]
+    if not which.isdigit() or int(which) not in numbers:
+        raise ValueError(
+            f"--generation {which!r}: expected max, best or one of the complete generations "
+            f"{numbers[0]}..{numbers[-1]}"
+        )
+    return int(which)
+
+
+def load_controller(home: Path, number: int, candidate: str = "mean") -> np.ndarray:
+    """Controller parameters (867) of a generation: its distribution `mean` or `best` candidate."""
+    if candidate not in ("mean", "best"):
+        raise ValueError(f"candidate must be 'mean' or 'best', got {candidate!r}")
+    return np.load(generation_path(home, number) / f"{candidate}.npy")

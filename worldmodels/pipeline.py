@@ -1,0 +1,106 @@
+"""All five stages in one command, sized by a preset: sample, VAE, latent stats, MDN-RNN,
+controller, then the paper's evaluation.
+
+    python -m worldmodels.pipeline --preset tiny          # minutes on a laptop
+    python -m worldmodels.pipeline --preset paper         # the full-size run
+
+Each stage is the stage's own command with the preset's settings, so rerunning the pipeline
+after an interruption skips what is done and resumes what is not. `--set section.key=value`
+overrides one setting of the preset (keys as in worldmodels/params.py).
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+
+from worldmodels.cli import make_parser, positive_int
+from worldmodels.params import PRESETS, ConfigError, config_from_dict, resolve_home
+
+
+def parse_overrides(assignments: list[str]) -> dict:
+    """["vae.epochs=3", "env.env=stock"] -> {"vae": {"epochs": 3}, "env": {"env": "stock"}}.
+
+    Values are JSON (3, 0.5, true) or, failing that, plain strings.
+    """
+    overrides: dict = {}
+    for assignment in assignments:
+        key, separator, text = assignment.partition("=")
+        section, dot, name = key.partition(".")
+        if not separator or not dot:
+            raise ConfigError(f"--set {assignment!r}: expected section.key=value")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text
+        overrides.setdefault(section, {})[name] = value
+    return overrides
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = make_parser(__doc__.split("\n\n")[0])
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="tiny",
+                        help="tiny: a few short episodes, one epoch, two generations; "
+                             "paper: the paper's sizes")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override one setting of the preset; repeatable")
+    parser.add_argument("--num-process", type=positive_int, default=multiprocessing.cpu_count(),
+                        help="worker processes for sampling, training and evaluating")
+    args = parser.parse_args(argv)
+    try:
+        config = config_from_dict(parse_overrides(args.set), base=PRESETS[args.preset])
+    except ConfigError as error:
+        parser.error(str(error))
+    home = resolve_home(args.home)
+    home.mkdir(parents=True, exist_ok=True)
+    config.save(home / "pipeline-config.json")
+
+    from worldmodels.control import evaluate, train_controller
+    from worldmodels.data import sample_latent_stats, sample_policy
+    from worldmodels.memory import train_memory
+    from worldmodels.vision import train_vae
+
+    env, controller = config.env, config.controller
+    rollout_flags = [
+        "--num-process", str(args.num_process),
+        "--envs-per-worker", str(controller.envs_per_worker),
+        "--episode-length", str(env.episode_length),
+        "--env", env.env,
+    ]
+    stages = [
+        ("sample random rollouts", sample_policy.main, [
+            "--policy", "random", "--episodes", str(config.sampling.episodes),
+            "--seed", str(config.sampling.seed), *rollout_flags,
+        ]),
+        ("train the VAE", train_vae.main, [
+            "--epochs", str(config.vae.epochs), "--batch-size", str(config.vae.batch_size),
+            "--learning-rate", str(config.vae.learning_rate),
+            "--kl-tolerance", str(config.vae.kl_tolerance),
+        ]),
+        ("encode the episodes", sample_latent_stats.main, []),
+        ("train the MDN-RNN", train_memory.main, [
+            "--epochs", str(config.memory.epochs), "--batch-size", str(config.memory.batch_size),
+            "--learning-rate", str(config.memory.learning_rate),
+            "--final-learning-rate", str(config.memory.final_learning_rate),
+            "--gradient-clip", str(config.memory.gradient_clip),
+        ]),
+        ("train the controller", train_controller.main, [
+            "--generations", str(controller.generations), "--popsize", str(controller.popsize),
+            "--episodes-per-candidate", str(controller.episodes_per_candidate),
+            "--sigma0", str(controller.sigma0), "--eval-every", str(controller.eval_every),
+            "--eval-episodes", str(controller.eval_episodes),
+            *(["--cma-diagonal"] if controller.cma_diagonal else []), *rollout_flags,
+        ]),
+        ("evaluate the agent", evaluate.main, [
+            "--generation", "best", "--episodes", str(controller.evaluation_episodes),
+            *rollout_flags,
+        ]),
+    ]
+    for number, (name, stage, flags) in enumerate(stages, start=1):
+        print(f"== stage {number}/{len(stages)}: {name}", flush=True)
+        stage(["--home", str(home), *flags])
+    print(f"pipeline ({args.preset}) complete; everything is under {home}")
+
+
+if __name__ == "__main__":
+    main()
