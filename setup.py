@@ -29,6 +29,9 @@ setup(
             "worldmodels-train-vae=worldmodels.vision.train_vae:main",
             "worldmodels-sample-latent-stats=worldmodels.data.sample_latent_stats:main",
             "worldmodels-train-memory=worldmodels.memory.train_memory:main",
+            "worldmodels-train-controller=worldmodels.control.train_controller:main",
+            "worldmodels-evaluate=worldmodels.control.evaluate:main",
+            "worldmodels-pipeline=worldmodels.pipeline:main",
         ]
     },
 )

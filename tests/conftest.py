@@ -38,3 +38,22 @@ def real_frames():
         frames.append(env.step(env.action_space.sample())[0])
     env.close()
     return np.stack(frames)
+
+
+@pytest.fixture(scope="session")
+def agent_home(tmp_path_factory):
+    """A home with a trained (tiny) VAE and MDN-RNN: stages 1-4 on 2 episodes of 40 steps.
+
+    Shared by tests: copy it before changing it.
+    """
+    from worldmodels.data import sample_latent_stats, sample_policy
+    from worldmodels.memory import train_memory
+    from worldmodels.vision import train_vae
+
+    home = tmp_path_factory.mktemp("agent-home")
+    flags = ["--home", str(home)]
+    sample_policy.main([*flags, "--episodes", "2", "--episode-length", "40", "--num-process", "1"])
+    train_vae.main([*flags, "--epochs", "1", "--batch-size", "16", "--shuffle-buffer", "64"])
+    sample_latent_stats.main(flags)
+    train_memory.main([*flags, "--epochs", "1", "--batch-size", "2"])
+    return home

@@ -9,12 +9,20 @@ import pytest
 
 COMMANDS = {
     "worldmodels-sample-policy": ["--policy", "--episodes", "--episode-length", "--num-process",
-                                  "--start-episode", "--seed", "--brownian-dt"],
+                                  "--start-episode", "--seed", "--brownian-dt", "--env",
+                                  "--generation"],
     "worldmodels-train-vae": ["--dataset", "--epochs", "--batch-size", "--learning-rate",
                               "--kl-tolerance", "--checkpoint-every", "--load-model", "--on-corrupt"],
     "worldmodels-sample-latent-stats": ["--dataset", "--batch-size", "--overwrite", "--on-corrupt"],
     "worldmodels-train-memory": ["--dataset", "--epochs", "--batch-size", "--learning-rate",
                                  "--final-learning-rate", "--gradient-clip", "--load-model"],
+    "worldmodels-train-controller": ["--generations", "--popsize", "--episodes-per-candidate",
+                                     "--num-process", "--sigma0", "--episode-length",
+                                     "--cma-diagonal", "--eval-every", "--eval-episodes",
+                                     "--seed", "--envs-per-worker", "--timeout", "--env"],
+    "worldmodels-evaluate": ["--generation", "--candidate", "--episodes", "--seed",
+                             "--num-process"],
+    "worldmodels-pipeline": ["--preset", "--set", "--num-process"],
 }
 
 

@@ -189,7 +189,7 @@ class _Worker:
         self.process.start()
         child.close()
         self.ready = False
-        self.job: int | None = None
+        self.job: tuple[int, int] | None = None  # (map call, job index)
         self.started = time.monotonic()
 
     def stop(self) -> None:
@@ -217,6 +217,7 @@ class WorkerPool:
         self.max_attempts = max_attempts
         self.workers = [_Worker(self._context, make_handler) for _ in range(num_workers)]
         self.replaced = 0
+        self._calls = 0  # tags jobs, so a result of an abandoned earlier map is not taken
 
     def __enter__(self) -> "WorkerPool":
         return self
@@ -230,6 +231,7 @@ class WorkerPool:
         self.workers = []
 
     def map(self, jobs: Sequence, on_result: Callable[[int, object], None] = lambda i, r: None) -> list:
+        self._calls += 1
         results: list = [None] * len(jobs)
         pending = collections.deque(range(len(jobs)))
         attempts = collections.Counter()
@@ -237,44 +239,48 @@ class WorkerPool:
         while remaining:
             for worker in self.workers:
                 if worker.ready and worker.job is None and pending:
-                    worker.job = pending.popleft()
+                    worker.job = (self._calls, pending.popleft())
                     worker.started = time.monotonic()
-                    worker.connection.send((worker.job, jobs[worker.job]))
+                    worker.connection.send((worker.job, jobs[worker.job[1]]))
             for connection in wait([w.connection for w in self.workers], timeout=0.5):
                 worker = next(w for w in self.workers if w.connection is connection)
                 try:
-                    status, job_index, payload = connection.recv()
+                    status, tag, payload = connection.recv()
                 except (EOFError, OSError):
                     continue  # it died; found below
+                if status == "failed":
+                    raise WorkerError(f"a worker could not start:\n{payload}")
                 if status == "ready":
                     worker.ready = True
                     worker.started = time.monotonic()
-                elif status == "done":
-                    worker.job = None
-                    if results[job_index] is None:
-                        results[job_index] = payload
-                        remaining -= 1
-                        on_result(job_index, payload)
-                else:
-                    raise WorkerError(f"a rollout worker failed:\n{payload}")
+                    continue
+                worker.job = None
+                if tag[0] != self._calls:
+                    continue  # a job of an earlier map that raised
+                if status == "error":
+                    raise WorkerError(f"a job failed in a worker:\n{payload}")
+                if results[tag[1]] is None:
+                    results[tag[1]] = payload
+                    remaining -= 1
+                    on_result(tag[1], payload)
             for index, worker in enumerate(self.workers):
                 dead = not worker.process.is_alive()
                 late = time.monotonic() - worker.started > self.timeout
                 if not dead and not (late and (worker.job is not None or not worker.ready)):
                     continue
-                if worker.job is not None:
-                    attempts[worker.job] += 1
-                    if attempts[worker.job] >= self.max_attempts:
-                        raise WorkerError(
-                            f"job {worker.job} {'killed' if dead else 'hung'} its worker "
-                            f"{attempts[worker.job]} times; giving up"
-                        )
-                    pending.appendleft(worker.job)
-                worker.job = None
+                lost, worker.job = worker.job, None
                 worker.process.kill()
                 worker.stop()
                 self.workers[index] = _Worker(self._context, self._make_handler)
                 self.replaced += 1
+                if lost is not None and lost[0] == self._calls:
+                    attempts[lost[1]] += 1
+                    if attempts[lost[1]] >= self.max_attempts:
+                        raise WorkerError(
+                            f"job {lost[1]} {'killed' if dead else 'hung'} its worker "
+                            f"{attempts[lost[1]]} times; giving up"
+                        )
+                    pending.appendleft(lost[1])
         return results
 
 

@@ -136,12 +136,13 @@ def main(argv: list[str] | None = None) -> None:
                 population = np.asarray(optimizer.ask())
                 seeds = [derive_seed(args.seed, TRAINING_TRACKS, generation, j)
                          for j in range(params.episodes_per_candidate)]
+                candidates = range(len(population))
                 tasks = [EpisodeTask((candidate, j), population[candidate], seed)
-                         for candidate in range(params.popsize) for j, seed in enumerate(seeds)]
+                         for candidate in candidates for j, seed in enumerate(seeds)]
                 results = run_episode_tasks(pool, tasks, params.envs_per_worker,
                                             f"generation {generation}")
                 rewards = np.array([[results[(candidate, j)].total_reward for j in range(len(seeds))]
-                                    for candidate in range(params.popsize)])
+                                    for candidate in candidates])
                 fitness = rewards.mean(axis=1)
                 optimizer.tell(list(population), list(-fitness))  # CMA-ES minimises
                 seconds = time.monotonic() - started

@@ -228,6 +228,12 @@ def frame_dataset(
         lambda episode: tf.data.Dataset.from_tensor_slices(episode["observation"]),
         cycle_length=episodes_in_flight,
     )
+    # A slice shares its episode's buffer: without a copy, one frame waiting in the shuffle
+    # buffer would keep its whole ~12 MB episode alive, and memory would grow with the number
+    # of episodes the buffer draws from.
+    frames = frames.map(
+        lambda frame: tf.raw_ops.DeepCopy(x=frame), num_parallel_calls=tf.data.AUTOTUNE
+    )
     return (
         frames.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
         .batch(batch_size)

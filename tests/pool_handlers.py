@@ -1,0 +1,28 @@
+"""Handlers for WorkerPool tests; importable by spawned workers."""
+
+import os
+import time
+
+
+class Squarer:
+    """Squares numbers; a job is a list of ints. Special values misbehave on purpose."""
+
+    def __call__(self, job):
+        results = []
+        for value in job:
+            if value == "hang":
+                time.sleep(3600)
+            if value == "die":
+                os._exit(1)
+            if value == "raise":
+                raise ValueError("a handler bug")
+            if value == "slow":
+                time.sleep(1.0)
+                value = 0
+            results.append((value, value * value, os.getpid()))
+        return results
+
+
+class BrokenAtStart:
+    def __init__(self):
+        raise RuntimeError("cannot build the agent")

@@ -1,0 +1,102 @@
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from pool_handlers import BrokenAtStart, Squarer
+from worldmodels.control.agent import AgentModels
+from worldmodels.control.controller import PARAMETER_COUNT, controller_actions
+from worldmodels.control.rollouts import EpisodeTask, RolloutEngine, WorkerError, WorkerPool
+from worldmodels.data.car_racing import make_env
+from worldmodels.data.tf_records import load_episode
+from worldmodels.params import EnvParams
+
+
+def test_pool_returns_every_result_in_order():
+    with WorkerPool(Squarer, num_workers=2, timeout=60) as pool:
+        results = pool.map([[1, 2], [3], [4, 5, 6]])
+    assert [[square for _, square, _ in job] for job in results] == [[1, 4], [9], [16, 25, 36]]
+
+
+def test_a_killed_worker_is_replaced_and_its_job_rerun():
+    with WorkerPool(Squarer, num_workers=2, timeout=60) as pool:
+        pool.map([[1], [2]])  # both workers ready
+        victim = pool.workers[0].process.pid
+
+        def kill_when_busy():
+            while pool.workers[0].job is None:
+                time.sleep(0.01)
+            os.kill(victim, signal.SIGKILL)
+
+        killer = threading.Thread(target=kill_when_busy)
+        killer.start()
+        results = pool.map([["slow"], ["slow"], ["slow"], [7]])
+        killer.join()
+        assert pool.replaced == 1
+    assert [job[0][1] for job in results] == [0, 0, 0, 49]
+    assert victim not in {pid for job in results for _, _, pid in job}
+
+
+def test_a_hanging_job_is_timed_out_and_rerun_elsewhere_then_given_up():
+    with WorkerPool(Squarer, num_workers=2, timeout=2, max_attempts=2) as pool:
+        pool.map([[0], [0]])
+        with pytest.raises(WorkerError, match="hung its worker 2 times"):
+            pool.map([[1], ["hang"], [2]])
+        assert pool.replaced == 2
+        assert pool.map([[3]])[0][0][1] == 9  # the pool still works
+
+
+def test_a_job_that_kills_every_worker_is_reported():
+    with WorkerPool(Squarer, num_workers=1, timeout=60, max_attempts=2) as pool:
+        with pytest.raises(WorkerError, match="killed its worker 2 times"):
+            pool.map([["die"]])
+
+
+def test_handler_exceptions_and_broken_workers_surface_with_their_traceback():
+    with WorkerPool(Squarer, num_workers=1, timeout=60) as pool:
+        with pytest.raises(WorkerError, match="a handler bug"):
+            pool.map([["raise"]])
+    with WorkerPool(BrokenAtStart, num_workers=1, timeout=60) as pool:
+        with pytest.raises(WorkerError, match="cannot build the agent"):
+            pool.map([[1]])
+
+
+def test_engine_steps_equal_the_unbatched_computation_for_each_env(tmp_path):
+    """Three envs with three controllers in lock-step, episodes of different lengths; each
+    recorded step is recomputed alone: batch-1 encoder, own z noise, TF LSTM step."""
+    agent = AgentModels(home=None, seed=0)
+    lengths = (12, 7, 9)
+    rng = np.random.default_rng(0)
+    tasks = [
+        EpisodeTask(i, 0.3 * rng.standard_normal(PARAMETER_COUNT), seed=100 + i,
+                    record_path=str(tmp_path / f"episode-{i}.tfrecord"))
+        for i in range(3)
+    ]
+    envs = [make_env(EnvParams(episode_length=length)) for length in lengths]
+    results = RolloutEngine(agent, envs).run(tasks)
+    assert sorted((r.key, r.steps) for r in results) == [(0, 12), (1, 7), (2, 9)]
+
+    for task, length in zip(tasks, lengths):
+        episode = load_episode(task.record_path)
+        assert episode["policy"] == "controller" and episode["seed"] == task.seed
+        noise = np.random.default_rng(task.seed)
+        h = c = tf.zeros((1, 256))
+        env = make_env(EnvParams(episode_length=length))
+        observation, _ = env.reset(seed=task.seed)
+        total = 0.0
+        for t in range(length):
+            # o_t is the frame a_t was computed from, and it is what the env showed.
+            np.testing.assert_array_equal(episode["observation"][t], observation)
+            mu, logvar = agent.vae.encode(observation[None].astype(np.float32) / 255.0)
+            z = mu.numpy() + np.exp(logvar.numpy() / 2) * noise.standard_normal((1, 32))
+            action = controller_actions(task.parameters, z, h.numpy())
+            np.testing.assert_allclose(episode["action"][t], action[0], atol=1e-4)
+            observation, reward, *_ = env.step(episode["action"][t])
+            total += reward
+            h, c = agent.memory.step(tf.constant(z, tf.float32), tf.constant(action), (h, c))
+        result = next(r for r in results if r.key == task.key)
+        assert result.total_reward == pytest.approx(total)
