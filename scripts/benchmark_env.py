@@ -41,6 +41,7 @@ def cost_split(seeds, episodes_actions) -> dict[str, float]:
             result = function(*args, **kwargs)
             totals[name] += time.perf_counter() - start
             return result
+
         return timed
 
     env.world.Step = timing("physics", env.world.Step)
@@ -67,8 +68,9 @@ def cost_split(seeds, episodes_actions) -> dict[str, float]:
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     parser.add_argument("--episodes", type=int, default=3, help="episodes per environment")
     parser.add_argument("--steps", type=int, default=500, help="steps per episode at most")
     parser.add_argument("--seed", type=int, default=0, help="first track seed")

@@ -20,8 +20,9 @@ from worldmodels.vision.vae import FRAME_SHAPE, VAE
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     parser.add_argument("--home", default=None, help="experiments home with sampled episodes")
     parser.add_argument("--dataset", default="random", help="read <home>/<dataset>-rollouts")
     parser.add_argument("--episodes", type=int, default=20, help="episodes to use")
@@ -30,7 +31,9 @@ def main():
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of each")
     args = parser.parse_args()
 
-    paths = list_episodes(rollouts_directory(resolve_home(args.home), args.dataset))[: args.episodes]
+    paths = list_episodes(rollouts_directory(resolve_home(args.home), args.dataset))[
+        : args.episodes
+    ]
     if not paths:
         raise SystemExit(f"no episodes found under {args.home}; sample some first")
     in_memory = tf.constant(np.concatenate([load_episode(p)["observation"] for p in paths]))
@@ -45,7 +48,9 @@ def main():
     def train_step(frames):
         with tf.GradientTape() as tape:
             loss = vae.loss_terms(frames)["loss"]
-        optimizer.apply_gradients(zip(tape.gradient(loss, vae.trainable_variables), vae.trainable_variables))
+        optimizer.apply_gradients(
+            zip(tape.gradient(loss, vae.trainable_variables), vae.trainable_variables)
+        )
         return loss
 
     @tf.function

@@ -26,8 +26,9 @@ def peak_memory_mib(pid: int) -> float:
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     parser.add_argument("--home", default=None, help="experiments home with sampled episodes")
     parser.add_argument("--dataset", default="random", help="read <home>/<dataset>-rollouts")
     parser.add_argument("--episodes", type=int, nargs="+", default=[20, 200], help="dataset sizes")
@@ -44,16 +45,29 @@ def main():
             linked.mkdir()
             for path in paths[:count]:
                 (linked / path.name).symlink_to(path)
-            command = [sys.executable, "-m", "worldmodels.vision.train_vae", "--home", home,
-                       "--dataset", args.dataset, "--batch-size", str(args.batch_size)]
-            process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            command = [
+                sys.executable,
+                "-m",
+                "worldmodels.vision.train_vae",
+                "--home",
+                home,
+                "--dataset",
+                args.dataset,
+                "--batch-size",
+                str(args.batch_size),
+            ]
+            process = subprocess.Popen(
+                command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+            )
             time.sleep(args.seconds)
             if process.poll() is not None:
                 raise SystemExit(f"train_vae ended early:\n{process.stderr.read()[-2000:]}")
             peak = peak_memory_mib(process.pid)
             process.kill()
             process.wait()
-        print(f"{count:5d} episodes: peak RSS {peak:7.0f} MiB after {args.seconds:.0f} s of training")
+        print(
+            f"{count:5d} episodes: peak RSS {peak:7.0f} MiB after {args.seconds:.0f} s of training"
+        )
 
 
 if __name__ == "__main__":

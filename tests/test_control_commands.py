@@ -24,10 +24,25 @@ from worldmodels.data.tf_records import list_episodes, load_episode
 
 def controller_command(home, generations):
     return [
-        sys.executable, "-m", "worldmodels.control.train_controller", "--home", str(home),
-        "--generations", str(generations), "--popsize", "4", "--episodes-per-candidate", "1",
-        "--episode-length", "100", "--num-process", "2", "--envs-per-worker", "2",
-        "--eval-every", "0",
+        sys.executable,
+        "-m",
+        "worldmodels.control.train_controller",
+        "--home",
+        str(home),
+        "--generations",
+        str(generations),
+        "--popsize",
+        "4",
+        "--episodes-per-candidate",
+        "1",
+        "--episode-length",
+        "100",
+        "--num-process",
+        "2",
+        "--envs-per-worker",
+        "2",
+        "--eval-every",
+        "0",
     ]
 
 
@@ -39,8 +54,9 @@ def home(agent_home, tmp_path):
 
 
 def test_killed_training_resumes_at_the_interrupted_generation_with_the_saved_optimizer(home):
-    interrupted = subprocess.Popen(controller_command(home, 3), stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL)
+    interrupted = subprocess.Popen(
+        controller_command(home, 3), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.time() + 300
     while time.time() < deadline and complete_generations(home) != [0, 1]:
         time.sleep(0.02)
@@ -72,8 +88,9 @@ def test_killed_training_resumes_at_the_interrupted_generation_with_the_saved_op
 
     rerun = subprocess.run(controller_command(home, 3), capture_output=True, text=True)
     assert "resuming after generation 2" in rerun.stdout  # nothing left to do, nothing redone
-    changed = subprocess.run(controller_command(home, 3) + ["--sigma0", "0.5"],
-                             capture_output=True, text=True)
+    changed = subprocess.run(
+        controller_command(home, 3) + ["--sigma0", "0.5"], capture_output=True, text=True
+    )
     assert changed.returncode != 0 and "sigma0: 0.1 -> 0.5" in changed.stderr
 
 
@@ -83,20 +100,53 @@ def trained_controller_home(agent_home, tmp_path_factory):
     shutil.copytree(agent_home, home)
     from worldmodels.control import train_controller
 
-    train_controller.main([
-        "--home", str(home), "--generations", "2", "--popsize", "4",
-        "--episodes-per-candidate", "1", "--episode-length", "30", "--num-process", "2",
-        "--envs-per-worker", "2", "--eval-every", "1", "--eval-episodes", "2",
-    ])
+    train_controller.main(
+        [
+            "--home",
+            str(home),
+            "--generations",
+            "2",
+            "--popsize",
+            "4",
+            "--episodes-per-candidate",
+            "1",
+            "--episode-length",
+            "30",
+            "--num-process",
+            "2",
+            "--envs-per-worker",
+            "2",
+            "--eval-every",
+            "1",
+            "--eval-episodes",
+            "2",
+        ]
+    )
     return home
 
 
 def test_evaluate_writes_rewards_and_histogram(trained_controller_home, capsys):
     home = trained_controller_home
-    evaluate.main(["--home", str(home), "--generation", "best", "--episodes", "3",
-                   "--episode-length", "30", "--num-process", "2", "--envs-per-worker", "2"])
+    evaluate.main(
+        [
+            "--home",
+            str(home),
+            "--generation",
+            "best",
+            "--episodes",
+            "3",
+            "--episode-length",
+            "30",
+            "--num-process",
+            "2",
+            "--envs-per-worker",
+            "2",
+        ]
+    )
     best = max((0, 1), key=lambda n: load_summary(home, n)["evaluation"]["mean"])
-    report = json.loads((home / "control" / "evaluations" / f"generation_{best}-mean.json").read_text())
+    report = json.loads(
+        (home / "control" / "evaluations" / f"generation_{best}-mean.json").read_text()
+    )
     assert len(report["rewards"]) == 3
     assert report["mean"] == pytest.approx(np.mean(report["rewards"]))
     assert (home / "control" / "evaluations" / f"generation_{best}-mean.png").stat().st_size > 0
@@ -111,9 +161,24 @@ def test_bad_generation_is_a_clear_error(trained_controller_home):
 def test_controller_and_random_agent_sampling_write_episode_records(trained_controller_home):
     home = trained_controller_home
     for policy in ("controller", "agent-random"):
-        sample_policy.main(["--home", str(home), "--policy", policy, "--generation", "max",
-                            "--episodes", "3", "--episode-length", "25", "--num-process", "2",
-                            "--envs-per-worker", "2"])
+        sample_policy.main(
+            [
+                "--home",
+                str(home),
+                "--policy",
+                policy,
+                "--generation",
+                "max",
+                "--episodes",
+                "3",
+                "--episode-length",
+                "25",
+                "--num-process",
+                "2",
+                "--envs-per-worker",
+                "2",
+            ]
+        )
         paths = list_episodes(home / f"{policy}-rollouts")
         assert len(paths) == 3
         episode = load_episode(paths[0])
@@ -137,5 +202,6 @@ def test_pipeline_overrides_are_strict(tmp_path):
     with pytest.raises(SystemExit):
         pipeline.main(["--home", str(tmp_path), "--set", "vae.epoch=3"])
     assert pipeline.parse_overrides(["vae.epochs=3", "env.env=stock"]) == {
-        "vae": {"epochs": 3}, "env": {"env": "stock"}
+        "vae": {"epochs": 3},
+        "env": {"env": "stock"},
     }

@@ -76,5 +76,7 @@ def test_seed_zero_is_honoured_and_a_pickled_optimizer_resumes_exactly(diagonal)
 
 
 def test_diagonal_option_reaches_pycma():
-    assert make_optimizer(PARAMETER_COUNT, 0.1, 4, seed=0, diagonal=True).opts["CMA_diagonal"] is True
+    assert (
+        make_optimizer(PARAMETER_COUNT, 0.1, 4, seed=0, diagonal=True).opts["CMA_diagonal"] is True
+    )
     assert make_optimizer(PARAMETER_COUNT, 0.1, 4, seed=0).opts["CMA_diagonal"] is False

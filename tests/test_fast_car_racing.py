@@ -43,7 +43,9 @@ def assert_identical(stock, fast):
     assert len(stock) == len(fast)
     for t, (expected, actual) in enumerate(zip(stock, fast)):
         assert np.array_equal(expected[0], actual[0]), f"frames differ at step {t}"
-        assert expected[1:] == actual[1:], f"reward, terminated, truncated or info differ at step {t}"
+        assert expected[1:] == actual[1:], (
+            f"reward, terminated, truncated or info differ at step {t}"
+        )
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

@@ -13,7 +13,9 @@ def reference_nll(logit_pi, mu, log_sigma, target):
     logit_pi, mu, log_sigma = (np.float64(a) for a in (logit_pi, mu, log_sigma))
     log_pi = logit_pi - np.logaddexp.reduce(logit_pi, axis=-1, keepdims=True)
     sigma = np.exp(log_sigma)
-    log_normal = -((target[..., None] - mu) ** 2) / (2 * sigma**2) - np.log(sigma * np.sqrt(2 * np.pi))
+    log_normal = -((target[..., None] - mu) ** 2) / (2 * sigma**2) - np.log(
+        sigma * np.sqrt(2 * np.pi)
+    )
     return -np.mean(np.logaddexp.reduce(log_pi + log_normal, axis=-1))
 
 
@@ -112,7 +114,9 @@ def fitted_nll(num_mixtures, x, y, x_test, y_test, steps=600):
         with tf.GradientTape() as tape:
             (logit_pi, mu, log_sigma), _ = model(inputs)
             loss = mdn_loss(logit_pi, mu, log_sigma, targets)
-        optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
+        optimizer.apply_gradients(
+            zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables)
+        )
         return loss
 
     for _ in range(steps):

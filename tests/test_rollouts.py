@@ -6,14 +6,15 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from pool_handlers import BrokenAtStart, Squarer
+
 from worldmodels.control.agent import AgentModels
 from worldmodels.control.controller import PARAMETER_COUNT, controller_actions
-from worldmodels.control.rollouts import EpisodeTask, RolloutEngine, WorkerError, WorkerPool
+from worldmodels.control.rollouts import EpisodeTask, RolloutEngine
 from worldmodels.data.car_racing import make_env
 from worldmodels.data.tf_records import load_episode
 from worldmodels.params import EnvParams
+from worldmodels.workers import WorkerError, WorkerPool
 
 
 def test_pool_returns_every_result_in_order():
@@ -72,8 +73,12 @@ def test_engine_steps_equal_the_unbatched_computation_for_each_env(tmp_path):
     lengths = (12, 7, 9)
     rng = np.random.default_rng(0)
     tasks = [
-        EpisodeTask(i, 0.3 * rng.standard_normal(PARAMETER_COUNT), seed=100 + i,
-                    record_path=str(tmp_path / f"episode-{i}.tfrecord"))
+        EpisodeTask(
+            i,
+            0.3 * rng.standard_normal(PARAMETER_COUNT),
+            seed=100 + i,
+            record_path=str(tmp_path / f"episode-{i}.tfrecord"),
+        )
         for i in range(3)
     ]
     envs = [make_env(EnvParams(episode_length=length)) for length in lengths]

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from conftest import synthetic_episode
+
 from worldmodels.data.tf_records import (
     CorruptEpisodeError,
     corrupt_episodes_raise,
@@ -56,7 +56,9 @@ def test_save_rejects_wrong_shapes_and_dtypes(tmp_path):
     with pytest.raises(ValueError, match="action"):
         save_episode(tmp_path / "e.tfrecord", {**episode, "action": episode["action"][:3]})
     with pytest.raises(ValueError, match="uint8"):
-        save_episode(tmp_path / "e.tfrecord", {**episode, "observation": episode["observation"] / 255})
+        save_episode(
+            tmp_path / "e.tfrecord", {**episode, "observation": episode["observation"] / 255}
+        )
     assert not list(tmp_path.iterdir())
 
 
@@ -107,7 +109,10 @@ def test_skip_mode_leaves_damaged_episodes_out(episodes_on_disk, capfd):
     directory, saved = episodes_on_disk
     bad = directory / episode_filename(2)
     damage(bad, "truncated")
-    kept = [e["path"].numpy().decode() for e in episode_dataset(list_episodes(directory), on_corrupt="skip")]
+    kept = [
+        e["path"].numpy().decode()
+        for e in episode_dataset(list_episodes(directory), on_corrupt="skip")
+    ]
     assert kept == [p for p in saved if p != str(bad)]
     assert episode_filename(2) in capfd.readouterr().err
 

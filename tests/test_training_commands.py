@@ -10,8 +10,8 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from conftest import synthetic_episode
+
 from worldmodels.data import sample_latent_stats, sample_policy
 from worldmodels.data.tf_records import (
     LATENT_STATS,
@@ -41,7 +41,9 @@ def trained_home(tmp_path_factory):
     """A home after stages 1-4: 2 random episodes of 40 steps, one VAE epoch, MDN-RNN epochs."""
     home = tmp_path_factory.mktemp("home")
     flags = ["--home", str(home)]
-    sample_policy.main([*flags, "--episodes", "2", "--episode-length", str(EPISODE_LENGTH), "--num-process", "1"])
+    sample_policy.main(
+        [*flags, "--episodes", "2", "--episode-length", str(EPISODE_LENGTH), "--num-process", "1"]
+    )
     train_vae.main([*flags, "--epochs", "1", "--batch-size", "16", "--shuffle-buffer", "64"])
     sample_latent_stats.main(flags)
     train_memory.main([*flags, "--epochs", "2", "--batch-size", "2"])
@@ -78,10 +80,14 @@ def test_short_episode_next_to_long_one_stays_separate_in_latent_stats(trained_h
     home = trained_home
     lengths = {0: 5, 1: 40}
     for index, length in lengths.items():
-        save_episode(home / "brownian-rollouts" / episode_filename(index), synthetic_episode(length, index))
+        save_episode(
+            home / "brownian-rollouts" / episode_filename(index), synthetic_episode(length, index)
+        )
     sample_latent_stats.main(["--home", str(home), "--dataset", "brownian", "--batch-size", "16"])
     for index, length in lengths.items():
-        stats = load_record(home / "latent-stats" / "brownian" / episode_filename(index), LATENT_STATS)
+        stats = load_record(
+            home / "latent-stats" / "brownian" / episode_filename(index), LATENT_STATS
+        )
         assert stats["mu"].shape == (length, 32)
         np.testing.assert_array_equal(stats["action"], synthetic_episode(length, index)["action"])
 
@@ -99,7 +105,7 @@ def test_memory_batches_pad_and_mask_short_episodes_without_mixing(tmp_path):
             "policy": "random",
         }
         save_record(tmp_path / episode_filename(index), stats, LATENT_STATS)
-    (inputs, targets, mask), = list(sequences_for_epoch(list_episodes(tmp_path), 2, 0, "error"))
+    ((inputs, targets, mask),) = list(sequences_for_epoch(list_episodes(tmp_path), 2, 0, "error"))
     assert inputs.shape == (2, 39, 35) and targets.shape == (2, 39, 32)
     for row in range(2):
         length = int(mask[row].numpy().sum()) + 1
@@ -131,7 +137,9 @@ def test_changed_settings_are_refused_and_load_model_starts_a_new_run(trained_ho
 
 def test_latent_stats_of_another_vae_need_overwrite(trained_home):
     home = str(trained_home)
-    train_vae.main(["--home", home, "--epochs", "2", "--batch-size", "16", "--shuffle-buffer", "64"])
+    train_vae.main(
+        ["--home", home, "--epochs", "2", "--batch-size", "16", "--shuffle-buffer", "64"]
+    )
     with pytest.raises(SystemExit, match="--overwrite"):
         sample_latent_stats.main(["--home", home])
     sample_latent_stats.main(["--home", home, "--overwrite"])
@@ -140,8 +148,18 @@ def test_latent_stats_of_another_vae_need_overwrite(trained_home):
 
 def memory_command(home, *flags):
     return [
-        sys.executable, "-m", "worldmodels.memory.train_memory", "--home", str(home),
-        "--epochs", "60", "--batch-size", "1", "--checkpoint-every", "1", *flags,
+        sys.executable,
+        "-m",
+        "worldmodels.memory.train_memory",
+        "--home",
+        str(home),
+        "--epochs",
+        "60",
+        "--batch-size",
+        "1",
+        "--checkpoint-every",
+        "1",
+        *flags,
     ]
 
 
@@ -157,7 +175,9 @@ def test_killed_memory_training_resumes_exactly_where_it_stopped(trained_home, t
     assert killed.wait() == -signal.SIGKILL
     assert len(rows(tmp_path / "interrupted" / "memory-training" / "losses.csv")) < 120
 
-    resumed = subprocess.run(memory_command(tmp_path / "interrupted"), capture_output=True, text=True)
+    resumed = subprocess.run(
+        memory_command(tmp_path / "interrupted"), capture_output=True, text=True
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert "resumed from" in resumed.stdout
     subprocess.run(memory_command(tmp_path / "uninterrupted"), check=True, capture_output=True)
@@ -166,5 +186,7 @@ def test_killed_memory_training_resumes_exactly_where_it_stopped(trained_home, t
     uninterrupted = rows(tmp_path / "uninterrupted" / "memory-training" / "losses.csv")
     assert [int(r["step"]) for r in interrupted] == list(range(1, 121))
     np.testing.assert_allclose(
-        [float(r["loss"]) for r in interrupted], [float(r["loss"]) for r in uninterrupted], rtol=1e-5
+        [float(r["loss"]) for r in interrupted],
+        [float(r["loss"]) for r in uninterrupted],
+        rtol=1e-5,
     )

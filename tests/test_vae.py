@@ -24,8 +24,12 @@ def test_parameter_count(vae):
     def conv(k, c_in, c_out):
         return k * k * c_in * c_out + c_out
 
-    encoder = conv(4, 3, 32) + conv(4, 32, 64) + conv(4, 64, 128) + conv(4, 128, 256) + 1024 * 64 + 64
-    decoder = 32 * 1024 + 1024 + conv(5, 1024, 128) + conv(5, 128, 64) + conv(6, 64, 32) + conv(6, 32, 3)
+    encoder = (
+        conv(4, 3, 32) + conv(4, 32, 64) + conv(4, 64, 128) + conv(4, 128, 256) + 1024 * 64 + 64
+    )
+    decoder = (
+        32 * 1024 + 1024 + conv(5, 1024, 128) + conv(5, 128, 64) + conv(6, 64, 32) + conv(6, 32, 3)
+    )
     assert vae.count_params() == encoder + decoder == 4_348_547
 
 
@@ -47,7 +51,9 @@ def test_kl_equals_closed_form_and_monte_carlo():
     z = np.stack([sample_latent(mu, logvar).numpy() for _ in range(4000)])
     log_q = -0.5 * ((z - mu) / sigma) ** 2 - np.log(sigma)
     log_p = -0.5 * z**2
-    np.testing.assert_allclose(np.mean(np.sum(log_q - log_p, -1), 0), closed_form, rtol=0.05, atol=0.3)
+    np.testing.assert_allclose(
+        np.mean(np.sum(log_q - log_p, -1), 0), closed_form, rtol=0.05, atol=0.3
+    )
 
 
 def test_free_bits_floor_sends_no_gradient_below_it():
@@ -83,11 +89,13 @@ def test_reconstruction_loss_falls_on_real_frames(real_frames):
     def train_step(batch):
         with tf.GradientTape() as tape:
             losses = model.loss_terms(batch)
-        optimizer.apply_gradients(zip(tape.gradient(losses["loss"], model.trainable_variables), model.trainable_variables))
+        optimizer.apply_gradients(
+            zip(tape.gradient(losses["loss"], model.trainable_variables), model.trainable_variables)
+        )
         return losses["reconstruction_loss"]
 
     before = float(model.loss_terms(frames)["reconstruction_loss"])
-    for epoch in range(4):
+    for _ in range(4):
         for start in range(0, len(frames), 32):
             train_step(frames[start : start + 32])
     after = float(model.loss_terms(frames)["reconstruction_loss"])

@@ -43,15 +43,36 @@ def add_rollout_arguments(parser: argparse.ArgumentParser) -> None:
     from worldmodels.params import ControllerParams, EnvParams
 
     env, controller = EnvParams(), ControllerParams()
-    parser.add_argument("--num-process", "--num_process", type=positive_int,
-                        default=multiprocessing.cpu_count(), help="worker processes")
-    parser.add_argument("--envs-per-worker", type=positive_int,
-                        default=controller.envs_per_worker,
-                        help="environments each worker steps in lock-step, batching V and M")
-    parser.add_argument("--episode-length", "--episode_length", type=positive_int,
-                        default=env.episode_length, help="steps before an episode is truncated")
-    parser.add_argument("--env", choices=("fast", "stock"), default=env.env,
-                        help="fast: FastCarRacing (identical observations); stock: CarRacing-v3")
-    parser.add_argument("--timeout", type=float, default=controller.worker_timeout,
-                        help="seconds a worker may spend on one job of episodes before it is "
-                             "killed and the job given to another")
+    parser.add_argument(
+        "--num-process",
+        "--num_process",
+        type=positive_int,
+        default=multiprocessing.cpu_count(),
+        help="worker processes",
+    )
+    parser.add_argument(
+        "--envs-per-worker",
+        type=positive_int,
+        default=controller.envs_per_worker,
+        help="environments each worker steps in lock-step, batching V and M",
+    )
+    parser.add_argument(
+        "--episode-length",
+        "--episode_length",
+        type=positive_int,
+        default=env.episode_length,
+        help="steps before an episode is truncated",
+    )
+    parser.add_argument(
+        "--env",
+        choices=("fast", "stock"),
+        default=env.env,
+        help="fast: FastCarRacing (identical observations); stock: CarRacing-v3",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=controller.worker_timeout,
+        help="seconds a worker may spend on one job of episodes before it is "
+        "killed and the job given to another",
+    )

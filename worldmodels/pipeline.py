@@ -39,13 +39,25 @@ def parse_overrides(assignments: list[str]) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     parser = make_parser(__doc__.split("\n\n")[0])
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="tiny",
-                        help="tiny: a few short episodes, one epoch, two generations; "
-                             "paper: the paper's sizes")
-    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                        help="override one setting of the preset; repeatable")
-    parser.add_argument("--num-process", type=positive_int, default=multiprocessing.cpu_count(),
-                        help="worker processes for sampling, training and evaluating")
+    parser.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default="tiny",
+        help="tiny: a few short episodes, one epoch, two generations; paper: the paper's sizes",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override one setting of the preset; repeatable",
+    )
+    parser.add_argument(
+        "--num-process",
+        type=positive_int,
+        default=multiprocessing.cpu_count(),
+        help="worker processes for sampling, training and evaluating",
+    )
     args = parser.parse_args(argv)
     try:
         config = config_from_dict(parse_overrides(args.set), base=PRESETS[args.preset])
@@ -62,39 +74,91 @@ def main(argv: list[str] | None = None) -> None:
 
     env, controller = config.env, config.controller
     rollout_flags = [
-        "--num-process", str(args.num_process),
-        "--envs-per-worker", str(controller.envs_per_worker),
-        "--episode-length", str(env.episode_length),
-        "--env", env.env,
+        "--num-process",
+        str(args.num_process),
+        "--envs-per-worker",
+        str(controller.envs_per_worker),
+        "--episode-length",
+        str(env.episode_length),
+        "--env",
+        env.env,
     ]
     stages = [
-        ("sample random rollouts", sample_policy.main, [
-            "--policy", "random", "--episodes", str(config.sampling.episodes),
-            "--seed", str(config.sampling.seed), *rollout_flags,
-        ]),
-        ("train the VAE", train_vae.main, [
-            "--epochs", str(config.vae.epochs), "--batch-size", str(config.vae.batch_size),
-            "--learning-rate", str(config.vae.learning_rate),
-            "--kl-tolerance", str(config.vae.kl_tolerance),
-        ]),
+        (
+            "sample random rollouts",
+            sample_policy.main,
+            [
+                "--policy",
+                "random",
+                "--episodes",
+                str(config.sampling.episodes),
+                "--seed",
+                str(config.sampling.seed),
+                *rollout_flags,
+            ],
+        ),
+        (
+            "train the VAE",
+            train_vae.main,
+            [
+                "--epochs",
+                str(config.vae.epochs),
+                "--batch-size",
+                str(config.vae.batch_size),
+                "--learning-rate",
+                str(config.vae.learning_rate),
+                "--kl-tolerance",
+                str(config.vae.kl_tolerance),
+            ],
+        ),
         ("encode the episodes", sample_latent_stats.main, []),
-        ("train the MDN-RNN", train_memory.main, [
-            "--epochs", str(config.memory.epochs), "--batch-size", str(config.memory.batch_size),
-            "--learning-rate", str(config.memory.learning_rate),
-            "--final-learning-rate", str(config.memory.final_learning_rate),
-            "--gradient-clip", str(config.memory.gradient_clip),
-        ]),
-        ("train the controller", train_controller.main, [
-            "--generations", str(controller.generations), "--popsize", str(controller.popsize),
-            "--episodes-per-candidate", str(controller.episodes_per_candidate),
-            "--sigma0", str(controller.sigma0), "--eval-every", str(controller.eval_every),
-            "--eval-episodes", str(controller.eval_episodes),
-            *(["--cma-diagonal"] if controller.cma_diagonal else []), *rollout_flags,
-        ]),
-        ("evaluate the agent", evaluate.main, [
-            "--generation", "best", "--episodes", str(controller.evaluation_episodes),
-            *rollout_flags,
-        ]),
+        (
+            "train the MDN-RNN",
+            train_memory.main,
+            [
+                "--epochs",
+                str(config.memory.epochs),
+                "--batch-size",
+                str(config.memory.batch_size),
+                "--learning-rate",
+                str(config.memory.learning_rate),
+                "--final-learning-rate",
+                str(config.memory.final_learning_rate),
+                "--gradient-clip",
+                str(config.memory.gradient_clip),
+            ],
+        ),
+        (
+            "train the controller",
+            train_controller.main,
+            [
+                "--generations",
+                str(controller.generations),
+                "--popsize",
+                str(controller.popsize),
+                "--episodes-per-candidate",
+                str(controller.episodes_per_candidate),
+                "--sigma0",
+                str(controller.sigma0),
+                "--eval-every",
+                str(controller.eval_every),
+                "--eval-episodes",
+                str(controller.eval_episodes),
+                *(["--cma-diagonal"] if controller.cma_diagonal else []),
+                *rollout_flags,
+            ],
+        ),
+        (
+            "evaluate the agent",
+            evaluate.main,
+            [
+                "--generation",
+                "best",
+                "--episodes",
+                str(controller.evaluation_episodes),
+                *rollout_flags,
+            ],
+        ),
     ]
     for number, (name, stage, flags) in enumerate(stages, start=1):
         print(f"== stage {number}/{len(stages)}: {name}", flush=True)

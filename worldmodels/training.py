@@ -126,8 +126,11 @@ class TrainingRun:
         for epoch in range(int(self.epoch), epochs):
             batches = batches_for_epoch(epoch).skip(int(self.batch_in_epoch))
             progress = tqdm(
-                batches, desc=f"epoch {epoch + 1}/{epochs}", unit="batch",
-                initial=int(self.batch_in_epoch), total=int(self.batches_per_epoch) or None,
+                batches,
+                desc=f"epoch {epoch + 1}/{epochs}",
+                unit="batch",
+                initial=int(self.batch_in_epoch),
+                total=int(self.batches_per_epoch) or None,
             )
             for batch in progress:
                 losses = train_step(*batch) if isinstance(batch, tuple) else train_step(batch)
@@ -151,7 +154,9 @@ class TrainingRun:
     def _check_settings(self, settings: dict) -> None:
         run_file = self.directory / "run.json"
         saved = json.loads(run_file.read_text())["settings"] if run_file.exists() else {}
-        differing = sorted(k for k in settings.keys() | saved.keys() if saved.get(k) != settings.get(k))
+        differing = sorted(
+            k for k in settings.keys() | saved.keys() if saved.get(k) != settings.get(k)
+        )
         if differing:
             changes = ", ".join(f"{k}: {saved.get(k)!r} -> {settings.get(k)!r}" for k in differing)
             raise RunMismatchError(
@@ -226,6 +231,8 @@ def restore_latest_weights(directory: Path, model: keras.Model, command: str) ->
     """
     latest = tf.train.latest_checkpoint(str(Path(directory) / "checkpoints"))
     if latest is None:
-        raise SystemExit(f"error: no checkpoint in {Path(directory) / 'checkpoints'}; run {command} first")
+        raise SystemExit(
+            f"error: no checkpoint in {Path(directory) / 'checkpoints'}; run {command} first"
+        )
     tf.train.Checkpoint(model=model).restore(latest).expect_partial()
     return latest

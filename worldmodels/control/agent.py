@@ -19,8 +19,10 @@ from worldmodels.vision.vae import FRAME_SHAPE, VAE
 
 def require_trained_models(home: Path) -> None:
     """Exits with the command to run when the home has no VAE or no MDN-RNN checkpoint."""
-    for stage, command in (("vae-training", "vision.train_vae"),
-                           ("memory-training", "memory.train_memory")):
+    for stage, command in (
+        ("vae-training", "vision.train_vae"),
+        ("memory-training", "memory.train_memory"),
+    ):
         if tf.train.latest_checkpoint(str(Path(home) / stage / "checkpoints")) is None:
             raise SystemExit(
                 f"error: no checkpoint in {Path(home) / stage / 'checkpoints'}; "
@@ -53,13 +55,13 @@ class AgentModels:
         self._kernel = cell.kernel.numpy()
         self._recurrent_kernel = cell.recurrent_kernel.numpy()
         self._bias = cell.bias.numpy()
-        self._encode = tf.function(
-            lambda frames: self.vae.encode(tf.cast(frames, tf.float32) / 255.0),
-            input_signature=[tf.TensorSpec([None, *FRAME_SHAPE], tf.uint8)],
-        )
+
+    @tf.function(input_signature=[tf.TensorSpec([None, *FRAME_SHAPE], tf.uint8)], autograph=False)
+    def _encode(self, frames):
+        return self.vae.encode(tf.cast(frames, tf.float32) / 255.0)
 
     def encode(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """B x 64 x 64 x 3 uint8 frames -> (mu, logvar), each B x 32 float32; any B, no retracing."""
+        """B x 64 x 64 x 3 uint8 frames -> (mu, logvar), each B x 32 float32 (any B, one trace)."""
         mu, logvar = self._encode(frames)
         return mu.numpy(), logvar.numpy()
 

@@ -13,40 +13,44 @@ import json
 import sys
 from functools import partial
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from worldmodels.cli import add_rollout_arguments, make_parser, non_negative_int, positive_int  # noqa: E402
-from worldmodels.control.agent import require_trained_models  # noqa: E402
-from worldmodels.control.generations import load_controller, resolve_generation  # noqa: E402
-from worldmodels.control.rollouts import (  # noqa: E402
+from worldmodels.cli import add_rollout_arguments, make_parser, non_negative_int, positive_int
+from worldmodels.control.agent import require_trained_models
+from worldmodels.control.generations import load_controller, resolve_generation
+from worldmodels.control.rollouts import (
     EpisodeTask,
     RolloutConfig,
     RolloutWorker,
-    WorkerError,
-    WorkerPool,
     run_episode_tasks,
 )
-from worldmodels.files import atomic_path, atomic_write_text  # noqa: E402
-from worldmodels.params import EnvParams, resolve_home  # noqa: E402
-from worldmodels.seeds import derive_seed  # noqa: E402
+from worldmodels.files import atomic_path, atomic_write_text
+from worldmodels.params import EnvParams, resolve_home
+from worldmodels.seeds import derive_seed
+from worldmodels.workers import WorkerError, WorkerPool
 
 EVALUATION_STREAM = 3  # tracks for this command, apart from those training saw
 
 
 def parse_args(argv: list[str] | None = None):
     parser = make_parser(__doc__.split("\n\n")[0])
-    parser.add_argument("--generation", default="best",
-                        help="N, max (the latest) or best (the best evaluated mean)")
-    parser.add_argument("--candidate", choices=("mean", "best"), default="mean",
-                        help="the generation's distribution mean, or its fittest candidate")
-    parser.add_argument("--episodes", type=positive_int, default=100,
-                        help="episodes, each on a new random track (the paper: 100)")
-    parser.add_argument("--seed", type=non_negative_int, default=0,
-                        help="seeds the tracks")
+    parser.add_argument(
+        "--generation", default="best", help="N, max (the latest) or best (the best evaluated mean)"
+    )
+    parser.add_argument(
+        "--candidate",
+        choices=("mean", "best"),
+        default="mean",
+        help="the generation's distribution mean, or its fittest candidate",
+    )
+    parser.add_argument(
+        "--episodes",
+        type=positive_int,
+        default=100,
+        help="episodes, each on a new random track (the paper: 100)",
+    )
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="seeds the tracks")
     add_rollout_arguments(parser)
     return parser.parse_args(argv)
 
@@ -69,8 +73,9 @@ def main(argv: list[str] | None = None) -> None:
     seeds = [derive_seed(args.seed, EVALUATION_STREAM, j) for j in range(args.episodes)]
     tasks = [EpisodeTask(j, controller, seed) for j, seed in enumerate(seeds)]
     try:
-        with WorkerPool(partial(RolloutWorker, config), min(args.num_process, len(tasks)),
-                        args.timeout) as pool:
+        with WorkerPool(
+            partial(RolloutWorker, config), min(args.num_process, len(tasks)), args.timeout
+        ) as pool:
             results = run_episode_tasks(pool, tasks, args.envs_per_worker, "evaluating")
     except WorkerError as error:
         sys.exit(f"error: {error}")
@@ -79,16 +84,24 @@ def main(argv: list[str] | None = None) -> None:
     name = f"generation_{generation}-{args.candidate}"
     directory = home / "control" / "evaluations"
     directory.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(directory / f"{name}.json", json.dumps({
-        "generation": generation,
-        "candidate": args.candidate,
-        "mean": float(rewards.mean()),
-        "std": float(rewards.std()),
-        "rewards": rewards.tolist(),
-        "track_seeds": seeds,
-        "episode_length": args.episode_length,
-    }, indent=2))
-    save_histogram(directory / f"{name}.png", rewards, f"generation {generation} ({args.candidate})")
+    atomic_write_text(
+        directory / f"{name}.json",
+        json.dumps(
+            {
+                "generation": generation,
+                "candidate": args.candidate,
+                "mean": float(rewards.mean()),
+                "std": float(rewards.std()),
+                "rewards": rewards.tolist(),
+                "track_seeds": seeds,
+                "episode_length": args.episode_length,
+            },
+            indent=2,
+        ),
+    )
+    save_histogram(
+        directory / f"{name}.png", rewards, f"generation {generation} ({args.candidate})"
+    )
     print(
         f"generation {generation} ({args.candidate}): {rewards.mean():.1f} ± {rewards.std():.1f} "
         f"over {args.episodes} episodes; rewards and histogram in {directory / name}.{{json,png}}"
@@ -96,7 +109,8 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def save_histogram(path, rewards: np.ndarray, title: str) -> None:
-    figure, axes = plt.subplots(figsize=(6, 4))
+    figure = Figure(figsize=(6, 4))
+    axes = figure.subplots()
     axes.hist(rewards, bins=min(30, max(5, len(rewards) // 3)), color="tab:blue")
     axes.axvline(900, color="tab:red", linestyle="--", label="solved (900)")
     axes.axvline(rewards.mean(), color="black", label=f"mean {rewards.mean():.0f}")
@@ -105,7 +119,6 @@ def save_histogram(path, rewards: np.ndarray, title: str) -> None:
     figure.tight_layout()
     with atomic_path(path) as temporary:
         figure.savefig(temporary, format="png")
-    plt.close(figure)
 
 
 if __name__ == "__main__":

@@ -35,13 +35,12 @@ from worldmodels.control.rollouts import (
     EpisodeTask,
     RolloutConfig,
     RolloutWorker,
-    WorkerError,
-    WorkerPool,
     run_episode_tasks,
 )
 from worldmodels.files import atomic_write_text
 from worldmodels.params import ControllerParams, EnvParams, resolve_home
 from worldmodels.seeds import derive_seed
+from worldmodels.workers import WorkerError, WorkerPool
 
 # Independent streams of seeds derived from --seed.
 TRAINING_TRACKS, EVALUATION_TRACKS, OPTIMIZER_SAMPLES = 0, 1, 2
@@ -50,28 +49,54 @@ TRAINING_TRACKS, EVALUATION_TRACKS, OPTIMIZER_SAMPLES = 0, 1, 2
 def parse_args(argv: list[str] | None = None):
     defaults = ControllerParams()
     parser = make_parser(__doc__.split("\n\n")[0])
-    parser.add_argument("--generations", type=positive_int, default=defaults.generations,
-                        help="total generations of the run; raise it and rerun to go on")
-    parser.add_argument("--popsize", type=positive_int, default=defaults.popsize,
-                        help="controllers per generation")
-    parser.add_argument("--episodes-per-candidate", type=positive_int,
-                        default=defaults.episodes_per_candidate,
-                        help="episodes averaged into each controller's fitness")
-    parser.add_argument("--sigma0", type=float, default=defaults.sigma0,
-                        help="initial CMA-ES step size around x0 = 0 (the write-up used 0.5)")
-    parser.add_argument("--cma-diagonal", action="store_true",
-                        help="diagonal covariance (pycma's CMA_diagonal): ~100x faster "
-                             "adaptation at 867 parameters")
-    parser.add_argument("--eval-every", type=non_negative_int, default=defaults.eval_every,
-                        help="evaluate the distribution mean on fresh tracks every K "
-                             "generations (0: never)")
-    parser.add_argument("--eval-episodes", type=positive_int, default=defaults.eval_episodes,
-                        help="episodes of each evaluation")
-    parser.add_argument("--seed", type=non_negative_int, default=0,
-                        help="seeds the tracks and CMA-ES's samples")
-    parser.add_argument("--keep-optimizer-states", type=non_negative_int,
-                        default=defaults.keep_optimizer_states,
-                        help="latest generations that keep optimizer.pkl, ~12 MB each (0: all)")
+    parser.add_argument(
+        "--generations",
+        type=positive_int,
+        default=defaults.generations,
+        help="total generations of the run; raise it and rerun to go on",
+    )
+    parser.add_argument(
+        "--popsize", type=positive_int, default=defaults.popsize, help="controllers per generation"
+    )
+    parser.add_argument(
+        "--episodes-per-candidate",
+        type=positive_int,
+        default=defaults.episodes_per_candidate,
+        help="episodes averaged into each controller's fitness",
+    )
+    parser.add_argument(
+        "--sigma0",
+        type=float,
+        default=defaults.sigma0,
+        help="initial CMA-ES step size around x0 = 0 (the write-up used 0.5)",
+    )
+    parser.add_argument(
+        "--cma-diagonal",
+        action="store_true",
+        help="diagonal covariance (pycma's CMA_diagonal): ~100x faster "
+        "adaptation at 867 parameters",
+    )
+    parser.add_argument(
+        "--eval-every",
+        type=non_negative_int,
+        default=defaults.eval_every,
+        help="evaluate the distribution mean on fresh tracks every K generations (0: never)",
+    )
+    parser.add_argument(
+        "--eval-episodes",
+        type=positive_int,
+        default=defaults.eval_episodes,
+        help="episodes of each evaluation",
+    )
+    parser.add_argument(
+        "--seed", type=non_negative_int, default=0, help="seeds the tracks and CMA-ES's samples"
+    )
+    parser.add_argument(
+        "--keep-optimizer-states",
+        type=non_negative_int,
+        default=defaults.keep_optimizer_states,
+        help="latest generations that keep optimizer.pkl, ~12 MB each (0: all)",
+    )
     add_rollout_arguments(parser)
     return parser.parse_args(argv)
 
@@ -106,23 +131,32 @@ def main(argv: list[str] | None = None) -> None:
     if done:
         saved = json.loads(run_file.read_text())["settings"]
         if saved != settings:
-            changes = ", ".join(f"{k}: {saved.get(k)!r} -> {v!r}" for k, v in settings.items()
-                                if saved.get(k) != v)
-            sys.exit(f"error: {home / 'control'} holds a run with other settings ({changes}); "
-                     "rerun with the same settings to resume it, or use another --home")
+            changes = ", ".join(
+                f"{k}: {saved.get(k)!r} -> {v!r}" for k, v in settings.items() if saved.get(k) != v
+            )
+            sys.exit(
+                f"error: {home / 'control'} holds a run with other settings ({changes}); "
+                "rerun with the same settings to resume it, or use another --home"
+            )
         optimizer = load_optimizer(home, done[-1])
         first = done[-1] + 1
         print(f"resuming after generation {done[-1]} in {home / 'control' / 'generations'}")
     else:
         optimizer = make_optimizer(
-            PARAMETER_COUNT, params.sigma0, params.popsize,
-            derive_seed(args.seed, OPTIMIZER_SAMPLES), params.cma_diagonal,
+            PARAMETER_COUNT,
+            params.sigma0,
+            params.popsize,
+            derive_seed(args.seed, OPTIMIZER_SAMPLES),
+            params.cma_diagonal,
         )
         first = 0
-    atomic_write_text(run_file, json.dumps(
-        {"settings": settings, "config": dataclasses.asdict(params), "command": vars(args)},
-        indent=2,
-    ))
+    atomic_write_text(
+        run_file,
+        json.dumps(
+            {"settings": settings, "config": dataclasses.asdict(params), "command": vars(args)},
+            indent=2,
+        ),
+    )
 
     config = RolloutConfig(
         home=str(home),
@@ -130,19 +164,31 @@ def main(argv: list[str] | None = None) -> None:
         envs_per_worker=params.envs_per_worker,
     )
     try:
-        with WorkerPool(partial(RolloutWorker, config), args.num_process, params.worker_timeout) as pool:
+        with WorkerPool(
+            partial(RolloutWorker, config), args.num_process, params.worker_timeout
+        ) as pool:
             for generation in range(first, params.generations):
                 started = time.monotonic()
                 population = np.asarray(optimizer.ask())
-                seeds = [derive_seed(args.seed, TRAINING_TRACKS, generation, j)
-                         for j in range(params.episodes_per_candidate)]
+                seeds = [
+                    derive_seed(args.seed, TRAINING_TRACKS, generation, j)
+                    for j in range(params.episodes_per_candidate)
+                ]
                 candidates = range(len(population))
-                tasks = [EpisodeTask((candidate, j), population[candidate], seed)
-                         for candidate in candidates for j, seed in enumerate(seeds)]
-                results = run_episode_tasks(pool, tasks, params.envs_per_worker,
-                                            f"generation {generation}")
-                rewards = np.array([[results[(candidate, j)].total_reward for j in range(len(seeds))]
-                                    for candidate in candidates])
+                tasks = [
+                    EpisodeTask((candidate, j), population[candidate], seed)
+                    for candidate in candidates
+                    for j, seed in enumerate(seeds)
+                ]
+                results = run_episode_tasks(
+                    pool, tasks, params.envs_per_worker, f"generation {generation}"
+                )
+                rewards = np.array(
+                    [
+                        [results[(candidate, j)].total_reward for j in range(len(seeds))]
+                        for candidate in candidates
+                    ]
+                )
                 fitness = rewards.mean(axis=1)
                 optimizer.tell(list(population), list(-fitness))  # CMA-ES minimises
                 seconds = time.monotonic() - started
@@ -162,10 +208,17 @@ def main(argv: list[str] | None = None) -> None:
                 if params.eval_every and (generation + 1) % params.eval_every == 0:
                     summary["evaluation"] = evaluate_mean(pool, mean, args.seed, generation, params)
                 save_generation(
-                    home, generation,
-                    {"population": population, "rewards": rewards, "fitness": fitness,
-                     "best": population[int(fitness.argmax())], "mean": mean},
-                    optimizer, summary,
+                    home,
+                    generation,
+                    {
+                        "population": population,
+                        "rewards": rewards,
+                        "fitness": fitness,
+                        "best": population[int(fitness.argmax())],
+                        "mean": mean,
+                    },
+                    optimizer,
+                    summary,
                 )
                 prune_optimizer_states(home, params.keep_optimizer_states)
                 print(generation_line(summary), flush=True)
@@ -179,8 +232,10 @@ def main(argv: list[str] | None = None) -> None:
 
 def evaluate_mean(pool, mean, seed: int, generation: int, params: ControllerParams) -> dict:
     """Total rewards of the distribution mean on `eval_episodes` tracks never trained on."""
-    tasks = [EpisodeTask(j, mean, derive_seed(seed, EVALUATION_TRACKS, generation, j))
-             for j in range(params.eval_episodes)]
+    tasks = [
+        EpisodeTask(j, mean, derive_seed(seed, EVALUATION_TRACKS, generation, j))
+        for j in range(params.eval_episodes)
+    ]
     results = run_episode_tasks(pool, tasks, params.envs_per_worker, "evaluating the mean")
     rewards = [results[j].total_reward for j in range(params.eval_episodes)]
     return {"mean": float(np.mean(rewards)), "std": float(np.std(rewards)), "rewards": rewards}

@@ -72,8 +72,12 @@ def _static_polygons() -> np.ndarray:
     left, bottom = stock.GRASS_DIM * x, stock.GRASS_DIM * y
     right, top = left + stock.GRASS_DIM, bottom + stock.GRASS_DIM
     grass = np.stack(
-        [np.stack([right, bottom], -1), np.stack([left, bottom], -1),
-         np.stack([left, top], -1), np.stack([right, top], -1)],
+        [
+            np.stack([right, bottom], -1),
+            np.stack([left, bottom], -1),
+            np.stack([left, top], -1),
+            np.stack([right, top], -1),
+        ],
         axis=1,
     )
     return np.concatenate([np.array(field, np.float64), grass])
@@ -136,7 +140,9 @@ class FastCarRacing(stock.CarRacing):
     def _render_road(self, zoom, translation, angle):
         # pygame's own rotation of the unit vector gives exactly the cos and sin it uses.
         cos_angle, sin_angle = Vector2(1.0, 0.0).rotate_rad(angle)
-        screen_x, screen_y = _to_screen(*self._scene_polygons(), zoom, translation, cos_angle, sin_angle)
+        screen_x, screen_y = _to_screen(
+            *self._scene_polygons(), zoom, translation, cos_angle, sin_angle
+        )
         field = list(zip(screen_x[:, 0].tolist(), screen_y[:, 0].tolist()))
         if _covers_screen(field):
             # The field polygon would paint every pixel: filling the screen is the same image.
@@ -160,7 +166,9 @@ class FastCarRacing(stock.CarRacing):
         curbs, in stock's drawing order; rebuilt when the track changes."""
         source = (id(self.road_poly), len(self.road_poly))
         if self._scene_source != source:
-            road = np.array([polygon for polygon, _ in self.road_poly], np.float64).reshape(-1, 4, 2)
+            road = np.array([polygon for polygon, _ in self.road_poly], np.float64).reshape(
+                -1, 4, 2
+            )
             polygons = np.concatenate([self._STATIC_POLYGONS, road])
             self._scene = (
                 np.ascontiguousarray(polygons[..., 0].T),
@@ -188,12 +196,16 @@ def _drawn_polygons(screen_x: np.ndarray, screen_y: np.ndarray) -> np.ndarray:
     """
     margin = stock.MAX_SHAPE_DIM
     vertex_in_margin = (
-        (screen_x >= -margin) & (screen_x <= stock.WINDOW_W + margin)
-        & (screen_y >= -margin) & (screen_y <= stock.WINDOW_H + margin)
+        (screen_x >= -margin)
+        & (screen_x <= stock.WINDOW_W + margin)
+        & (screen_y >= -margin)
+        & (screen_y <= stock.WINDOW_H + margin)
     )
     touches_screen = (
-        (screen_x.max(axis=0) >= -2.0) & (screen_x.min(axis=0) <= stock.WINDOW_W + 2.0)
-        & (screen_y.max(axis=0) >= -2.0) & (screen_y.min(axis=0) <= stock.WINDOW_H + 2.0)
+        (screen_x.max(axis=0) >= -2.0)
+        & (screen_x.min(axis=0) <= stock.WINDOW_W + 2.0)
+        & (screen_y.max(axis=0) >= -2.0)
+        & (screen_y.min(axis=0) <= stock.WINDOW_H + 2.0)
     )
     visible = vertex_in_margin.any(axis=0) & touches_screen
     visible[0] = False
@@ -202,8 +214,12 @@ def _drawn_polygons(screen_x: np.ndarray, screen_y: np.ndarray) -> np.ndarray:
 
 def _covers_screen(quad: list, margin: float = 2.0) -> bool:
     """Whether a convex quadrilateral (4 screen points) contains the whole screen with a margin."""
-    corners = [(-margin, -margin), (stock.WINDOW_W + margin, -margin),
-               (stock.WINDOW_W + margin, stock.WINDOW_H + margin), (-margin, stock.WINDOW_H + margin)]
+    corners = [
+        (-margin, -margin),
+        (stock.WINDOW_W + margin, -margin),
+        (stock.WINDOW_W + margin, stock.WINDOW_H + margin),
+        (-margin, stock.WINDOW_H + margin),
+    ]
     signs = set()
     for (x0, y0), (x1, y1) in zip(quad, quad[1:] + quad[:1]):
         for cx, cy in corners:

@@ -44,15 +44,24 @@ PROVENANCE_FILE = "encoded-with.json"
 
 def parse_args(argv: list[str] | None = None):
     parser = make_parser(__doc__.split("\n\n")[0])
-    parser.add_argument("--dataset", choices=DATASETS, default="random",
-                        help="encode <home>/<dataset>-rollouts")
-    parser.add_argument("--batch-size", type=positive_int, default=1000,
-                        help="frames per encoder call")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="delete latent statistics made with another VAE checkpoint and "
-                             "encode everything again")
-    parser.add_argument("--on-corrupt", choices=("error", "skip"), default="error",
-                        help="a damaged episode file: stop with its name, or skip it with a warning")
+    parser.add_argument(
+        "--dataset", choices=DATASETS, default="random", help="encode <home>/<dataset>-rollouts"
+    )
+    parser.add_argument(
+        "--batch-size", type=positive_int, default=1000, help="frames per encoder call"
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="delete latent statistics made with another VAE checkpoint and "
+        "encode everything again",
+    )
+    parser.add_argument(
+        "--on-corrupt",
+        choices=("error", "skip"),
+        default="error",
+        help="a damaged episode file: stop with its name, or skip it with a warning",
+    )
     return parser.parse_args(argv)
 
 

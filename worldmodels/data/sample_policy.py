@@ -26,8 +26,6 @@ from worldmodels.control.rollouts import (
     EpisodeTask,
     RolloutConfig,
     RolloutWorker,
-    WorkerError,
-    WorkerPool,
 )
 from worldmodels.data.car_racing import make_env
 from worldmodels.data.tf_records import episode_filename, save_episode
@@ -40,6 +38,7 @@ from worldmodels.params import (
     rollouts_directory,
 )
 from worldmodels.seeds import derive_seed
+from worldmodels.workers import WorkerError, WorkerPool
 
 POLICIES = ("random", "brownian", "agent-random", "controller")
 AGENT_POLICIES = ("agent-random", "controller")
@@ -108,7 +107,9 @@ class RandomPolicySampler:
             episode["policy"] = task.policy
             written = save_episode(task.record_path, episode)
             results.append(
-                EpisodeResult(task.key, float(episode["reward"].sum()), len(episode["action"]), written)
+                EpisodeResult(
+                    task.key, float(episode["reward"].sum()), len(episode["action"]), written
+                )
             )
         return results
 
@@ -117,49 +118,73 @@ def parse_args(argv: list[str] | None = None):
     env, sampling, controller = EnvParams(), SamplingParams(), ControllerParams()
     parser = make_parser(__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--policy", choices=POLICIES, default="random",
+        "--policy",
+        choices=POLICIES,
+        default="random",
         help="random: uniform white noise each step; brownian: a random walk in action space; "
-             "agent-random: the paper's, a random controller on randomly initialised V and M; "
-             "controller: the trained agent of the home (see --generation)",
+        "agent-random: the paper's, a random controller on randomly initialised V and M; "
+        "controller: the trained agent of the home (see --generation)",
     )
     parser.add_argument(
-        "--generation", default="best",
+        "--generation",
+        default="best",
         help="with --policy controller: N, max (the latest) or best (the best evaluated mean)",
     )
     parser.add_argument(
-        "--episodes", type=positive_int, default=sampling.episodes,
+        "--episodes",
+        type=positive_int,
+        default=sampling.episodes,
         help="sample episode indices [start-episode, episodes)",
     )
     parser.add_argument(
-        "--episode-length", "--episode_length", type=positive_int, default=env.episode_length,
+        "--episode-length",
+        "--episode_length",
+        type=positive_int,
+        default=env.episode_length,
         help="steps before an episode is truncated",
     )
     parser.add_argument(
-        "--env", choices=("fast", "stock"), default=env.env,
+        "--env",
+        choices=("fast", "stock"),
+        default=env.env,
         help="fast: FastCarRacing (identical observations, ~3x faster); stock: CarRacing-v3",
     )
     parser.add_argument(
-        "--num-process", "--num_process", type=positive_int,
-        default=multiprocessing.cpu_count(), help="worker processes",
+        "--num-process",
+        "--num_process",
+        type=positive_int,
+        default=multiprocessing.cpu_count(),
+        help="worker processes",
     )
     parser.add_argument(
-        "--envs-per-worker", type=positive_int, default=controller.envs_per_worker,
+        "--envs-per-worker",
+        type=positive_int,
+        default=controller.envs_per_worker,
         help="agent policies: environments each worker steps in lock-step",
     )
     parser.add_argument(
-        "--start-episode", "--start_episode", type=non_negative_int, default=0,
+        "--start-episode",
+        "--start_episode",
+        type=non_negative_int,
+        default=0,
         help="first episode index; episodes already written are skipped either way",
     )
     parser.add_argument(
-        "--seed", type=non_negative_int, default=sampling.seed,
+        "--seed",
+        type=non_negative_int,
+        default=sampling.seed,
         help="base seed; episode i's env seed is derived from (seed, i)",
     )
     parser.add_argument(
-        "--brownian-dt", type=float, default=sampling.brownian_dt,
+        "--brownian-dt",
+        type=float,
+        default=sampling.brownian_dt,
         help="time step of the brownian policy's random walk",
     )
     parser.add_argument(
-        "--timeout", type=float, default=controller.worker_timeout,
+        "--timeout",
+        type=float,
+        default=controller.worker_timeout,
         help="seconds a worker may spend on one job of episodes before it is replaced",
     )
     args = parser.parse_args(argv)
@@ -186,12 +211,17 @@ def main(argv: list[str] | None = None) -> None:
         except ValueError as error:
             sys.exit(f"error: {error}")
         controller = load_controller(home, generation, "mean")
-        make_handler = partial(RolloutWorker, RolloutConfig(str(home), env_params, args.envs_per_worker))
+        make_handler = partial(
+            RolloutWorker, RolloutConfig(str(home), env_params, args.envs_per_worker)
+        )
     elif args.policy == "agent-random":
         # A controller per episode drawn from CMA-ES's starting distribution N(0, sigma0^2 I).
-        make_handler = partial(RolloutWorker, RolloutConfig(
-            None, env_params, args.envs_per_worker, derive_seed(args.seed, RANDOM_AGENT_STREAM)
-        ))
+        make_handler = partial(
+            RolloutWorker,
+            RolloutConfig(
+                None, env_params, args.envs_per_worker, derive_seed(args.seed, RANDOM_AGENT_STREAM)
+            ),
+        )
     else:
         make_handler = partial(RandomPolicySampler, env_params, args.brownian_dt)
 
@@ -223,7 +253,9 @@ def main(argv: list[str] | None = None) -> None:
         progress = tqdm(total=len(tasks), unit="episode")
         try:
             with WorkerPool(make_handler, min(args.num_process, len(jobs)), args.timeout) as pool:
-                for job in pool.map(jobs, on_result=lambda i, results: progress.update(len(results))):
+                for job in pool.map(
+                    jobs, on_result=lambda i, results: progress.update(len(results))
+                ):
                     frames += sum(result.steps for result in job)
                     written_bytes += sum(result.bytes_written for result in job)
         except WorkerError as error:

@@ -117,7 +117,9 @@ def save_record(path: str | os.PathLike, record: dict, record_format: RecordForm
     for name, (dtype, step_shape) in record_format.arrays.items():
         array = np.asarray(record[name])
         if array.shape != (length, *step_shape):
-            raise ValueError(f"record[{name!r}] has shape {array.shape}, expected {(length, *step_shape)}")
+            raise ValueError(
+                f"record[{name!r}] has shape {array.shape}, expected {(length, *step_shape)}"
+            )
         if dtype is np.uint8:
             if array.dtype != np.uint8:
                 raise ValueError(f"record[{name!r}] has dtype {array.dtype}, expected uint8")

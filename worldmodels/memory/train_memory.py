@@ -35,28 +35,66 @@ from worldmodels.training import RunMismatchError, TrainingRun
 def parse_args(argv: list[str] | None = None):
     defaults = MemoryParams()
     parser = make_parser(__doc__.split("\n\n")[0])
-    parser.add_argument("--dataset", choices=DATASETS, default="random",
-                        help="train on <home>/latent-stats/<dataset>")
-    parser.add_argument("--epochs", type=positive_int, default=defaults.epochs,
-                        help="total epochs of the run (the write-up: 20-80)")
-    parser.add_argument("--batch-size", "--batch_size", type=positive_int,
-                        default=defaults.batch_size, help="episodes per step")
-    parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate,
-                        help="initial Adam learning rate")
-    parser.add_argument("--final-learning-rate", type=float,
-                        default=defaults.final_learning_rate,
-                        help="learning rate at the last step (polynomial decay over the run)")
-    parser.add_argument("--gradient-clip", type=float, default=defaults.gradient_clip,
-                        help="each gradient element is clipped to [-clip, clip]")
-    parser.add_argument("--checkpoint-every", type=positive_int, default=100,
-                        help="steps between checkpoints (and at the end of every epoch)")
-    parser.add_argument("--seed", type=non_negative_int, default=0,
-                        help="seeds the initial weights, the episode order and the z draws")
-    parser.add_argument("--load-model", action="store_true",
-                        help="start a new run from the weights of the last checkpoint; the "
-                             "old run is kept aside")
-    parser.add_argument("--on-corrupt", choices=("error", "skip"), default="error",
-                        help="a damaged file: stop with its name, or skip it with a warning")
+    parser.add_argument(
+        "--dataset",
+        choices=DATASETS,
+        default="random",
+        help="train on <home>/latent-stats/<dataset>",
+    )
+    parser.add_argument(
+        "--epochs",
+        type=positive_int,
+        default=defaults.epochs,
+        help="total epochs of the run (the write-up: 20-80)",
+    )
+    parser.add_argument(
+        "--batch-size",
+        "--batch_size",
+        type=positive_int,
+        default=defaults.batch_size,
+        help="episodes per step",
+    )
+    parser.add_argument(
+        "--learning-rate",
+        type=float,
+        default=defaults.learning_rate,
+        help="initial Adam learning rate",
+    )
+    parser.add_argument(
+        "--final-learning-rate",
+        type=float,
+        default=defaults.final_learning_rate,
+        help="learning rate at the last step (polynomial decay over the run)",
+    )
+    parser.add_argument(
+        "--gradient-clip",
+        type=float,
+        default=defaults.gradient_clip,
+        help="each gradient element is clipped to [-clip, clip]",
+    )
+    parser.add_argument(
+        "--checkpoint-every",
+        type=positive_int,
+        default=100,
+        help="steps between checkpoints (and at the end of every epoch)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=non_negative_int,
+        default=0,
+        help="seeds the initial weights, the episode order and the z draws",
+    )
+    parser.add_argument(
+        "--load-model",
+        action="store_true",
+        help="start a new run from the weights of the last checkpoint; the old run is kept aside",
+    )
+    parser.add_argument(
+        "--on-corrupt",
+        choices=("error", "skip"),
+        default="error",
+        help="a damaged file: stop with its name, or skip it with a warning",
+    )
     return parser.parse_args(argv)
 
 
@@ -123,7 +161,10 @@ def main(argv: list[str] | None = None) -> None:
     }
     try:
         run = TrainingRun(
-            home / "memory-training", memory, optimizer, settings,
+            home / "memory-training",
+            memory,
+            optimizer,
+            settings,
             config={"memory": dataclasses.asdict(params), "command": vars(args)},
             load_model=args.load_model,
         )

@@ -29,7 +29,7 @@ from worldmodels.images import image_grid, save_png
 from worldmodels.params import DATASETS, VAEParams, resolve_home, rollouts_directory
 from worldmodels.seeds import derive_seed
 from worldmodels.training import RunMismatchError, TrainingRun
-from worldmodels.vision.vae import VAE, FRAME_SHAPE
+from worldmodels.vision.vae import FRAME_SHAPE, VAE
 
 PREVIEW_FRAMES = 8
 
@@ -37,27 +37,61 @@ PREVIEW_FRAMES = 8
 def parse_args(argv: list[str] | None = None):
     defaults = VAEParams()
     parser = make_parser(__doc__.split("\n\n")[0])
-    parser.add_argument("--dataset", choices=DATASETS, default="random",
-                        help="train on <home>/<dataset>-rollouts")
-    parser.add_argument("--epochs", type=positive_int, default=defaults.epochs,
-                        help="total epochs of the run; raise it and rerun to train longer")
-    parser.add_argument("--batch-size", "--batch_size", type=positive_int,
-                        default=defaults.batch_size, help="frames per step (paper: 32 / 100)")
-    parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate,
-                        help="Adam learning rate")
-    parser.add_argument("--kl-tolerance", type=float, default=defaults.kl_tolerance,
-                        help="free bits: KL is floored at kl_tolerance * 32 nats per frame")
-    parser.add_argument("--shuffle-buffer", type=positive_int, default=10_000,
-                        help="frames in the shuffle buffer (~12 KB each)")
-    parser.add_argument("--checkpoint-every", type=positive_int, default=1000,
-                        help="steps between checkpoints (and at the end of every epoch)")
-    parser.add_argument("--seed", type=non_negative_int, default=0,
-                        help="seeds the initial weights and the order of the frames")
-    parser.add_argument("--load-model", action="store_true",
-                        help="start a new run from the weights of the last checkpoint "
-                             "(e.g. on --dataset controller); the old run is kept aside")
-    parser.add_argument("--on-corrupt", choices=("error", "skip"), default="error",
-                        help="a damaged episode file: stop with its name, or skip it with a warning")
+    parser.add_argument(
+        "--dataset", choices=DATASETS, default="random", help="train on <home>/<dataset>-rollouts"
+    )
+    parser.add_argument(
+        "--epochs",
+        type=positive_int,
+        default=defaults.epochs,
+        help="total epochs of the run; raise it and rerun to train longer",
+    )
+    parser.add_argument(
+        "--batch-size",
+        "--batch_size",
+        type=positive_int,
+        default=defaults.batch_size,
+        help="frames per step (paper: 32 / 100)",
+    )
+    parser.add_argument(
+        "--learning-rate", type=float, default=defaults.learning_rate, help="Adam learning rate"
+    )
+    parser.add_argument(
+        "--kl-tolerance",
+        type=float,
+        default=defaults.kl_tolerance,
+        help="free bits: KL is floored at kl_tolerance * 32 nats per frame",
+    )
+    parser.add_argument(
+        "--shuffle-buffer",
+        type=positive_int,
+        default=10_000,
+        help="frames in the shuffle buffer (~12 KB each)",
+    )
+    parser.add_argument(
+        "--checkpoint-every",
+        type=positive_int,
+        default=1000,
+        help="steps between checkpoints (and at the end of every epoch)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=non_negative_int,
+        default=0,
+        help="seeds the initial weights and the order of the frames",
+    )
+    parser.add_argument(
+        "--load-model",
+        action="store_true",
+        help="start a new run from the weights of the last checkpoint "
+        "(e.g. on --dataset controller); the old run is kept aside",
+    )
+    parser.add_argument(
+        "--on-corrupt",
+        choices=("error", "skip"),
+        default="error",
+        help="a damaged episode file: stop with its name, or skip it with a warning",
+    )
     return parser.parse_args(argv)
 
 
@@ -94,7 +128,10 @@ def main(argv: list[str] | None = None) -> None:
     }
     try:
         run = TrainingRun(
-            home / "vae-training", vae, optimizer, settings,
+            home / "vae-training",
+            vae,
+            optimizer,
+            settings,
             config={"vae": dataclasses.asdict(params), "command": vars(args)},
             load_model=args.load_model,
         )
@@ -112,8 +149,11 @@ def main(argv: list[str] | None = None) -> None:
 
     def frames_for_epoch(epoch: int) -> tf.data.Dataset:
         return frame_dataset(
-            paths, params.batch_size, shuffle_buffer=args.shuffle_buffer,
-            seed=derive_seed(args.seed, epoch), on_corrupt=args.on_corrupt,
+            paths,
+            params.batch_size,
+            shuffle_buffer=args.shuffle_buffer,
+            seed=derive_seed(args.seed, epoch),
+            on_corrupt=args.on_corrupt,
         )
 
     preview = preview_frames(paths[0])
@@ -121,7 +161,10 @@ def main(argv: list[str] | None = None) -> None:
     try:
         with corrupt_episodes_raise():
             run.fit(
-                params.epochs, frames_for_epoch, train_step, args.checkpoint_every,
+                params.epochs,
+                frames_for_epoch,
+                train_step,
+                args.checkpoint_every,
                 after_epoch=lambda epoch: save_epoch_images(run, vae, preview, prior_draws, epoch),
             )
     except CorruptEpisodeError as error:

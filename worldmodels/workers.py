@@ -1,0 +1,154 @@
+"""A pool of `spawn`ed worker processes that survives its workers.
+
+Each worker builds its handler once (`make_handler()`, e.g. an agent and its environments),
+then runs jobs sent to it. TensorFlow and `fork` deadlock, hence `spawn`. Unlike
+multiprocessing.Pool, a worker that dies or hangs does not stall the run: it is killed and
+replaced, and its job runs again on another worker.
+"""
+
+from __future__ import annotations
+
+import collections
+import multiprocessing
+import time
+import traceback
+from multiprocessing.connection import wait
+from typing import Callable, Sequence
+
+
+class WorkerError(RuntimeError):
+    """A job failed in a worker, or kept killing or hanging its workers."""
+
+
+def _serve(make_handler: Callable, connection) -> None:
+    """A worker process: build the handler, then run jobs until the pool hangs up."""
+    try:
+        handler = make_handler()
+    except BaseException:
+        connection.send(("failed", None, traceback.format_exc()))
+        return
+    connection.send(("ready", None, None))
+    while True:
+        try:
+            job_index, job = connection.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            connection.send(("done", job_index, handler(job)))
+        except Exception:
+            connection.send(("error", job_index, traceback.format_exc()))
+
+
+class _Worker:
+    def __init__(self, context, make_handler):
+        self.connection, child = context.Pipe()
+        self.process = context.Process(target=_serve, args=(make_handler, child), daemon=True)
+        self.process.start()
+        child.close()
+        self.ready = False
+        self.job: tuple[int, int] | None = None  # (map call, job index)
+        self.started = time.monotonic()
+
+    def stop(self) -> None:
+        self.connection.close()
+        self.process.join(timeout=5)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+
+
+class WorkerPool:
+    """`num_workers` spawned processes, each running `make_handler()` once, then jobs.
+
+    `map(jobs)` returns `handler(job)` for every job, in order. A worker that dies, or takes
+    more than `timeout` seconds over one job, is killed and replaced, and its job runs again
+    elsewhere; a job that does this `max_attempts` times raises WorkerError, as do an exception
+    inside a handler (with its traceback) and a worker that is not ready within
+    `startup_timeout` seconds. Use as a context manager.
+    """
+
+    def __init__(
+        self,
+        make_handler: Callable,
+        num_workers: int,
+        timeout: float = 600.0,
+        max_attempts: int = 3,
+        startup_timeout: float = 300.0,
+    ):
+        self._context = multiprocessing.get_context("spawn")
+        self._make_handler = make_handler
+        self.timeout = timeout
+        self.startup_timeout = startup_timeout
+        self.max_attempts = max_attempts
+        self.workers = [_Worker(self._context, make_handler) for _ in range(num_workers)]
+        self.replaced = 0
+        self._calls = 0  # tags jobs, so a result of an abandoned earlier map is not taken
+
+    def __enter__(self) -> "WorkerPool":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+        self.workers = []
+
+    def map(
+        self, jobs: Sequence, on_result: Callable[[int, object], None] = lambda i, r: None
+    ) -> list:
+        self._calls += 1
+        results: list = [None] * len(jobs)
+        pending = collections.deque(range(len(jobs)))
+        attempts = collections.Counter()
+        remaining = len(jobs)
+        while remaining:
+            for worker in self.workers:
+                if worker.ready and worker.job is None and pending:
+                    worker.job = (self._calls, pending.popleft())
+                    worker.started = time.monotonic()
+                    worker.connection.send((worker.job, jobs[worker.job[1]]))
+            for connection in wait([w.connection for w in self.workers], timeout=0.5):
+                worker = next(w for w in self.workers if w.connection is connection)
+                try:
+                    status, tag, payload = connection.recv()
+                except (EOFError, OSError):
+                    continue  # it died; found below
+                if status == "failed":
+                    raise WorkerError(f"a worker could not start:\n{payload}")
+                if status == "ready":
+                    worker.ready = True
+                    worker.started = time.monotonic()
+                    continue
+                worker.job = None
+                if tag[0] != self._calls:
+                    continue  # a job of an earlier map that raised
+                if status == "error":
+                    raise WorkerError(f"a job failed in a worker:\n{payload}")
+                if results[tag[1]] is None:
+                    results[tag[1]] = payload
+                    remaining -= 1
+                    on_result(tag[1], payload)
+            for index, worker in enumerate(self.workers):
+                waited = time.monotonic() - worker.started
+                if not worker.ready and waited > self.startup_timeout:
+                    raise WorkerError(f"a worker was not ready after {waited:.0f} s")
+                dead = not worker.process.is_alive()
+                late = worker.job is not None and waited > self.timeout
+                if not dead and not late:
+                    continue
+                lost, worker.job = worker.job, None
+                worker.process.kill()
+                worker.stop()
+                self.workers[index] = _Worker(self._context, self._make_handler)
+                self.replaced += 1
+                if lost is not None and lost[0] == self._calls:
+                    attempts[lost[1]] += 1
+                    if attempts[lost[1]] >= self.max_attempts:
+                        raise WorkerError(
+                            f"job {lost[1]} {'killed' if dead else 'hung'} its worker "
+                            f"{attempts[lost[1]]} times; giving up"
+                        )
+                    pending.appendleft(lost[1])
+        return results
