@@ -57,3 +57,20 @@ def agent_home(tmp_path_factory):
     sample_latent_stats.main(flags)
     train_memory.main([*flags, "--epochs", "1", "--batch-size", "2"])
     return home
+
+
+@pytest.fixture(scope="session")
+def trained_controller_home(agent_home, tmp_path_factory):
+    """`agent_home` plus two CMA-ES generations of 4 controllers, each evaluated. Shared."""
+    import shutil
+
+    from worldmodels.control import train_controller
+
+    home = tmp_path_factory.mktemp("controller") / "home"
+    shutil.copytree(agent_home, home)
+    train_controller.main([
+        "--home", str(home), "--generations", "2", "--popsize", "4",
+        "--episodes-per-candidate", "1", "--episode-length", "30", "--num-process", "2",
+        "--envs-per-worker", "2", "--eval-every", "1", "--eval-episodes", "2",
+    ])
+    return home

@@ -94,37 +94,6 @@ def test_killed_training_resumes_at_the_interrupted_generation_with_the_saved_op
     assert changed.returncode != 0 and "sigma0: 0.1 -> 0.5" in changed.stderr
 
 
-@pytest.fixture(scope="module")
-def trained_controller_home(agent_home, tmp_path_factory):
-    home = tmp_path_factory.mktemp("controller") / "home"
-    shutil.copytree(agent_home, home)
-    from worldmodels.control import train_controller
-
-    train_controller.main(
-        [
-            "--home",
-            str(home),
-            "--generations",
-            "2",
-            "--popsize",
-            "4",
-            "--episodes-per-candidate",
-            "1",
-            "--episode-length",
-            "30",
-            "--num-process",
-            "2",
-            "--envs-per-worker",
-            "2",
-            "--eval-every",
-            "1",
-            "--eval-episodes",
-            "2",
-        ]
-    )
-    return home
-
-
 def test_evaluate_writes_rewards_and_histogram(trained_controller_home, capsys):
     home = trained_controller_home
     evaluate.main(

@@ -1,0 +1,111 @@
+"""pretrained.sh and export round trip over HTTP on 127.0.0.1, and every way it must fail safely."""
+
+import functools
+import hashlib
+import http.server
+import io
+import subprocess
+import tarfile
+import threading
+from pathlib import Path
+
+import pytest
+
+from worldmodels.pretrained import export_agent
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def snapshot(home: Path) -> dict:
+    return {str(p.relative_to(home)): p.read_bytes() for p in sorted(home.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def served(trained_controller_home, tmp_path_factory):
+    """An exported agent and variants of it, served over HTTP; yields (base URL, folder)."""
+    folder = tmp_path_factory.mktemp("served")
+    checksum = export_agent(trained_controller_home, 1, folder / "agent.tar.gz")
+    data = (folder / "agent.tar.gz").read_bytes()
+    (folder / "truncated.tar.gz").write_bytes(data[: len(data) // 2])
+    (folder / "truncated.tar.gz.sha256").write_text(
+        hashlib.sha256(data[: len(data) // 2]).hexdigest() + "  truncated.tar.gz\n"
+    )
+    (folder / "wrong.tar.gz").write_bytes(data)
+    (folder / "wrong.tar.gz.sha256").write_text("0" * 64 + "  wrong.tar.gz\n")
+    escaping = io.BytesIO()
+    with tarfile.open(fileobj=escaping, mode="w:gz") as archive:
+        for name in ("control/generations/generation_0/complete", "../outside.txt"):
+            info = tarfile.TarInfo(name)
+            archive.addfile(info, io.BytesIO(b""))
+    (folder / "escaping.tar.gz").write_bytes(escaping.getvalue())
+    (folder / "escaping.tar.gz.sha256").write_text(
+        hashlib.sha256(escaping.getvalue()).hexdigest() + "  escaping.tar.gz\n"
+    )
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", folder, checksum
+    server.shutdown()
+
+
+def pretrained_sh(*args):
+    return subprocess.run(["bash", str(REPO / "pretrained.sh"), *args], capture_output=True, text=True)
+
+
+def test_round_trip_installs_an_agent_that_evaluate_can_run(served, tmp_path, capsys):
+    url, _, checksum = served
+    home = tmp_path / "home"
+    result = pretrained_sh(f"{url}/agent.tar.gz", "--home", str(home))
+    assert result.returncode == 0, result.stderr
+    assert "installed" in result.stdout
+    assert (home / "control" / "generations" / "generation_1" / "complete").exists()
+    assert len(list((home / "vae-training" / "checkpoints").glob("ckpt-*.index"))) == 1
+    from worldmodels.control import evaluate
+
+    evaluate.main(["--home", str(home), "--generation", "best", "--episodes", "2",
+                   "--episode-length", "20", "--num-process", "1", "--envs-per-worker", "2"])
+    assert "generation 1 (mean)" in capsys.readouterr().out
+    assert checksum == hashlib.sha256((served[1] / "agent.tar.gz").read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize(
+    "archive, message",
+    [
+        ("wrong.tar.gz", "checksum mismatch"),
+        ("truncated.tar.gz", "not a readable agent archive"),
+        ("escaping.tar.gz", "refusing archive member '../outside.txt'"),
+        ("missing.tar.gz", "could not download"),
+    ],
+)
+def test_bad_archives_fail_clearly_and_leave_the_home_unchanged(served, tmp_path, archive, message):
+    url = served[0]
+    home = tmp_path / "home"
+    (home / "random-rollouts").mkdir(parents=True)
+    (home / "random-rollouts" / "keep.txt").write_text("mine")
+    before = snapshot(home)
+    result = pretrained_sh(f"{url}/{archive}", "--home", str(home))
+    assert result.returncode != 0
+    assert message in result.stderr and "is unchanged" in result.stderr
+    assert snapshot(home) == before
+    assert not (tmp_path / "outside.txt").exists()
+    assert [p.name for p in home.iterdir()] == ["random-rollouts"]
+
+
+def test_unreachable_host_fails_clearly(tmp_path):
+    result = pretrained_sh("http://127.0.0.1:9/agent.tar.gz", "--home", str(tmp_path / "home"))
+    assert result.returncode != 0 and "could not download" in result.stderr
+
+
+def test_without_a_source_it_says_there_is_no_published_agent(tmp_path):
+    result = pretrained_sh("--home", str(tmp_path))
+    assert result.returncode != 0 and "has not published a trained agent" in result.stderr
+
+
+def test_installing_over_an_existing_agent_is_refused(served, tmp_path):
+    url = served[0]
+    home = tmp_path / "home"
+    assert pretrained_sh(f"{url}/agent.tar.gz", "--home", str(home)).returncode == 0
+    before = snapshot(home)
+    result = pretrained_sh(f"{url}/agent.tar.gz", "--home", str(home))
+    assert result.returncode != 0 and "exists already" in result.stderr
+    assert snapshot(home) == before

@@ -1,0 +1,104 @@
+"""A GIF of one episode of the trained agent: what it sees, what V reconstructs, what M expects.
+
+    python -m worldmodels.control.render --generation best --seed 42 --out agent.gif
+
+Each frame shows side by side the observation x_t, the VAE's reconstruction of it (decoded
+mu), and the MDN-RNN's prediction of the next frame (a z_{t+1} drawn from its mixture at
+--temperature given z_t, a_t and h_t, decoded), with the step and the cumulative reward.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import imageio.v3 as imageio
+import numpy as np
+import tensorflow as tf
+from PIL import Image, ImageDraw
+
+from worldmodels.cli import make_parser, non_negative_int, positive_int
+from worldmodels.control.agent import AgentModels, require_trained_models
+from worldmodels.control.controller import controller_actions
+from worldmodels.control.generations import load_controller, resolve_generation
+from worldmodels.data.car_racing import make_env
+from worldmodels.files import atomic_path
+from worldmodels.memory.memory import sample_next_latent
+from worldmodels.params import EnvParams, resolve_home
+
+PANELS = ("observation", "VAE reconstruction", "MDN-RNN: next frame")
+HEADER_PIXELS = 28
+
+
+def parse_args(argv: list[str] | None = None):
+    parser = make_parser(__doc__.split("\n\n")[0])
+    parser.add_argument("--generation", default="best", help="N, max or best")
+    parser.add_argument("--candidate", choices=("mean", "best"), default="mean",
+                        help="the generation's distribution mean, or its fittest candidate")
+    parser.add_argument("--seed", type=non_negative_int, default=42, help="the track")
+    parser.add_argument("--out", default="agent.gif", help="GIF to write")
+    parser.add_argument("--episode-length", type=positive_int, default=1000,
+                        help="steps at most")
+    parser.add_argument("--temperature", type=float, default=1.0,
+                        help="temperature of the MDN-RNN's prediction")
+    parser.add_argument("--scale", type=positive_int, default=3,
+                        help="each 64x64 panel is drawn scale times larger")
+    parser.add_argument("--fps", type=positive_int, default=25, help="GIF frames per second")
+    parser.add_argument("--env", choices=("fast", "stock"), default="fast",
+                        help="fast: FastCarRacing (identical observations); stock: CarRacing-v3")
+    return parser.parse_args(argv)
+
+
+def compose(panels: list[np.ndarray], scale: int, caption: str) -> np.ndarray:
+    """64x64x3 uint8 panels side by side, enlarged, under a caption line."""
+    row = np.concatenate([np.kron(p, np.ones((scale, scale, 1), np.uint8)) for p in panels], 1)
+    image = Image.new("RGB", (row.shape[1], row.shape[0] + HEADER_PIXELS))
+    image.paste(Image.fromarray(row), (0, HEADER_PIXELS))
+    draw = ImageDraw.Draw(image)
+    width = row.shape[1] // len(panels)
+    for index, name in enumerate(PANELS):
+        draw.text((index * width + 4, 2), name, fill=(200, 200, 200))
+    draw.text((4, 14), caption, fill=(255, 255, 255))
+    return np.asarray(image)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    home = resolve_home(args.home)
+    require_trained_models(home)
+    try:
+        generation = resolve_generation(home, args.generation)
+    except ValueError as error:
+        sys.exit(f"error: {error}")
+    controller = load_controller(home, generation, args.candidate)
+    agent = AgentModels(home)
+    env = make_env(EnvParams(env=args.env, episode_length=args.episode_length))
+
+    def to_image(frames: tf.Tensor) -> np.ndarray:
+        return np.round(frames.numpy()[0] * 255).astype(np.uint8)
+
+    noise = np.random.default_rng(args.seed)
+    observation, _ = env.reset(seed=args.seed)
+    h, c = agent.memory.initial_state(1)
+    total, frames, done, step = 0.0, [], False, 0
+    while not done:
+        mu, logvar = agent.encode(observation[None])
+        z = (mu + np.exp(logvar / 2) * noise.standard_normal(mu.shape)).astype(np.float32)
+        action = controller_actions(controller, z, h.numpy())
+        h, c = agent.memory.step(z, action, (h, c))
+        predicted = sample_next_latent(*agent.memory.mixture(h), args.temperature, seed=None)
+        panels = [observation, to_image(agent.vae.decode(mu)), to_image(agent.vae.decode(predicted))]
+        frames.append(compose(panels, args.scale, f"step {step}   reward {total:7.1f}"))
+        observation, reward, terminated, truncated, _ = env.step(action[0])
+        total += float(reward)
+        done = terminated or truncated
+        step += 1
+
+    with atomic_path(args.out) as temporary:
+        imageio.imwrite(temporary, np.stack(frames), extension=".gif",
+                        duration=1000 / args.fps, loop=0)
+    print(f"rendered generation {generation} ({args.candidate}) on track {args.seed}: "
+          f"{step} steps, reward {total:.1f}; wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

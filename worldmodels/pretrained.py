@@ -1,0 +1,196 @@
+"""Share trained agents: export one from a home into an archive, install one into a home.
+
+    python -m worldmodels.pretrained export --generation best --out agent.tar.gz
+    python -m worldmodels.pretrained install https://example.org/agent.tar.gz   # or a path
+
+An agent archive (.tar.gz) holds exactly what `evaluate`, `render` and `sample_policy
+--policy controller` read: the latest VAE and MDN-RNN checkpoints and one controller
+generation, in the experiments-home layout. `export` writes `<archive>.sha256` next to it;
+`install` fetches that file from beside the archive (or takes `--sha256`) and refuses an
+archive whose checksum differs. Installing is all or nothing: the archive is checked and
+unpacked into a temporary folder first, then moved into the home; a failed or interrupted
+install leaves the home as it was. `pretrained.sh` wraps `install`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import sys
+import tarfile
+import tempfile
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from tqdm import tqdm
+
+from worldmodels.params import DEFAULT_HOME, HOME_ENV_VAR, resolve_home
+
+AGENT_PARTS = ("vae-training", "memory-training", "control")
+
+
+class InstallError(RuntimeError):
+    """The archive could not be installed; the home is unchanged."""
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def export_agent(home: Path, generation: int, out: Path) -> str:
+    """Writes the agent of `home` to the .tar.gz `out` and its checksum to `out`.sha256.
+
+    The archive holds the weights of the latest VAE and MDN-RNN checkpoints (no optimizer
+    state: a third of the size) and controller `generation` (without optimizer.pkl).
+    Returns the checksum.
+    """
+    import tensorflow as tf
+
+    from worldmodels.control.agent import AgentModels, require_trained_models
+    from worldmodels.control.generations import generation_path
+
+    require_trained_models(home)
+    agent = AgentModels(home)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    temporary = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    with tempfile.TemporaryDirectory() as staging, tarfile.open(temporary, "w:gz") as archive:
+        for stage, model in (("vae-training", agent.vae), ("memory-training", agent.memory)):
+            name = Path(tf.train.latest_checkpoint(str(home / stage / "checkpoints"))).name
+            weights = Path(staging) / stage / "checkpoints"
+            tf.train.Checkpoint(model=model).write(str(weights / name))
+            # The index naming the exported checkpoint, so that TensorFlow finds it.
+            (weights / "checkpoint").write_text(f'model_checkpoint_path: "{name}"\n')
+            for path in weights.iterdir():
+                archive.add(path, arcname=str(path.relative_to(staging)))
+        for path in generation_path(home, generation).iterdir():
+            if path.name != "optimizer.pkl":
+                archive.add(path, arcname=str(path.relative_to(home)))
+    os.replace(temporary, out)
+    checksum = sha256_of(out)
+    Path(f"{out}.sha256").write_text(f"{checksum}  {out.name}\n")
+    return checksum
+
+
+def fetch(source: str, destination: Path, what: str) -> None:
+    """Copies a local path, or downloads an http(s) URL with a progress bar, to `destination`."""
+    if not source.startswith(("http://", "https://")):
+        if not Path(source).is_file():
+            raise InstallError(f"{what}: no file at {source}")
+        shutil.copyfile(source, destination)
+        return
+    try:
+        with urllib.request.urlopen(source, timeout=30) as response, open(destination, "wb") as file:
+            size = int(response.headers.get("Content-Length") or 0) or None
+            with tqdm(total=size, unit="B", unit_scale=True, desc=f"downloading {what}") as bar:
+                for block in iter(lambda: response.read(1 << 16), b""):
+                    file.write(block)
+                    bar.update(len(block))
+    except (urllib.error.URLError, OSError) as error:
+        raise InstallError(f"{what}: could not download {source}: {error}") from None
+    if size is not None and destination.stat().st_size != size:
+        raise InstallError(f"{what}: the download from {source} ended early")
+
+
+def install_agent(source: str, home: Path, sha256: str | None = None) -> list[str]:
+    """Installs the agent archive at `source` (URL or path) into `home`; returns what it added.
+
+    Raises InstallError with what went wrong, leaving `home` unchanged.
+    """
+    home.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=home, prefix=".install-") as staging_name:
+        staging = Path(staging_name)
+        archive_path = staging / "agent.tar.gz"
+        fetch(source, archive_path, "archive")
+        if sha256 is None:
+            fetch(f"{source}.sha256", staging / "agent.sha256", "checksum")
+            sha256 = (staging / "agent.sha256").read_text().split()[0]
+        actual = sha256_of(archive_path)
+        if actual != sha256.lower():
+            raise InstallError(f"checksum mismatch for {source}: expected {sha256}, got {actual}")
+        unpacked = staging / "unpacked"
+        unpacked.mkdir()
+        try:
+            with tarfile.open(archive_path, "r:gz") as archive:
+                for member in archive.getmembers():
+                    parts = Path(member.name).parts
+                    if (member.name.startswith("/") or ".." in parts or not parts
+                            or parts[0] not in AGENT_PARTS or not (member.isfile() or member.isdir())):
+                        raise InstallError(
+                            f"{source}: refusing archive member {member.name!r}, which is not a "
+                            f"plain file under {', '.join(AGENT_PARTS)}"
+                        )
+                archive.extractall(unpacked, filter="data")
+        except (tarfile.TarError, EOFError, OSError) as error:
+            raise InstallError(f"{source} is not a readable agent archive: {error}") from None
+        installed = sorted(str(path.relative_to(unpacked)) for path in unpacked.rglob("*") if path.is_file())
+        if not any(name.startswith("control/generations/") for name in installed):
+            raise InstallError(f"{source} holds no controller generation")
+        for path in sorted(unpacked.rglob("*")):
+            if path.is_file():
+                target = home / path.relative_to(unpacked)
+                if target.exists():
+                    raise InstallError(
+                        f"{target} exists already; install into an empty --home, or move it aside"
+                    )
+        for path in sorted(unpacked.rglob("*")):
+            if path.is_file():
+                target = home / path.relative_to(unpacked)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(path, target)
+    return installed
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    install = commands.add_parser("install", help="install an agent archive into a home",
+                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    install.add_argument("source", nargs="?", help="http(s) URL or path of an agent .tar.gz")
+    install.add_argument("--sha256", help="expected checksum; default: read <source>.sha256")
+    export = commands.add_parser("export", help="export the agent of a home as an archive",
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    export.add_argument("--generation", default="best", help="N, max or best")
+    export.add_argument("--out", default="agent.tar.gz", help="archive to write")
+    for sub in (install, export):
+        sub.add_argument("--home", default=None,
+                         help=f"experiments home; when unset, ${HOME_ENV_VAR}, else {DEFAULT_HOME}")
+    args = parser.parse_args(argv)
+    home = resolve_home(args.home)
+
+    if args.command == "export":
+        from worldmodels.control.generations import resolve_generation
+
+        try:
+            generation = resolve_generation(home, args.generation)
+            checksum = export_agent(home, generation, Path(args.out))
+        except (ValueError, InstallError) as error:
+            sys.exit(f"error: {error}")
+        print(f"exported generation {generation} of {home} to {args.out} (sha256 {checksum}, "
+              f"also in {args.out}.sha256)")
+        return
+    if not args.source:
+        sys.exit(
+            "error: no agent archive given. This project has not published a trained agent yet; "
+            "train one (python -m worldmodels.pipeline --preset paper) and share it with "
+            "'python -m worldmodels.pretrained export', or pass the URL or path of an archive "
+            "someone shared: bash pretrained.sh https://…/agent.tar.gz"
+        )
+    try:
+        installed = install_agent(args.source, home, args.sha256)
+    except InstallError as error:
+        sys.exit(f"error: {error}; {home} is unchanged")
+    print(f"installed {len(installed)} files from {args.source} into {home}; try: "
+          "python -m worldmodels.control.evaluate --generation best")
+
+
+if __name__ == "__main__":
+    main()
