@@ -21,7 +21,8 @@ setup(
     extras_require={
         "cpu": ["tensorflow-cpu>=2.16"],
         "gpu": ["tensorflow[and-cuda]>=2.16"],
-        "test": ["pytest>=8"],
+        "test": ["pytest>=8", "nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6.29"],
+        "notebooks": ["ipykernel>=6.29"],
     },
     entry_points={
         "console_scripts": [
@@ -32,6 +33,9 @@ setup(
             "worldmodels-train-controller=worldmodels.control.train_controller:main",
             "worldmodels-evaluate=worldmodels.control.evaluate:main",
             "worldmodels-pipeline=worldmodels.pipeline:main",
+            "worldmodels-render=worldmodels.control.render:main",
+            "worldmodels-plots=worldmodels.plots:main",
+            "worldmodels-pretrained=worldmodels.pretrained:main",
         ]
     },
 )

@@ -68,9 +68,26 @@ def trained_controller_home(agent_home, tmp_path_factory):
 
     home = tmp_path_factory.mktemp("controller") / "home"
     shutil.copytree(agent_home, home)
-    train_controller.main([
-        "--home", str(home), "--generations", "2", "--popsize", "4",
-        "--episodes-per-candidate", "1", "--episode-length", "30", "--num-process", "2",
-        "--envs-per-worker", "2", "--eval-every", "1", "--eval-episodes", "2",
-    ])
+    train_controller.main(
+        [
+            "--home",
+            str(home),
+            "--generations",
+            "2",
+            "--popsize",
+            "4",
+            "--episodes-per-candidate",
+            "1",
+            "--episode-length",
+            "30",
+            "--num-process",
+            "2",
+            "--envs-per-worker",
+            "2",
+            "--eval-every",
+            "1",
+            "--eval-episodes",
+            "2",
+        ]
+    )
     return home

@@ -62,6 +62,16 @@ COMMANDS = {
         "--num-process",
     ],
     "worldmodels-pipeline": ["--preset", "--set", "--num-process"],
+    "worldmodels-render": [
+        "--generation",
+        "--candidate",
+        "--seed",
+        "--out",
+        "--temperature",
+        "--scale",
+        "--fps",
+    ],
+    "worldmodels-plots": ["--out"],
 }
 
 

@@ -17,7 +17,9 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def snapshot(home: Path) -> dict:
-    return {str(p.relative_to(home)): p.read_bytes() for p in sorted(home.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(home)): p.read_bytes() for p in sorted(home.rglob("*")) if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +51,9 @@ def served(trained_controller_home, tmp_path_factory):
 
 
 def pretrained_sh(*args):
-    return subprocess.run(["bash", str(REPO / "pretrained.sh"), *args], capture_output=True, text=True)
+    return subprocess.run(
+        ["bash", str(REPO / "pretrained.sh"), *args], capture_output=True, text=True
+    )
 
 
 def test_round_trip_installs_an_agent_that_evaluate_can_run(served, tmp_path, capsys):
@@ -62,8 +66,22 @@ def test_round_trip_installs_an_agent_that_evaluate_can_run(served, tmp_path, ca
     assert len(list((home / "vae-training" / "checkpoints").glob("ckpt-*.index"))) == 1
     from worldmodels.control import evaluate
 
-    evaluate.main(["--home", str(home), "--generation", "best", "--episodes", "2",
-                   "--episode-length", "20", "--num-process", "1", "--envs-per-worker", "2"])
+    evaluate.main(
+        [
+            "--home",
+            str(home),
+            "--generation",
+            "best",
+            "--episodes",
+            "2",
+            "--episode-length",
+            "20",
+            "--num-process",
+            "1",
+            "--envs-per-worker",
+            "2",
+        ]
+    )
     assert "generation 1 (mean)" in capsys.readouterr().out
     assert checksum == hashlib.sha256((served[1] / "agent.tar.gz").read_bytes()).hexdigest()
 

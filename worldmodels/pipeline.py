@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import tempfile
+from pathlib import Path
 
 from worldmodels.cli import make_parser, positive_int
 from worldmodels.params import PRESETS, ConfigError, config_from_dict, resolve_home
@@ -35,6 +37,30 @@ def parse_overrides(assignments: list[str]) -> dict:
             value = text
         overrides.setdefault(section, {})[name] = value
     return overrides
+
+
+def agent_home(home: str | None = None) -> Path:
+    """An experiments home with a trained agent, for notebooks and quick looks.
+
+    The given (or default) home when it holds VAE and MDN-RNN checkpoints and a controller
+    generation; otherwise a tiny one, trained once with `--preset tiny` (under a minute on two
+    cores) in the system's temporary folder and reused afterwards.
+    """
+    from worldmodels.control.generations import complete_generations
+
+    def trained(candidate: Path) -> bool:
+        return all(
+            (candidate / stage / "checkpoints" / "checkpoint").exists()
+            for stage in ("vae-training", "memory-training")
+        ) and bool(complete_generations(candidate))
+
+    chosen = resolve_home(home)
+    if trained(chosen):
+        return chosen
+    tiny = Path(tempfile.gettempdir()) / "world-models-tiny-home"
+    if not trained(tiny):
+        main(["--preset", "tiny", "--home", str(tiny)])
+    return tiny
 
 
 def main(argv: list[str] | None = None) -> None:

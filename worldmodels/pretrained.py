@@ -86,7 +86,10 @@ def fetch(source: str, destination: Path, what: str) -> None:
         shutil.copyfile(source, destination)
         return
     try:
-        with urllib.request.urlopen(source, timeout=30) as response, open(destination, "wb") as file:
+        with (
+            urllib.request.urlopen(source, timeout=30) as response,
+            open(destination, "wb") as file,
+        ):
             size = int(response.headers.get("Content-Length") or 0) or None
             with tqdm(total=size, unit="B", unit_scale=True, desc=f"downloading {what}") as bar:
                 for block in iter(lambda: response.read(1 << 16), b""):
@@ -120,8 +123,13 @@ def install_agent(source: str, home: Path, sha256: str | None = None) -> list[st
             with tarfile.open(archive_path, "r:gz") as archive:
                 for member in archive.getmembers():
                     parts = Path(member.name).parts
-                    if (member.name.startswith("/") or ".." in parts or not parts
-                            or parts[0] not in AGENT_PARTS or not (member.isfile() or member.isdir())):
+                    if (
+                        member.name.startswith("/")
+                        or ".." in parts
+                        or not parts
+                        or parts[0] not in AGENT_PARTS
+                        or not (member.isfile() or member.isdir())
+                    ):
                         raise InstallError(
                             f"{source}: refusing archive member {member.name!r}, which is not a "
                             f"plain file under {', '.join(AGENT_PARTS)}"
@@ -129,7 +137,9 @@ def install_agent(source: str, home: Path, sha256: str | None = None) -> list[st
                 archive.extractall(unpacked, filter="data")
         except (tarfile.TarError, EOFError, OSError) as error:
             raise InstallError(f"{source} is not a readable agent archive: {error}") from None
-        installed = sorted(str(path.relative_to(unpacked)) for path in unpacked.rglob("*") if path.is_file())
+        installed = sorted(
+            str(path.relative_to(unpacked)) for path in unpacked.rglob("*") if path.is_file()
+        )
         if not any(name.startswith("control/generations/") for name in installed):
             raise InstallError(f"{source} holds no controller generation")
         for path in sorted(unpacked.rglob("*")):
@@ -152,17 +162,26 @@ def main(argv: list[str] | None = None) -> None:
         description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    install = commands.add_parser("install", help="install an agent archive into a home",
-                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    install = commands.add_parser(
+        "install",
+        help="install an agent archive into a home",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     install.add_argument("source", nargs="?", help="http(s) URL or path of an agent .tar.gz")
     install.add_argument("--sha256", help="expected checksum; default: read <source>.sha256")
-    export = commands.add_parser("export", help="export the agent of a home as an archive",
-                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    export = commands.add_parser(
+        "export",
+        help="export the agent of a home as an archive",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     export.add_argument("--generation", default="best", help="N, max or best")
     export.add_argument("--out", default="agent.tar.gz", help="archive to write")
     for sub in (install, export):
-        sub.add_argument("--home", default=None,
-                         help=f"experiments home; when unset, ${HOME_ENV_VAR}, else {DEFAULT_HOME}")
+        sub.add_argument(
+            "--home",
+            default=None,
+            help=f"experiments home; when unset, ${HOME_ENV_VAR}, else {DEFAULT_HOME}",
+        )
     args = parser.parse_args(argv)
     home = resolve_home(args.home)
 
@@ -174,8 +193,10 @@ def main(argv: list[str] | None = None) -> None:
             checksum = export_agent(home, generation, Path(args.out))
         except (ValueError, InstallError) as error:
             sys.exit(f"error: {error}")
-        print(f"exported generation {generation} of {home} to {args.out} (sha256 {checksum}, "
-              f"also in {args.out}.sha256)")
+        print(
+            f"exported generation {generation} of {home} to {args.out} (sha256 {checksum}, "
+            f"also in {args.out}.sha256)"
+        )
         return
     if not args.source:
         sys.exit(
@@ -188,8 +209,10 @@ def main(argv: list[str] | None = None) -> None:
         installed = install_agent(args.source, home, args.sha256)
     except InstallError as error:
         sys.exit(f"error: {error}; {home} is unchanged")
-    print(f"installed {len(installed)} files from {args.source} into {home}; try: "
-          "python -m worldmodels.control.evaluate --generation best")
+    print(
+        f"installed {len(installed)} files from {args.source} into {home}; try: "
+        "python -m worldmodels.control.evaluate --generation best"
+    )
 
 
 if __name__ == "__main__":

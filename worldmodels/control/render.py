@@ -32,19 +32,28 @@ HEADER_PIXELS = 28
 def parse_args(argv: list[str] | None = None):
     parser = make_parser(__doc__.split("\n\n")[0])
     parser.add_argument("--generation", default="best", help="N, max or best")
-    parser.add_argument("--candidate", choices=("mean", "best"), default="mean",
-                        help="the generation's distribution mean, or its fittest candidate")
+    parser.add_argument(
+        "--candidate",
+        choices=("mean", "best"),
+        default="mean",
+        help="the generation's distribution mean, or its fittest candidate",
+    )
     parser.add_argument("--seed", type=non_negative_int, default=42, help="the track")
     parser.add_argument("--out", default="agent.gif", help="GIF to write")
-    parser.add_argument("--episode-length", type=positive_int, default=1000,
-                        help="steps at most")
-    parser.add_argument("--temperature", type=float, default=1.0,
-                        help="temperature of the MDN-RNN's prediction")
-    parser.add_argument("--scale", type=positive_int, default=3,
-                        help="each 64x64 panel is drawn scale times larger")
+    parser.add_argument("--episode-length", type=positive_int, default=1000, help="steps at most")
+    parser.add_argument(
+        "--temperature", type=float, default=1.0, help="temperature of the MDN-RNN's prediction"
+    )
+    parser.add_argument(
+        "--scale", type=positive_int, default=3, help="each 64x64 panel is drawn scale times larger"
+    )
     parser.add_argument("--fps", type=positive_int, default=25, help="GIF frames per second")
-    parser.add_argument("--env", choices=("fast", "stock"), default="fast",
-                        help="fast: FastCarRacing (identical observations); stock: CarRacing-v3")
+    parser.add_argument(
+        "--env",
+        choices=("fast", "stock"),
+        default="fast",
+        help="fast: FastCarRacing (identical observations); stock: CarRacing-v3",
+    )
     return parser.parse_args(argv)
 
 
@@ -86,7 +95,11 @@ def main(argv: list[str] | None = None) -> None:
         action = controller_actions(controller, z, h.numpy())
         h, c = agent.memory.step(z, action, (h, c))
         predicted = sample_next_latent(*agent.memory.mixture(h), args.temperature, seed=None)
-        panels = [observation, to_image(agent.vae.decode(mu)), to_image(agent.vae.decode(predicted))]
+        panels = [
+            observation,
+            to_image(agent.vae.decode(mu)),
+            to_image(agent.vae.decode(predicted)),
+        ]
         frames.append(compose(panels, args.scale, f"step {step}   reward {total:7.1f}"))
         observation, reward, terminated, truncated, _ = env.step(action[0])
         total += float(reward)
@@ -94,10 +107,13 @@ def main(argv: list[str] | None = None) -> None:
         step += 1
 
     with atomic_path(args.out) as temporary:
-        imageio.imwrite(temporary, np.stack(frames), extension=".gif",
-                        duration=1000 / args.fps, loop=0)
-    print(f"rendered generation {generation} ({args.candidate}) on track {args.seed}: "
-          f"{step} steps, reward {total:.1f}; wrote {args.out}")
+        imageio.imwrite(
+            temporary, np.stack(frames), extension=".gif", duration=1000 / args.fps, loop=0
+        )
+    print(
+        f"rendered generation {generation} ({args.candidate}) on track {args.seed}: "
+        f"{step} steps, reward {total:.1f}; wrote {args.out}"
+    )
 
 
 if __name__ == "__main__":

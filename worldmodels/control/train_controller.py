@@ -20,6 +20,7 @@ import time
 from functools import partial
 
 import numpy as np
+import tensorflow as tf
 
 from worldmodels.cli import add_rollout_arguments, make_parser, non_negative_int, positive_int
 from worldmodels.control.agent import require_trained_models
@@ -163,6 +164,7 @@ def main(argv: list[str] | None = None) -> None:
         env=EnvParams(env=args.env, episode_length=args.episode_length),
         envs_per_worker=params.envs_per_worker,
     )
+    summaries = tf.summary.create_file_writer(str(home / "control" / "tensorboard"))
     try:
         with WorkerPool(
             partial(RolloutWorker, config), args.num_process, params.worker_timeout
@@ -221,6 +223,7 @@ def main(argv: list[str] | None = None) -> None:
                     summary,
                 )
                 prune_optimizer_states(home, params.keep_optimizer_states)
+                write_summaries(summaries, summary)
                 print(generation_line(summary), flush=True)
     except WorkerError as error:
         sys.exit(f"error: {error}")
@@ -239,6 +242,18 @@ def evaluate_mean(pool, mean, seed: int, generation: int, params: ControllerPara
     results = run_episode_tasks(pool, tasks, params.envs_per_worker, "evaluating the mean")
     rewards = [results[j].total_reward for j in range(params.eval_episodes)]
     return {"mean": float(np.mean(rewards)), "std": float(np.std(rewards)), "rewards": rewards}
+
+
+def write_summaries(writer, summary: dict) -> None:
+    """Fitness curves, step size and speed of a generation, for TensorBoard."""
+    with writer.as_default(step=summary["generation"]):
+        for name in ("best", "mean", "worst"):
+            tf.summary.scalar(f"fitness/{name}", summary[f"{name}_fitness"])
+        tf.summary.scalar("sigma", summary["sigma"])
+        tf.summary.scalar("episodes_per_second", summary["episodes_per_second"])
+        if "evaluation" in summary:
+            tf.summary.scalar("evaluation/mean", summary["evaluation"]["mean"])
+    writer.flush()
 
 
 def generation_line(summary: dict) -> str:

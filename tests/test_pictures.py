@@ -1,0 +1,72 @@
+"""What users look at: the episode GIF, TensorBoard summaries and PNG training curves."""
+
+import numpy as np
+import tensorflow as tf
+from PIL import Image
+
+from worldmodels import plots
+from worldmodels.control import render
+
+
+def event_tags(folder):
+    tags = set()
+    for path in folder.glob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            tags.update(value.tag for value in event.summary.value)
+    return tags
+
+
+def test_render_writes_a_gif_of_the_episode(trained_controller_home, tmp_path, capsys):
+    out = tmp_path / "agent.gif"
+    render.main(
+        [
+            "--home",
+            str(trained_controller_home),
+            "--generation",
+            "best",
+            "--seed",
+            "42",
+            "--episode-length",
+            "12",
+            "--scale",
+            "2",
+            "--out",
+            str(out),
+        ]
+    )
+    gif = Image.open(out)
+    assert gif.n_frames == 12
+    assert gif.size == (3 * 64 * 2, 64 * 2 + render.HEADER_PIXELS)
+    gif.seek(5)
+    frame = np.asarray(gif.convert("RGB"))
+    assert frame[render.HEADER_PIXELS :, :128].std() > 0  # the observation panel is not blank
+    assert "12 steps" in capsys.readouterr().out
+
+
+def test_every_stage_writes_tensorboard_summaries(trained_controller_home):
+    home = trained_controller_home
+    assert {
+        "loss",
+        "reconstruction_loss",
+        "kl_loss",
+        "kl",
+        "reconstruction",
+        "prior_samples",
+    } <= event_tags(home / "vae-training" / "tensorboard")
+    assert {"loss", "learning_rate"} <= event_tags(home / "memory-training" / "tensorboard")
+    assert {
+        "fitness/best",
+        "fitness/mean",
+        "fitness/worst",
+        "sigma",
+        "episodes_per_second",
+        "evaluation/mean",
+    } <= event_tags(home / "control" / "tensorboard")
+
+
+def test_plots_of_losses_and_fitness(trained_controller_home, tmp_path, capsys):
+    plots.main(["--home", str(trained_controller_home), "--out", str(tmp_path)])
+    for name in ("vae-loss.png", "memory-loss.png", "controller-fitness.png"):
+        image = Image.open(tmp_path / name)
+        assert image.size == (700, 400)
+    assert "controller-fitness.png" in capsys.readouterr().out

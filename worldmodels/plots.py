@@ -1,0 +1,94 @@
+"""Training curves as PNG: VAE and MDN-RNN losses per step, CMA-ES fitness per generation.
+
+    python -m worldmodels.plots
+
+Reads `vae-training/losses.csv`, `memory-training/losses.csv` and the generation summaries of
+the experiments home (whichever exist) and writes `<home>/plots/*.png`.
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from worldmodels.cli import make_parser
+from worldmodels.control.generations import complete_generations, load_summary
+from worldmodels.files import atomic_path
+from worldmodels.params import resolve_home
+
+
+def read_losses(path: Path) -> dict[str, np.ndarray]:
+    with open(path, newline="") as file:
+        rows = list(csv.DictReader(file))
+    return {key: np.array([float(row[key]) for row in rows]) for key in rows[0]} if rows else {}
+
+
+def save(figure: Figure, path: Path) -> None:
+    figure.tight_layout()
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, format="png", dpi=100)
+
+
+def plot_losses(losses: dict[str, np.ndarray], names: list[str], title: str, path: Path) -> None:
+    figure = Figure(figsize=(7, 4))
+    axes = figure.subplots()
+    for name in names:
+        axes.plot(losses["step"], losses[name], label=name)
+    axes.set(xlabel="step", title=title)
+    axes.legend()
+    save(figure, path)
+
+
+def plot_fitness(home: Path, path: Path) -> None:
+    summaries = [load_summary(home, n) for n in complete_generations(home)]
+    generations = [s["generation"] for s in summaries]
+    figure = Figure(figsize=(7, 4))
+    axes = figure.subplots()
+    axes.plot(generations, [s["best_fitness"] for s in summaries], label="best")
+    axes.plot(generations, [s["mean_fitness"] for s in summaries], label="mean")
+    axes.plot(generations, [s["worst_fitness"] for s in summaries], label="worst")
+    evaluated = [s for s in summaries if "evaluation" in s]
+    if evaluated:
+        axes.errorbar(
+            [s["generation"] for s in evaluated],
+            [s["evaluation"]["mean"] for s in evaluated],
+            yerr=[s["evaluation"]["std"] for s in evaluated],
+            fmt="o",
+            label="mean controller, fresh tracks",
+        )
+    axes.axhline(900, color="grey", linestyle="--", label="solved (900)")
+    axes.set(xlabel="generation", ylabel="total reward", title="CMA-ES fitness")
+    axes.legend()
+    save(figure, path)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = make_parser(__doc__.split("\n\n")[0])
+    parser.add_argument("--out", default=None, help="folder for the PNGs; default <home>/plots")
+    args = parser.parse_args(argv)
+    home = resolve_home(args.home)
+    out = Path(args.out) if args.out else home / "plots"
+    written = []
+    for stage, names, title in (
+        ("vae-training", ["loss", "reconstruction_loss", "kl_loss"], "VAE loss"),
+        ("memory-training", ["loss"], "MDN-RNN negative log-likelihood"),
+    ):
+        path = home / stage / "losses.csv"
+        losses = read_losses(path) if path.exists() else {}
+        if losses:
+            plot_losses(losses, names, title, out / f"{stage.split('-')[0]}-loss.png")
+            written.append(f"{stage.split('-')[0]}-loss.png")
+    if complete_generations(home):
+        plot_fitness(home, out / "controller-fitness.png")
+        written.append("controller-fitness.png")
+    if not written:
+        sys.exit(f"error: nothing to plot in {home}: no losses.csv and no generations yet")
+    print(f"wrote {', '.join(written)} to {out}")
+
+
+if __name__ == "__main__":
+    main()
