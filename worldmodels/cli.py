@@ -54,7 +54,7 @@ def add_rollout_arguments(parser: argparse.ArgumentParser) -> None:
         "--envs-per-worker",
         type=positive_int,
         default=controller.envs_per_worker,
-        help="environments each worker steps in lock-step, batching V and M",
+        help="agent policies: environments each worker steps in lock-step, batching V and M",
     )
     parser.add_argument(
         "--episode-length",
@@ -67,7 +67,7 @@ def add_rollout_arguments(parser: argparse.ArgumentParser) -> None:
         "--env",
         choices=("fast", "stock"),
         default=env.env,
-        help="fast: FastCarRacing (identical observations); stock: CarRacing-v3",
+        help="fast: FastCarRacing (identical observations, ~3x faster); stock: CarRacing-v3",
     )
     parser.add_argument(
         "--timeout",

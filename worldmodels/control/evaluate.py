@@ -17,8 +17,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from worldmodels.cli import add_rollout_arguments, make_parser, non_negative_int, positive_int
-from worldmodels.control.agent import require_trained_models
-from worldmodels.control.generations import load_controller, resolve_generation
+from worldmodels.control.generations import load_agent_controller
 from worldmodels.control.rollouts import (
     EpisodeTask,
     RolloutConfig,
@@ -58,12 +57,7 @@ def parse_args(argv: list[str] | None = None):
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     home = resolve_home(args.home)
-    require_trained_models(home)
-    try:
-        generation = resolve_generation(home, args.generation)
-    except ValueError as error:
-        sys.exit(f"error: {error}")
-    controller = load_controller(home, generation, args.candidate)
+    generation, controller = load_agent_controller(home, args.generation, args.candidate)
 
     config = RolloutConfig(
         home=str(home),

@@ -115,3 +115,20 @@ def load_controller(home: Path, number: int, candidate: str = "mean") -> np.ndar
     if candidate not in ("mean", "best"):
         raise ValueError(f"candidate must be 'mean' or 'best', got {candidate!r}")
     return np.load(generation_path(home, number) / f"{candidate}.npy")
+
+
+def load_agent_controller(
+    home: Path, which: str, candidate: str = "mean"
+) -> tuple[int, np.ndarray]:
+    """(generation, controller parameters) for a command's --generation and --candidate.
+
+    Exits with a message saying what to run when the home has no trained V, M or controller.
+    """
+    from worldmodels.control.agent import require_trained_models
+
+    require_trained_models(home)
+    try:
+        generation = resolve_generation(home, which)
+    except ValueError as error:
+        raise SystemExit(f"error: {error}") from None
+    return generation, load_controller(home, generation, candidate)

@@ -9,17 +9,15 @@ mu), and the MDN-RNN's prediction of the next frame (a z_{t+1} drawn from its mi
 
 from __future__ import annotations
 
-import sys
-
 import imageio.v3 as imageio
 import numpy as np
 import tensorflow as tf
 from PIL import Image, ImageDraw
 
 from worldmodels.cli import make_parser, non_negative_int, positive_int
-from worldmodels.control.agent import AgentModels, require_trained_models
+from worldmodels.control.agent import AgentModels
 from worldmodels.control.controller import controller_actions
-from worldmodels.control.generations import load_controller, resolve_generation
+from worldmodels.control.generations import load_agent_controller
 from worldmodels.data.car_racing import make_env
 from worldmodels.files import atomic_path
 from worldmodels.memory.memory import sample_next_latent
@@ -73,12 +71,7 @@ def compose(panels: list[np.ndarray], scale: int, caption: str) -> np.ndarray:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     home = resolve_home(args.home)
-    require_trained_models(home)
-    try:
-        generation = resolve_generation(home, args.generation)
-    except ValueError as error:
-        sys.exit(f"error: {error}")
-    controller = load_controller(home, generation, args.candidate)
+    generation, controller = load_agent_controller(home, args.generation, args.candidate)
     agent = AgentModels(home)
     env = make_env(EnvParams(env=args.env, episode_length=args.episode_length))
 

@@ -11,7 +11,6 @@ i), so rerunning a command skips the episodes already written and samples only t
 from __future__ import annotations
 
 import json
-import multiprocessing
 import sys
 from functools import partial
 from typing import Iterator, Sequence
@@ -19,7 +18,7 @@ from typing import Iterator, Sequence
 import numpy as np
 from tqdm import tqdm
 
-from worldmodels.cli import make_parser, non_negative_int, positive_int
+from worldmodels.cli import add_rollout_arguments, make_parser, non_negative_int, positive_int
 from worldmodels.control.controller import PARAMETER_COUNT
 from worldmodels.control.rollouts import (
     EpisodeResult,
@@ -115,7 +114,7 @@ class RandomPolicySampler:
 
 
 def parse_args(argv: list[str] | None = None):
-    env, sampling, controller = EnvParams(), SamplingParams(), ControllerParams()
+    sampling = SamplingParams()
     parser = make_parser(__doc__.split("\n\n")[0])
     parser.add_argument(
         "--policy",
@@ -137,32 +136,6 @@ def parse_args(argv: list[str] | None = None):
         help="sample episode indices [start-episode, episodes)",
     )
     parser.add_argument(
-        "--episode-length",
-        "--episode_length",
-        type=positive_int,
-        default=env.episode_length,
-        help="steps before an episode is truncated",
-    )
-    parser.add_argument(
-        "--env",
-        choices=("fast", "stock"),
-        default=env.env,
-        help="fast: FastCarRacing (identical observations, ~3x faster); stock: CarRacing-v3",
-    )
-    parser.add_argument(
-        "--num-process",
-        "--num_process",
-        type=positive_int,
-        default=multiprocessing.cpu_count(),
-        help="worker processes",
-    )
-    parser.add_argument(
-        "--envs-per-worker",
-        type=positive_int,
-        default=controller.envs_per_worker,
-        help="agent policies: environments each worker steps in lock-step",
-    )
-    parser.add_argument(
         "--start-episode",
         "--start_episode",
         type=non_negative_int,
@@ -181,12 +154,7 @@ def parse_args(argv: list[str] | None = None):
         default=sampling.brownian_dt,
         help="time step of the brownian policy's random walk",
     )
-    parser.add_argument(
-        "--timeout",
-        type=float,
-        default=controller.worker_timeout,
-        help="seconds a worker may spend on one job of episodes before it is replaced",
-    )
+    add_rollout_arguments(parser)
     args = parser.parse_args(argv)
     if args.start_episode >= args.episodes:
         parser.error(
@@ -202,15 +170,9 @@ def main(argv: list[str] | None = None) -> None:
     directory = rollouts_directory(home, args.policy)
 
     if args.policy == "controller":
-        from worldmodels.control.agent import require_trained_models
-        from worldmodels.control.generations import load_controller, resolve_generation
+        from worldmodels.control.generations import load_agent_controller
 
-        require_trained_models(home)
-        try:
-            generation = resolve_generation(home, args.generation)
-        except ValueError as error:
-            sys.exit(f"error: {error}")
-        controller = load_controller(home, generation, "mean")
+        _, controller = load_agent_controller(home, args.generation)
         make_handler = partial(
             RolloutWorker, RolloutConfig(str(home), env_params, args.envs_per_worker)
         )
