@@ -97,7 +97,7 @@ def episode_filename(index: int) -> str:
 
 def list_episodes(directory: str | os.PathLike) -> list[Path]:
     """The complete episode files in `directory`, sorted by name; temporary files excluded."""
-    return sorted(Path(directory).glob(EPISODE_PATTERN))
+    return sorted(Path(directory).expanduser().glob(EPISODE_PATTERN))
 
 
 def save_record(path: str | os.PathLike, record: dict, record_format: RecordFormat) -> int:
