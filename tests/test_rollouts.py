@@ -105,3 +105,28 @@ def test_engine_steps_equal_the_unbatched_computation_for_each_env(tmp_path):
             h, c = agent.memory.step(tf.constant(z, tf.float32), tf.constant(action), (h, c))
         result = next(r for r in results if r.key == task.key)
         assert result.total_reward == pytest.approx(total)
+
+
+def test_a_rollout_worker_killed_mid_generation_does_not_lose_episodes(agent_home):
+    from functools import partial
+
+    from worldmodels.control.rollouts import RolloutConfig, RolloutWorker, run_episode_tasks
+
+    config = RolloutConfig(str(agent_home), EnvParams(episode_length=60), envs_per_worker=2)
+    rng = np.random.default_rng(1)
+    tasks = [EpisodeTask(i, 0.1 * rng.standard_normal(PARAMETER_COUNT), seed=i) for i in range(8)]
+    with WorkerPool(partial(RolloutWorker, config), num_workers=2, timeout=300) as pool:
+        victim = pool.workers[0]
+
+        def kill_when_busy():
+            while victim.job is None:
+                time.sleep(0.01)
+            os.kill(victim.process.pid, signal.SIGKILL)
+
+        killer = threading.Thread(target=kill_when_busy)
+        killer.start()
+        results = run_episode_tasks(pool, tasks, envs_per_worker=2, description="generation")
+        killer.join()
+        assert pool.replaced == 1
+    assert sorted(results) == list(range(8))
+    assert all(result.steps == 60 for result in results.values())
