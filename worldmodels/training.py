@@ -34,6 +34,14 @@ class RunMismatchError(RuntimeError):
     """The directory holds a run with different settings than the ones asked for."""
 
 
+def changed_settings(saved: dict, requested: dict) -> str:
+    """ "key: old -> new, ..." for every setting that differs; empty when none does."""
+    differing = sorted(
+        k for k in saved.keys() | requested.keys() if saved.get(k) != requested.get(k)
+    )
+    return ", ".join(f"{k}: {saved.get(k)!r} -> {requested.get(k)!r}" for k in differing)
+
+
 class TrainingRun:
     """Model, optimizer and position in the data, checkpointed in `directory`.
 
@@ -154,11 +162,8 @@ class TrainingRun:
     def _check_settings(self, settings: dict) -> None:
         run_file = self.directory / "run.json"
         saved = json.loads(run_file.read_text())["settings"] if run_file.exists() else {}
-        differing = sorted(
-            k for k in settings.keys() | saved.keys() if saved.get(k) != settings.get(k)
-        )
-        if differing:
-            changes = ", ".join(f"{k}: {saved.get(k)!r} -> {settings.get(k)!r}" for k in differing)
+        changes = changed_settings(saved, settings)
+        if changes:
             raise RunMismatchError(
                 f"{self.directory} holds a run with other settings ({changes}). Rerun with the "
                 "same settings to resume it, pass --load-model to start a new run from its "

@@ -41,6 +41,7 @@ from worldmodels.control.rollouts import (
 from worldmodels.files import atomic_write_text
 from worldmodels.params import ControllerParams, EnvParams, resolve_home
 from worldmodels.seeds import derive_seed
+from worldmodels.training import changed_settings
 from worldmodels.workers import WorkerError, WorkerPool
 
 # Independent streams of seeds derived from --seed.
@@ -130,11 +131,8 @@ def main(argv: list[str] | None = None) -> None:
     run_file = home / "control" / "run.json"
     done = complete_generations(home)
     if done:
-        saved = json.loads(run_file.read_text())["settings"]
-        if saved != settings:
-            changes = ", ".join(
-                f"{k}: {saved.get(k)!r} -> {v!r}" for k, v in settings.items() if saved.get(k) != v
-            )
+        changes = changed_settings(json.loads(run_file.read_text())["settings"], settings)
+        if changes:
             sys.exit(
                 f"error: {home / 'control'} holds a run with other settings ({changes}); "
                 "rerun with the same settings to resume it, or use another --home"
