@@ -20,6 +20,16 @@ def make_parser(description: str) -> argparse.ArgumentParser:
     return parser
 
 
+def add_on_corrupt_argument(parser: argparse.ArgumentParser) -> None:
+    """--on-corrupt, for every command that reads episode records."""
+    parser.add_argument(
+        "--on-corrupt",
+        choices=("error", "skip"),
+        default="error",
+        help="a damaged episode file: stop with its name, or skip it with a warning",
+    )
+
+
 def positive_int(text: str) -> int:
     """argparse type: an integer >= 1."""
     value = int(text)

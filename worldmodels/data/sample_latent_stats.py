@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from worldmodels.cli import make_parser, positive_int
+from worldmodels.cli import add_on_corrupt_argument, make_parser, positive_int
 from worldmodels.data.tf_records import (
     LATENT_STATS,
     CorruptEpisodeError,
@@ -56,12 +56,7 @@ def parse_args(argv: list[str] | None = None):
         help="delete latent statistics made with another VAE checkpoint and "
         "encode everything again",
     )
-    parser.add_argument(
-        "--on-corrupt",
-        choices=("error", "skip"),
-        default="error",
-        help="a damaged episode file: stop with its name, or skip it with a warning",
-    )
+    add_on_corrupt_argument(parser)
     return parser.parse_args(argv)
 
 

@@ -187,6 +187,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         make_handler = partial(RandomPolicySampler, env_params, args.brownian_dt)
 
+    sigma0 = ControllerParams().sigma0
     tasks = []
     for index in range(args.start_episode, args.episodes):
         path = directory / episode_filename(index)
@@ -196,7 +197,6 @@ def main(argv: list[str] | None = None) -> None:
         if args.policy == "controller":
             parameters = controller
         elif args.policy == "agent-random":
-            sigma0 = ControllerParams().sigma0
             parameters = sigma0 * np.random.default_rng(seed).standard_normal(PARAMETER_COUNT)
         else:
             parameters = None

@@ -17,7 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from worldmodels.cli import make_parser, non_negative_int, positive_int
+from worldmodels.cli import add_on_corrupt_argument, make_parser, non_negative_int, positive_int
 from worldmodels.data.tf_records import (
     CorruptEpisodeError,
     corrupt_episodes_raise,
@@ -86,12 +86,7 @@ def parse_args(argv: list[str] | None = None):
         help="start a new run from the weights of the last checkpoint "
         "(e.g. on --dataset controller); the old run is kept aside",
     )
-    parser.add_argument(
-        "--on-corrupt",
-        choices=("error", "skip"),
-        default="error",
-        help="a damaged episode file: stop with its name, or skip it with a warning",
-    )
+    add_on_corrupt_argument(parser)
     return parser.parse_args(argv)
 
 
