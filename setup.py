@@ -17,6 +17,7 @@ setup(
         "matplotlib>=3.8",
         "tqdm>=4.66",
         "tensorboard>=2.16",
+        "threadpoolctl>=3.1",
     ],
     extras_require={
         "cpu": ["tensorflow-cpu>=2.16"],

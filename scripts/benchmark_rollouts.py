@@ -1,26 +1,37 @@
-"""Full-agent environment steps per second on one core, three ways, side by side in one run.
+"""Full-agent environment steps per CPU-second (one core), several ways, side by side in one run.
 
-    python scripts/benchmark_rollouts.py --steps 300 --envs 8
+    python scripts/benchmark_rollouts.py --steps 300 --envs 4 8 16
 
 (a) this project's engine: FastCarRacing, several envs in lock-step, one batched encoder call
-    and one numpy LSTM step per step, V and M built once;
+    and one numpy LSTM step per step, V and M built once, TensorFlow and BLAS on one thread as
+    in each rollout worker; once more with numpy's BLAS threads left at their default;
 (b) the write-up's approach: stock CarRacing-v3, one episode at a time, batch-1 eager model
     calls, V and M rebuilt and reloaded for every episode, the MDN sampled every step;
 (c) bare FastCarRacing stepped with random actions, no agent: the floor for (a).
-TensorFlow runs on one thread, as in each rollout worker. V and M have random weights (the
-cost is the same as trained ones), restored from a checkpoint in (b) as the write-up did.
+
+Rates are steps per second of CPU time of the whole process (all its threads), the cost that
+matters when every core runs a worker; (a) and (c) are the median of `--repeats` interleaved
+runs. Then (a)'s extra time over (c) is split into its parts, and the VAE encoder's cost is
+compared with its floor: its multiply-adds at the rate this core reaches on a large matrix
+product. V and M have random weights (the cost is the same as trained ones).
 """
 
 import argparse
+import statistics
 import tempfile
 import time
 
 import tensorflow as tf
+from threadpoolctl import threadpool_info, threadpool_limits
 
-tf.config.threading.set_intra_op_parallelism_threads(1)
-tf.config.threading.set_inter_op_parallelism_threads(1)
+DEFAULT_BLAS_THREADS = max(pool["num_threads"] for pool in threadpool_info())
+
+from worldmodels.control.rollouts import use_one_thread  # noqa: E402
+
+use_one_thread()  # before any TensorFlow operation
 
 import gymnasium  # noqa: E402
+import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from worldmodels.control.agent import AgentModels  # noqa: E402
@@ -32,26 +43,39 @@ from worldmodels.params import EnvParams  # noqa: E402
 from worldmodels.vision.vae import VAE  # noqa: E402
 
 
-def batched_engine(episodes: int, envs: int, steps: int) -> float:
-    """(a): steps per second of the lock-step engine."""
+def cpu_ms_per_step(run) -> float:
+    """CPU milliseconds (all threads of this process) per step of `run()`, which returns the
+    number of steps it took."""
+    start = time.process_time()
+    steps = run()
+    return 1e3 * (time.process_time() - start) / steps
+
+
+def per_call_ms(function, calls: int) -> float:
+    function()
+    start = time.perf_counter()
+    for _ in range(calls):
+        function()
+    return 1e3 * (time.perf_counter() - start) / calls
+
+
+def batched_engine(agent: AgentModels, episodes: int, envs: int, steps: int):
+    """(a): a function that runs `episodes` on a lock-step engine of `envs` envs."""
     engine = RolloutEngine(
-        AgentModels(None, seed=0),
-        [make_env(EnvParams(env="fast", episode_length=steps)) for _ in range(envs)],
+        agent, [make_env(EnvParams(env="fast", episode_length=steps)) for _ in range(envs)]
     )
     rng = np.random.default_rng(0)
     tasks = [
         EpisodeTask(i, 0.1 * rng.standard_normal(PARAMETER_COUNT), seed=i) for i in range(episodes)
     ]
     engine.run(tasks[:envs])  # trace the encoder once, outside the timing
-    start = time.perf_counter()
-    results = engine.run(tasks)
-    return sum(r.steps for r in results) / (time.perf_counter() - start)
+    return lambda: sum(result.steps for result in engine.run(tasks))
 
 
-def write_up_approach(episodes: int, steps: int, checkpoint: str) -> float:
-    """(b): steps per second of one-at-a-time, rebuilt, eager, MDN-sampling rollouts."""
+def write_up_approach(episodes: int, steps: int, checkpoint: str) -> int:
+    """(b): one-at-a-time, rebuilt, eager, MDN-sampling rollouts; returns the steps taken."""
     rng = np.random.default_rng(0)
-    total_steps, start = 0, time.perf_counter()
+    total_steps = 0
     for episode in range(episodes):
         vae, memory = VAE(), MDNRNN()
         vae(tf.zeros((1, 64, 64, 3)))
@@ -74,15 +98,15 @@ def write_up_approach(episodes: int, steps: int, checkpoint: str) -> float:
             sample_next_latent(logit_pi, mixture_mu, log_sigma)  # computed and unused, as there
             total_steps += 1
         env.close()
-    return total_steps / (time.perf_counter() - start)
+    return total_steps
 
 
-def bare_env(episodes: int, steps: int) -> float:
-    """(c): steps per second of FastCarRacing alone with random actions, resets included
-    as in (a)."""
+def bare_env(episodes: int, steps: int) -> int:
+    """(c): FastCarRacing alone with random actions, resets included as in (a); returns the
+    steps taken."""
     env = gymnasium.make(FAST_ENV_ID, max_episode_steps=steps)
     env.action_space.seed(0)
-    total_steps, start = 0, time.perf_counter()
+    total_steps = 0
     for episode in range(episodes):
         env.reset(seed=episode)
         done = False
@@ -90,7 +114,44 @@ def bare_env(episodes: int, steps: int) -> float:
             _, _, terminated, truncated, _ = env.step(env.action_space.sample())
             done = terminated or truncated
             total_steps += 1
-    return total_steps / (time.perf_counter() - start)
+    return total_steps
+
+
+def encoder_multiply_adds(vae: VAE) -> int:
+    """Multiply-adds of one frame through the encoder's convolutions and dense layer."""
+    total = 0
+    for layer in vae.encoder.layers:
+        if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)):
+            total += int(np.prod(layer.output.shape[1:])) * int(np.prod(layer.kernel.shape[:-1]))
+    return total
+
+
+def matmul_gflops(size: int = 1024) -> float:
+    """Single-thread float32 rate of TensorFlow on a large matrix product: what this core
+    can reach."""
+    matrix = tf.random.normal((size, size))
+    product = tf.function(lambda: tf.matmul(matrix, matrix))
+    return 2 * size**3 / per_call_ms(product, 50) / 1e6
+
+
+def overhead_parts(agent: AgentModels, envs: int) -> dict[str, float]:
+    """Milliseconds per step of each piece of agent work, measured alone, at a batch of `envs`."""
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (envs, 64, 64, 3), dtype=np.uint8)
+    raw_frame = rng.integers(0, 256, (96, 96, 3), dtype=np.uint8)
+    z = rng.standard_normal((envs, 32)).astype(np.float32)
+    h = np.zeros((envs, 256), np.float32)
+    parameters = rng.standard_normal((envs, PARAMETER_COUNT))
+
+    def memory_and_controller():
+        actions = controller_actions(parameters, z, h)
+        agent.lstm_step(z, actions, h, h)
+
+    return {
+        "VAE encoder": per_call_ms(lambda: agent.encode(frames), 300) / envs,
+        "crop + PIL resize": per_call_ms(lambda: preprocess_frame(raw_frame), 2000),
+        "LSTM step + controller": per_call_ms(memory_and_controller, 1000) / envs,
+    }
 
 
 def main():
@@ -98,30 +159,61 @@ def main():
         description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
     parser.add_argument("--steps", type=int, default=300, help="steps per episode")
-    parser.add_argument("--envs", type=int, default=8, help="envs in lock-step for (a)")
+    parser.add_argument(
+        "--envs", type=int, nargs="+", default=[4, 8, 16], help="envs in lock-step for (a)"
+    )
     parser.add_argument("--episodes", type=int, default=16, help="episodes for (a) and (c)")
     parser.add_argument("--write-up-episodes", type=int, default=3, help="episodes for (b)")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved runs of (a) and (c)")
     args = parser.parse_args()
 
+    agent = AgentModels(None, seed=0)
+    engines = {envs: batched_engine(agent, args.episodes, envs, args.steps) for envs in args.envs}
+    engine_ms = {envs: [] for envs in args.envs}
+    bare_ms = []
+    for _ in range(args.repeats):
+        for envs, run in engines.items():
+            engine_ms[envs].append(cpu_ms_per_step(run))
+        bare_ms.append(cpu_ms_per_step(lambda: bare_env(args.episodes, args.steps)))
+    engine_ms = {envs: statistics.median(times) for envs, times in engine_ms.items()}
+    bare = statistics.median(bare_ms)
+    reference_envs = args.envs[len(args.envs) // 2]
+    with threadpool_limits(limits=DEFAULT_BLAS_THREADS, user_api="blas"):
+        unlimited = cpu_ms_per_step(engines[reference_envs])
     with tempfile.TemporaryDirectory() as directory:
         vae, memory = VAE(), MDNRNN()
         vae(tf.zeros((1, 64, 64, 3)))
         memory(tf.zeros((1, 1, 35)))
         checkpoint = tf.train.Checkpoint(vae=vae, memory=memory).save(f"{directory}/models")
-        rates = {
-            "(a) batched engine, FastCarRacing": batched_engine(
-                args.episodes, args.envs, args.steps
-            ),
-            "(b) write-up approach, stock env": write_up_approach(
-                args.write_up_episodes, args.steps, checkpoint
-            ),
-            "(c) bare FastCarRacing, no agent": bare_env(args.episodes, args.steps),
-        }
-    for name, rate in rates.items():
-        print(f"{name:>36}: {rate:7.1f} steps/s per core ({1e3 / rate:.2f} ms/step)")
-    engine, write_up, bare = rates.values()
-    print(f"{'(a) / (b)':>36}: {engine / write_up:.2f}x")
-    print(f"{'agent overhead (c -> a)':>36}: {100 * (bare / engine - 1):.1f}% more time per step")
+        write_up = cpu_ms_per_step(
+            lambda: write_up_approach(args.write_up_episodes, args.steps, checkpoint)
+        )
+
+    def row(name: str, ms: float) -> None:
+        print(f"{name:>46}: {1e3 / ms:7.1f} steps/s per core ({ms:.2f} ms CPU/step)")
+
+    for envs, ms in engine_ms.items():
+        row(f"(a) batched engine, {envs} envs", ms)
+    row(f"(a) {reference_envs} envs, BLAS on {DEFAULT_BLAS_THREADS} threads", unlimited)
+    row("(b) write-up approach, stock env", write_up)
+    row("(c) bare FastCarRacing, no agent", bare)
+    for envs, ms in engine_ms.items():
+        print(f"{f'(a) / (b), {envs} envs':>46}: {write_up / ms:.2f}x")
+    for envs, ms in engine_ms.items():
+        print(f"{f'agent overhead (c -> a), {envs} envs':>46}: {100 * (ms / bare - 1):.1f}%")
+
+    parts = overhead_parts(agent, reference_envs)
+    floor = 2 * encoder_multiply_adds(agent.vae) / (matmul_gflops() * 1e6)
+    extra = engine_ms[reference_envs] - bare
+    print(
+        f"\nwhere (a)'s extra {extra:.2f} ms per step goes, {reference_envs} envs, each part alone:"
+    )
+    for name, ms in parts.items():
+        print(f"{name:>46}: {ms:.3f} ms ({100 * ms / bare:.1f}% of a bare step)")
+    rest = extra - sum(parts.values())
+    print(f"{'the rest (Python, caches shared by env and V)':>46}: {rest:.3f} ms")
+    floor_name = "VAE encoder's floor at this core's matmul rate"
+    print(f"{floor_name:>46}: {floor:.3f} ms ({100 * floor / bare:.1f}% of a bare step)")
 
 
 if __name__ == "__main__":

@@ -174,3 +174,17 @@ def test_pipeline_overrides_are_strict(tmp_path):
         "vae": {"epochs": 3},
         "env": {"env": "stock"},
     }
+
+
+def test_the_cached_tiny_home_is_a_new_one_for_another_version(tmp_path, monkeypatch):
+    trained_homes = []
+    monkeypatch.setattr(pipeline.tempfile, "gettempdir", lambda: str(tmp_path))
+    monkeypatch.setattr(pipeline, "main", lambda argv: trained_homes.append(argv[-1]))
+    monkeypatch.setenv("WORLD_MODELS_HOME", str(tmp_path / "untrained"))
+    homes = []
+    for version in ("0.1.0", "0.1.0", "0.2.0"):
+        monkeypatch.setattr(pipeline, "__version__", version)
+        homes.append(pipeline.agent_home())
+    assert homes[0] == homes[1] != homes[2]
+    assert trained_homes == [str(home) for home in homes]
+    assert all(home.parent == tmp_path for home in homes)

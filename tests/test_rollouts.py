@@ -1,5 +1,8 @@
+import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -130,3 +133,46 @@ def test_a_rollout_worker_killed_mid_generation_does_not_lose_episodes(agent_hom
         assert pool.replaced == 1
     assert sorted(results) == list(range(8))
     assert all(result.steps == 60 for result in results.values())
+
+
+def test_a_rollout_worker_runs_tensorflow_and_blas_on_one_thread():
+    """A fresh process, as a spawned worker is: after building a RolloutWorker, TensorFlow's
+    pools and every BLAS library loaded (numpy's OpenBLAS) use one thread."""
+    probe = """
+import json
+import tensorflow as tf
+from threadpoolctl import threadpool_info
+from worldmodels.control.rollouts import RolloutConfig, RolloutWorker
+from worldmodels.params import EnvParams
+RolloutWorker(RolloutConfig(None, EnvParams(episode_length=5), envs_per_worker=1))
+print(json.dumps({
+    "tensorflow": [tf.config.threading.get_intra_op_parallelism_threads(),
+                   tf.config.threading.get_inter_op_parallelism_threads()],
+    "blas": [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"],
+}))
+"""
+    output = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=300
+    ).stdout
+    threads = json.loads(output.strip().splitlines()[-1])
+    assert threads["tensorflow"] == [1, 1]
+    assert threads["blas"] and set(threads["blas"]) == {1}
+
+
+@pytest.mark.parametrize(
+    "episodes, envs_per_worker, workers, sizes",
+    [
+        (1024, 16, 64, [16] * 64),  # a paper-size generation: one full job per worker
+        (16, 16, 64, [1] * 16),  # an evaluation: spread, not one worker doing all 16
+        (100, 16, 8, [13] * 7 + [9]),
+        (5, 4, 1, [4, 1]),
+    ],
+)
+def test_episode_jobs_are_no_larger_than_the_envs_and_keep_every_worker_busy(
+    episodes, envs_per_worker, workers, sizes
+):
+    from worldmodels.control.rollouts import episode_jobs
+
+    jobs = episode_jobs(list(range(episodes)), envs_per_worker, workers)
+    assert [len(job) for job in jobs] == sizes
+    assert [task for job in jobs for task in job] == list(range(episodes))

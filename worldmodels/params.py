@@ -93,7 +93,9 @@ class ControllerParams:
     cma_diagonal: bool = False  # pycma's CMA_diagonal: ~100x faster adaptation at N = 867
     eval_every: int = 10  # evaluate the distribution mean every K generations (0: never)
     eval_episodes: int = 16
-    envs_per_worker: int = 4  # environments one rollout worker steps in lock-step
+    # Environments one rollout worker steps in lock-step. Larger batches make the encoder
+    # cheaper per frame: 2.75 ms CPU per step at 16 vs 3.20 at 4 (scripts/benchmark_rollouts.py).
+    envs_per_worker: int = 16
     worker_timeout: float = 600.0  # seconds for one job of envs_per_worker episodes
     keep_optimizer_states: int = 5  # latest generations keeping optimizer.pkl (0: all)
     evaluation_episodes: int = 100  # the paper's protocol: mean over 100 random tracks

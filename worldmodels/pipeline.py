@@ -11,11 +11,13 @@ overrides one setting of the preset (keys as in worldmodels/params.py).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import multiprocessing
 import tempfile
 from pathlib import Path
 
+from worldmodels import __version__
 from worldmodels.cli import make_parser, positive_int
 from worldmodels.params import PRESETS, ConfigError, config_from_dict, resolve_home
 
@@ -44,7 +46,8 @@ def agent_home(home: str | None = None) -> Path:
 
     The given (or default) home when it holds VAE and MDN-RNN checkpoints and a controller
     generation; otherwise a tiny one, trained once with `--preset tiny` (under a minute on two
-    cores) in the system's temporary folder and reused afterwards.
+    cores) in the system's temporary folder and reused afterwards (a new one when the package
+    version or the tiny preset changes).
     """
     from worldmodels.control.generations import complete_generations
 
@@ -57,7 +60,11 @@ def agent_home(home: str | None = None) -> Path:
     chosen = resolve_home(home)
     if trained(chosen):
         return chosen
-    tiny = Path(tempfile.gettempdir()) / "world-models-tiny-home"
+    # Named after the package version and the tiny preset, so a home trained by an older
+    # version or with other settings is not mistaken for this one.
+    identity = json.dumps([__version__, PRESETS["tiny"].to_dict()], sort_keys=True)
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:12]
+    tiny = Path(tempfile.gettempdir()) / f"world-models-tiny-home-{digest}"
     if not trained(tiny):
         main(["--preset", "tiny", "--home", str(tiny)])
     return tiny

@@ -10,12 +10,14 @@ are built once per worker (`RolloutWorker`), never per episode, and the MDN head
 from __future__ import annotations
 
 import collections
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Hashable, Sequence
 
 import numpy as np
 import tensorflow as tf
+from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from worldmodels.control.agent import AgentModels
@@ -139,14 +141,25 @@ class RolloutConfig:
     model_seed: int = 0
 
 
+def use_one_thread() -> None:
+    """Limits TensorFlow and numpy's BLAS to one thread in this process, so that N rollout
+    processes on N cores do not oversubscribe them.
+
+    Must run before the process's first TensorFlow operation. Without the BLAS limit, the LSTM
+    step's small matrix products wake one OpenBLAS thread per core, and those threads
+    busy-wait between steps: a worker then burns about two cores for the work of one
+    (measured by `scripts/benchmark_rollouts.py`).
+    """
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    threadpool_limits(limits=1, user_api="blas")
+
+
 class RolloutWorker:
-    """Lives in a worker process: one agent, `envs_per_worker` environments, one TF thread."""
+    """Lives in a worker process: one agent, `envs_per_worker` environments, one thread."""
 
     def __init__(self, config: RolloutConfig):
-        # One thread each, so N workers on N cores do not oversubscribe them. This must
-        # happen before the process runs its first TensorFlow operation.
-        tf.config.threading.set_intra_op_parallelism_threads(1)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
+        use_one_thread()
         home = Path(config.home) if config.home is not None else None
         envs = [make_env(config.env) for _ in range(config.envs_per_worker)]
         self.engine = RolloutEngine(AgentModels(home, config.model_seed), envs)
@@ -155,11 +168,19 @@ class RolloutWorker:
         return self.engine.run(tasks)
 
 
+def episode_jobs(tasks: Sequence, envs_per_worker: int, num_workers: int) -> list[Sequence]:
+    """`tasks` in jobs of at most `envs_per_worker` episodes, smaller when there are too few
+    to give each of `num_workers` workers one (16 evaluation episodes on 64 workers run as 16
+    jobs of one, not one job of 16)."""
+    per_job = max(1, min(envs_per_worker, math.ceil(len(tasks) / num_workers)))
+    return [tasks[i : i + per_job] for i in range(0, len(tasks), per_job)]
+
+
 def run_episode_tasks(
     pool: WorkerPool, tasks: Sequence[EpisodeTask], envs_per_worker: int, description: str
 ) -> dict[Hashable, EpisodeResult]:
-    """Runs `tasks` on the pool in jobs of `envs_per_worker` episodes, with a progress bar."""
-    jobs = [tasks[i : i + envs_per_worker] for i in range(0, len(tasks), envs_per_worker)]
+    """Runs `tasks` on the pool (see `episode_jobs`), with a progress bar."""
+    jobs = episode_jobs(tasks, envs_per_worker, len(pool.workers))
     with tqdm(total=len(tasks), desc=description, unit="episode", leave=False) as progress:
         finished = pool.map(jobs, on_result=lambda index, results: progress.update(len(results)))
     return {result.key: result for job in finished for result in job}

@@ -135,7 +135,11 @@ class FastCarRacing(stock.CarRacing):
         text_rect = text.get_rect()
         text_rect.center = (60, stock.WINDOW_H - stock.WINDOW_H * 2.5 / 40.0)
         self.surf.blit(text, text_rect)
-        return self._create_image_array(self.surf, (stock.STATE_W, stock.STATE_H))
+        image = self._create_image_array(self.surf, (stock.STATE_W, stock.STATE_H))
+        # Free the flipped 1000x800 copy (3.2 MB) now rather than keep one per env until its
+        # next step: a worker stepping 16 envs would hold 16 of them.
+        self.surf = self._canvas
+        return image
 
     def _render_road(self, zoom, translation, angle):
         # pygame's own rotation of the unit vector gives exactly the cos and sin it uses.

@@ -25,6 +25,7 @@ from worldmodels.control.rollouts import (
     EpisodeTask,
     RolloutConfig,
     RolloutWorker,
+    episode_jobs,
 )
 from worldmodels.data.car_racing import make_env
 from worldmodels.data.tf_records import episode_filename, save_episode
@@ -211,7 +212,7 @@ def main(argv: list[str] | None = None) -> None:
     frames = written_bytes = 0
     if tasks:
         per_job = args.envs_per_worker if args.policy in AGENT_POLICIES else 1
-        jobs = [tasks[i : i + per_job] for i in range(0, len(tasks), per_job)]
+        jobs = episode_jobs(tasks, per_job, args.num_process)
         progress = tqdm(total=len(tasks), unit="episode")
         try:
             with WorkerPool(make_handler, min(args.num_process, len(jobs)), args.timeout) as pool:
