@@ -8,6 +8,8 @@
 (b) the write-up's approach: stock CarRacing-v3, one episode at a time, batch-1 eager model
     calls, V and M rebuilt and reloaded for every episode, the MDN sampled every step;
 (c) bare FastCarRacing stepped with random actions, no agent: the floor for (a).
+(a) and (c) are also run on stock CarRacing-v3, whose slower drawing makes the same agent cost
+a smaller share of a step.
 
 Rates are steps per second of CPU time of the whole process (all its threads), the cost that
 matters when every core runs a worker; (a) and (c) are the median of `--repeats` interleaved
@@ -37,9 +39,14 @@ import numpy as np  # noqa: E402
 from worldmodels.control.agent import AgentModels  # noqa: E402
 from worldmodels.control.controller import PARAMETER_COUNT, controller_actions  # noqa: E402
 from worldmodels.control.rollouts import EpisodeTask, RolloutEngine  # noqa: E402
-from worldmodels.data.car_racing import FAST_ENV_ID, make_env, preprocess_frame  # noqa: E402
+from worldmodels.data.car_racing import (  # noqa: E402
+    ENV_IDS,
+    FAST_ENV_ID,
+    make_env,
+    preprocess_frame,
+)
 from worldmodels.memory.memory import MDNRNN, sample_next_latent  # noqa: E402
-from worldmodels.params import EnvParams  # noqa: E402
+from worldmodels.params import ControllerParams, EnvParams  # noqa: E402
 from worldmodels.vision.vae import VAE  # noqa: E402
 
 
@@ -59,10 +66,10 @@ def per_call_ms(function, calls: int) -> float:
     return 1e3 * (time.perf_counter() - start) / calls
 
 
-def batched_engine(agent: AgentModels, episodes: int, envs: int, steps: int):
+def batched_engine(agent: AgentModels, episodes: int, envs: int, steps: int, env: str = "fast"):
     """(a): a function that runs `episodes` on a lock-step engine of `envs` envs."""
     engine = RolloutEngine(
-        agent, [make_env(EnvParams(env="fast", episode_length=steps)) for _ in range(envs)]
+        agent, [make_env(EnvParams(env=env, episode_length=steps)) for _ in range(envs)]
     )
     rng = np.random.default_rng(0)
     tasks = [
@@ -101,10 +108,10 @@ def write_up_approach(episodes: int, steps: int, checkpoint: str) -> int:
     return total_steps
 
 
-def bare_env(episodes: int, steps: int) -> int:
-    """(c): FastCarRacing alone with random actions, resets included as in (a); returns the
-    steps taken."""
-    env = gymnasium.make(FAST_ENV_ID, max_episode_steps=steps)
+def bare_env(episodes: int, steps: int, env_id: str = FAST_ENV_ID) -> int:
+    """(c): the env alone with random actions, resets included as in (a); returns the steps
+    taken."""
+    env = gymnasium.make(env_id, max_episode_steps=steps)
     env.action_space.seed(0)
     total_steps = 0
     for episode in range(episodes):
@@ -160,24 +167,35 @@ def main():
     )
     parser.add_argument("--steps", type=int, default=300, help="steps per episode")
     parser.add_argument(
-        "--envs", type=int, nargs="+", default=[4, 8, 16], help="envs in lock-step for (a)"
+        "--envs",
+        type=int,
+        nargs="+",
+        default=[4, 8, 16],
+        help="envs in lock-step for (a); the default envs per worker also runs on stock",
     )
     parser.add_argument("--episodes", type=int, default=16, help="episodes for (a) and (c)")
     parser.add_argument("--write-up-episodes", type=int, default=3, help="episodes for (b)")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved runs of (a) and (c)")
     args = parser.parse_args()
 
+    default_envs = ControllerParams().envs_per_worker
+    reference_envs = default_envs if default_envs in args.envs else args.envs[-1]
     agent = AgentModels(None, seed=0)
     engines = {envs: batched_engine(agent, args.episodes, envs, args.steps) for envs in args.envs}
+    stock_engine = batched_engine(agent, args.episodes, reference_envs, args.steps, env="stock")
     engine_ms = {envs: [] for envs in args.envs}
-    bare_ms = []
+    bare_ms, stock_engine_ms, stock_bare_ms = [], [], []
     for _ in range(args.repeats):
         for envs, run in engines.items():
             engine_ms[envs].append(cpu_ms_per_step(run))
         bare_ms.append(cpu_ms_per_step(lambda: bare_env(args.episodes, args.steps)))
+        stock_engine_ms.append(cpu_ms_per_step(stock_engine))
+        stock_bare_ms.append(
+            cpu_ms_per_step(lambda: bare_env(args.episodes, args.steps, ENV_IDS["stock"]))
+        )
     engine_ms = {envs: statistics.median(times) for envs, times in engine_ms.items()}
     bare = statistics.median(bare_ms)
-    reference_envs = args.envs[len(args.envs) // 2]
+    stock_engine, stock_bare = statistics.median(stock_engine_ms), statistics.median(stock_bare_ms)
     with threadpool_limits(limits=DEFAULT_BLAS_THREADS, user_api="blas"):
         unlimited = cpu_ms_per_step(engines[reference_envs])
     with tempfile.TemporaryDirectory() as directory:
@@ -197,10 +215,14 @@ def main():
     row(f"(a) {reference_envs} envs, BLAS on {DEFAULT_BLAS_THREADS} threads", unlimited)
     row("(b) write-up approach, stock env", write_up)
     row("(c) bare FastCarRacing, no agent", bare)
+    row(f"(a) {reference_envs} envs on stock CarRacing", stock_engine)
+    row("(c) bare stock CarRacing, no agent", stock_bare)
     for envs, ms in engine_ms.items():
         print(f"{f'(a) / (b), {envs} envs':>46}: {write_up / ms:.2f}x")
     for envs, ms in engine_ms.items():
         print(f"{f'agent overhead (c -> a), {envs} envs':>46}: {100 * (ms / bare - 1):.1f}%")
+    stock_overhead = 100 * (stock_engine / stock_bare - 1)
+    print(f"{f'agent overhead, stock CarRacing, {reference_envs} envs':>46}: {stock_overhead:.1f}%")
 
     parts = overhead_parts(agent, reference_envs)
     floor = 2 * encoder_multiply_adds(agent.vae) / (matmul_gflops() * 1e6)
