@@ -188,3 +188,48 @@ def test_the_cached_tiny_home_is_a_new_one_for_another_version(tmp_path, monkeyp
     assert homes[0] == homes[1] != homes[2]
     assert trained_homes == [str(home) for home in homes]
     assert all(home.parent == tmp_path for home in homes)
+
+
+def test_a_controller_is_only_used_with_the_world_model_it_was_trained_on(
+    trained_controller_home, tmp_path, capsys
+):
+    """Iteration two retrains V and M: the old generations are then refused, the search goes
+    on from its distribution, and "best" means the best on the new V and M."""
+    import tensorflow as tf
+
+    from worldmodels.control import train_controller
+    from worldmodels.control.agent import world_model_id
+    from worldmodels.control.generations import load_agent_controller, resolve_generation
+    from worldmodels.training import restore_latest_weights
+    from worldmodels.vision.vae import FRAME_SHAPE, VAE
+
+    home = tmp_path / "home"
+    shutil.copytree(trained_controller_home, home)
+    first_world_model = world_model_id(home)
+    assert load_summary(home, 1)["world_model"] == first_world_model
+    assert load_agent_controller(home, "1")[0] == 1
+
+    vae = VAE()
+    vae(tf.zeros((1, *FRAME_SHAPE)))
+    restore_latest_weights(home / "vae-training", vae, "train_vae")
+    vae.encoder.layers[0].kernel.assign_add(tf.fill(vae.encoder.layers[0].kernel.shape, 0.01))
+    checkpoints = home / "vae-training" / "checkpoints"
+    tf.train.Checkpoint(model=vae).write(str(checkpoints / "ckpt-999"))
+    (checkpoints / "checkpoint").write_text('model_checkpoint_path: "ckpt-999"\n')
+    assert world_model_id(home) not in (None, first_world_model)
+
+    with pytest.raises(SystemExit, match="generation 1 was trained on other VAE"):
+        evaluate.main(["--home", str(home), "--generation", "1", "--episodes", "1"])
+    with pytest.raises(ValueError, match="no generation .* was trained on"):
+        resolve_generation(home, "best", world_model_id(home))
+
+    train_controller.main(
+        [
+            *("--home", str(home), "--generations", "3", "--popsize", "4"),
+            *("--episodes-per-candidate", "1", "--episode-length", "30", "--num-process", "2"),
+            *("--envs-per-worker", "2", "--eval-every", "1", "--eval-episodes", "2"),
+        ]
+    )
+    assert "V and M changed since generation 1" in capsys.readouterr().out
+    assert load_summary(home, 2)["world_model"] == world_model_id(home)
+    assert load_agent_controller(home, "best")[0] == 2

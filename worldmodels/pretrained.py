@@ -186,10 +186,10 @@ def main(argv: list[str] | None = None) -> None:
     home = resolve_home(args.home)
 
     if args.command == "export":
-        from worldmodels.control.generations import resolve_generation
+        from worldmodels.control.generations import load_agent_controller
 
+        generation, _ = load_agent_controller(home, args.generation)
         try:
-            generation = resolve_generation(home, args.generation)
             checksum = export_agent(home, generation, Path(args.out))
         except (ValueError, InstallError) as error:
             sys.exit(f"error: {error}")

@@ -5,6 +5,7 @@ The MDN head is never evaluated in a rollout: the controller reads only the LSTM
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import keras
@@ -34,6 +35,19 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (np.tanh(0.5 * x) + 1.0)
 
 
+def build_world_model(home: Path | None) -> tuple[VAE, MDNRNN]:
+    """The VAE and the MDN-RNN, built; with a `home`, with the weights of its latest
+    checkpoints, else with a fresh random initialisation."""
+    vae = VAE(LATENT_DIM)
+    vae(tf.zeros((1, *FRAME_SHAPE)))
+    memory = MDNRNN(LATENT_DIM, ACTION_DIM, HIDDEN_DIM)
+    memory(tf.zeros((1, 1, LATENT_DIM + ACTION_DIM)))
+    if home is not None:
+        restore_latest_weights(Path(home) / "vae-training", vae, "train_vae")
+        restore_latest_weights(Path(home) / "memory-training", memory, "train_memory")
+    return vae, memory
+
+
 class AgentModels:
     """The VAE encoder and the MDN-RNN's LSTM of one agent, built once per worker process.
 
@@ -44,13 +58,7 @@ class AgentModels:
 
     def __init__(self, home: Path | None = None, seed: int = 0):
         keras.utils.set_random_seed(seed)
-        self.vae = VAE(LATENT_DIM)
-        self.vae(tf.zeros((1, *FRAME_SHAPE)))
-        self.memory = MDNRNN(LATENT_DIM, ACTION_DIM, HIDDEN_DIM)
-        self.memory(tf.zeros((1, 1, LATENT_DIM + ACTION_DIM)))
-        if home is not None:
-            restore_latest_weights(Path(home) / "vae-training", self.vae, "train_vae")
-            restore_latest_weights(Path(home) / "memory-training", self.memory, "train_memory")
+        self.vae, self.memory = build_world_model(home)
         cell = self.memory.lstm.cell
         self._kernel = cell.kernel.numpy()
         self._recurrent_kernel = cell.recurrent_kernel.numpy()
@@ -76,3 +84,20 @@ class AgentModels:
         c = _sigmoid(forget_gate) * c + _sigmoid(input_gate) * np.tanh(candidate)
         h = _sigmoid(output_gate) * np.tanh(c)
         return h.astype(np.float32), c.astype(np.float32)
+
+
+def world_model_id(home: Path) -> str | None:
+    """A fingerprint of the VAE and MDN-RNN weights in the latest checkpoints of `home`; None
+    when either is missing.
+
+    It hashes the models' weights once restored, so it does not depend on how a checkpoint
+    stores them: a weights-only export of the same checkpoints has the same fingerprint.
+    """
+    stages = (Path(home) / "vae-training", Path(home) / "memory-training")
+    if any(tf.train.latest_checkpoint(str(stage / "checkpoints")) is None for stage in stages):
+        return None
+    vae, memory = build_world_model(home)
+    digest = hashlib.sha256()
+    for weight in [*vae.weights, *memory.weights]:
+        digest.update(np.asarray(weight).tobytes())
+    return digest.hexdigest()[:16]

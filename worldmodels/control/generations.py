@@ -7,7 +7,8 @@
         best.npy         867, the candidate with the highest fitness
         mean.npy         867, the distribution mean after the update (pycma's xfavorite)
         optimizer.pkl    the pickled CMA-ES state after the update (kept for the latest ones)
-        summary.json     fitness statistics, sigma, timing, seeds and any evaluation
+        summary.json     fitness statistics, sigma, timing, seeds, any evaluation and the
+                         fingerprint of the V and M it was trained on
         complete         written last: a folder without it is ignored and redone
 
 A generation is written to a hidden temporary folder and renamed into place.
@@ -87,9 +88,18 @@ def prune_optimizer_states(home: Path, keep: int) -> None:
         (generation_path(home, number) / "optimizer.pkl").unlink(missing_ok=True)
 
 
-def resolve_generation(home: Path, which: str) -> int:
+def trained_on(home: Path, number: int, world_model: str | None) -> bool:
+    """Whether generation `number` was trained on the V and M with fingerprint `world_model`
+    (see `agent.world_model_id`); generations that recorded none are taken to be."""
+    recorded = load_summary(home, number).get("world_model")
+    return world_model is None or recorded is None or recorded == world_model
+
+
+def resolve_generation(home: Path, which: str, world_model: str | None = None) -> int:
     """A generation number from "N", "max" (the latest) or "best" (the highest evaluation of
-    the mean; the latest when none was evaluated). Raises ValueError saying what exists."""
+    the mean; the latest when none was evaluated). With a `world_model` fingerprint, "best"
+    chooses among the generations trained on those V and M only. Raises ValueError saying
+    what exists."""
     numbers = complete_generations(home)
     if not numbers:
         raise ValueError(
@@ -99,9 +109,16 @@ def resolve_generation(home: Path, which: str) -> int:
     if which == "max":
         return numbers[-1]
     if which == "best":
-        evaluated = {n: load_summary(home, n).get("evaluation") for n in numbers}
+        candidates = [n for n in numbers if trained_on(home, n, world_model)]
+        if not candidates:
+            raise ValueError(
+                f"no generation in {generations_directory(home)} was trained on the home's "
+                "latest VAE and MDN-RNN checkpoints; train the controller on them first: "
+                "python -m worldmodels.control.train_controller"
+            )
+        evaluated = {n: load_summary(home, n).get("evaluation") for n in candidates}
         scored = {n: e["mean"] for n, e in evaluated.items() if e}
-        return max(scored, key=scored.get) if scored else numbers[-1]
+        return max(scored, key=scored.get) if scored else candidates[-1]
     if not which.isdigit() or int(which) not in numbers:
         raise ValueError(
             f"--generation {which!r}: expected max, best or one of the complete generations "
@@ -122,13 +139,22 @@ def load_agent_controller(
 ) -> tuple[int, np.ndarray]:
     """(generation, controller parameters) for a command's --generation and --candidate.
 
-    Exits with a message saying what to run when the home has no trained V, M or controller.
+    Exits with a message saying what to run when the home has no trained V, M or controller,
+    or when the generation was trained on other V and M than the home's latest checkpoints
+    (a controller only makes sense with the world model it was trained on).
     """
-    from worldmodels.control.agent import require_trained_models
+    from worldmodels.control.agent import require_trained_models, world_model_id
 
     require_trained_models(home)
+    world_model = world_model_id(home)
     try:
-        generation = resolve_generation(home, which)
+        generation = resolve_generation(home, which, world_model)
     except ValueError as error:
         raise SystemExit(f"error: {error}") from None
+    if not trained_on(home, generation, world_model):
+        raise SystemExit(
+            f"error: generation {generation} was trained on other VAE and MDN-RNN weights than "
+            f"the latest checkpoints in {home} (they were retrained since, e.g. for iteration "
+            "two); train the controller on them first, or choose --generation best"
+        )
     return generation, load_controller(home, generation, candidate)

@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from worldmodels.cli import add_rollout_arguments, make_parser, non_negative_int, positive_int
-from worldmodels.control.agent import require_trained_models
+from worldmodels.control.agent import require_trained_models, world_model_id
 from worldmodels.control.cma_es import make_optimizer
 from worldmodels.control.controller import PARAMETER_COUNT
 from worldmodels.control.generations import (
@@ -31,6 +31,7 @@ from worldmodels.control.generations import (
     load_optimizer,
     prune_optimizer_states,
     save_generation,
+    trained_on,
 )
 from worldmodels.control.rollouts import (
     EpisodeTask,
@@ -107,6 +108,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     home = resolve_home(args.home)
     require_trained_models(home)
+    world_model = world_model_id(home)
     params = dataclasses.replace(
         ControllerParams(),
         popsize=args.popsize,
@@ -140,6 +142,11 @@ def main(argv: list[str] | None = None) -> None:
         optimizer = load_optimizer(home, done[-1])
         first = done[-1] + 1
         print(f"resuming after generation {done[-1]} in {home / 'control' / 'generations'}")
+        if not trained_on(home, done[-1], world_model):
+            print(
+                f"V and M changed since generation {done[-1]}: the search goes on from its "
+                "distribution on the new ones (a warm start)"
+            )
     else:
         optimizer = make_optimizer(
             PARAMETER_COUNT,
@@ -203,6 +210,7 @@ def main(argv: list[str] | None = None) -> None:
                     "seconds": seconds,
                     "episodes_per_second": len(tasks) / seconds,
                     "track_seeds": seeds,
+                    "world_model": world_model,
                 }
                 mean = np.asarray(optimizer.result.xfavorite)
                 if params.eval_every and (generation + 1) % params.eval_every == 0:
