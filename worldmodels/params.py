@@ -94,7 +94,8 @@ class ControllerParams:
     eval_every: int = 10  # evaluate the distribution mean every K generations (0: never)
     eval_episodes: int = 16
     # Environments one rollout worker steps in lock-step. Larger batches make the encoder
-    # cheaper per frame: 2.75 ms CPU per step at 16 vs 3.20 at 4 (scripts/benchmark_rollouts.py).
+    # cheaper per frame: 2.57-2.78 ms CPU per step at 16 vs 2.99-3.20 at 4 over three runs of
+    # scripts/benchmark_rollouts.py (README).
     envs_per_worker: int = 16
     worker_timeout: float = 600.0  # seconds for one job of envs_per_worker episodes
     keep_optimizer_states: int = 5  # latest generations keeping optimizer.pkl (0: all)

@@ -86,16 +86,13 @@ class AgentModels:
         return h.astype(np.float32), c.astype(np.float32)
 
 
-def world_model_id(home: Path) -> str | None:
-    """A fingerprint of the VAE and MDN-RNN weights in the latest checkpoints of `home`; None
-    when either is missing.
+def world_model_id(home: Path) -> str:
+    """A fingerprint of the VAE and MDN-RNN weights in the latest checkpoints of `home` (see
+    `require_trained_models`).
 
     It hashes the models' weights once restored, so it does not depend on how a checkpoint
     stores them: a weights-only export of the same checkpoints has the same fingerprint.
     """
-    stages = (Path(home) / "vae-training", Path(home) / "memory-training")
-    if any(tf.train.latest_checkpoint(str(stage / "checkpoints")) is None for stage in stages):
-        return None
     vae, memory = build_world_model(home)
     digest = hashlib.sha256()
     for weight in [*vae.weights, *memory.weights]:
