@@ -20,6 +20,14 @@ def test_layer_output_shapes(vae):
     assert shapes == [(1024,), (1, 1, 1024), (5, 5, 128), (13, 13, 64), (30, 30, 32), (64, 64, 3)]
 
 
+def test_decoder_first_layer_is_linear_as_the_official_dec_fc(vae):
+    dense = vae.decoder.layers[0]
+    latent = tf.random.normal((4, 32))
+    expected = latent.numpy() @ dense.kernel.numpy() + dense.bias.numpy()
+    np.testing.assert_allclose(dense(latent), expected, rtol=1e-5, atol=1e-5)
+    assert (expected < 0).any()  # a ReLU would have zeroed these
+
+
 def test_parameter_count(vae):
     def conv(k, c_in, c_out):
         return k * k * c_in * c_out + c_out

@@ -76,7 +76,8 @@ def main(argv: list[str] | None = None) -> None:
         "--preset",
         choices=sorted(PRESETS),
         default="tiny",
-        help="tiny: a few short episodes, one epoch, two generations; paper: the paper's sizes",
+        help="tiny: a few short episodes, one epoch, two generations; budget: the first "
+        "agent's ~24 CPU-hour run; paper: the paper's sizes",
     )
     parser.add_argument(
         "--set",
@@ -105,28 +106,29 @@ def main(argv: list[str] | None = None) -> None:
     from worldmodels.memory import train_memory
     from worldmodels.vision import train_vae
 
-    env, controller = config.env, config.controller
+    sampling, vae, memory, controller = (
+        config.sampling,
+        config.vae,
+        config.memory,
+        config.controller,
+    )
+    dataset = ["--dataset", sampling.policy]
     rollout_flags = [
-        "--num-process",
-        str(args.num_process),
-        "--envs-per-worker",
-        str(controller.envs_per_worker),
-        "--episode-length",
-        str(env.episode_length),
-        "--env",
-        env.env,
-    ]
+        "--num-process", str(args.num_process),
+        "--envs-per-worker", str(controller.envs_per_worker),
+        "--episode-length", str(config.env.episode_length),
+        "--env", config.env.env,
+        "--timeout", str(controller.worker_timeout),
+    ]  # fmt: skip
     stages = [
         (
-            "sample random rollouts",
+            f"sample {sampling.policy} rollouts",
             sample_policy.main,
             [
-                "--policy",
-                "random",
-                "--episodes",
-                str(config.sampling.episodes),
-                "--seed",
-                str(config.sampling.seed),
+                "--policy", sampling.policy,
+                "--episodes", str(sampling.episodes),
+                "--seed", str(sampling.seed),
+                "--brownian-dt", str(sampling.brownian_dt),
                 *rollout_flags,
             ],
         ),
@@ -134,49 +136,39 @@ def main(argv: list[str] | None = None) -> None:
             "train the VAE",
             train_vae.main,
             [
-                "--epochs",
-                str(config.vae.epochs),
-                "--batch-size",
-                str(config.vae.batch_size),
-                "--learning-rate",
-                str(config.vae.learning_rate),
-                "--kl-tolerance",
-                str(config.vae.kl_tolerance),
+                *dataset,
+                "--epochs", str(vae.epochs),
+                "--batch-size", str(vae.batch_size),
+                "--learning-rate", str(vae.learning_rate),
+                "--kl-tolerance", str(vae.kl_tolerance),
             ],
         ),
-        ("encode the episodes", sample_latent_stats.main, []),
+        ("encode the episodes", sample_latent_stats.main, dataset),
         (
             "train the MDN-RNN",
             train_memory.main,
             [
-                "--epochs",
-                str(config.memory.epochs),
-                "--batch-size",
-                str(config.memory.batch_size),
-                "--learning-rate",
-                str(config.memory.learning_rate),
-                "--final-learning-rate",
-                str(config.memory.final_learning_rate),
-                "--gradient-clip",
-                str(config.memory.gradient_clip),
+                *dataset,
+                "--lstm-units", str(memory.lstm_units),
+                "--num-mixtures", str(memory.num_mixtures),
+                "--epochs", str(memory.epochs),
+                "--batch-size", str(memory.batch_size),
+                "--learning-rate", str(memory.learning_rate),
+                "--final-learning-rate", str(memory.final_learning_rate),
+                "--gradient-clip", str(memory.gradient_clip),
             ],
         ),
         (
             "train the controller",
             train_controller.main,
             [
-                "--generations",
-                str(controller.generations),
-                "--popsize",
-                str(controller.popsize),
-                "--episodes-per-candidate",
-                str(controller.episodes_per_candidate),
-                "--sigma0",
-                str(controller.sigma0),
-                "--eval-every",
-                str(controller.eval_every),
-                "--eval-episodes",
-                str(controller.eval_episodes),
+                "--generations", str(controller.generations),
+                "--popsize", str(controller.popsize),
+                "--episodes-per-candidate", str(controller.episodes_per_candidate),
+                "--sigma0", str(controller.sigma0),
+                "--eval-every", str(controller.eval_every),
+                "--eval-episodes", str(controller.eval_episodes),
+                "--keep-optimizer-states", str(controller.keep_optimizer_states),
                 *(["--cma-diagonal"] if controller.cma_diagonal else []),
                 *rollout_flags,
             ],
@@ -185,14 +177,12 @@ def main(argv: list[str] | None = None) -> None:
             "evaluate the agent",
             evaluate.main,
             [
-                "--generation",
-                "best",
-                "--episodes",
-                str(controller.evaluation_episodes),
+                "--generation", "best",
+                "--episodes", str(controller.evaluation_episodes),
                 *rollout_flags,
             ],
         ),
-    ]
+    ]  # fmt: skip
     for number, (name, stage, flags) in enumerate(stages, start=1):
         print(f"== stage {number}/{len(stages)}: {name}", flush=True)
         stage(["--home", str(home), *flags])

@@ -6,14 +6,16 @@ The MDN head is never evaluated in a rollout: the controller reads only the LSTM
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from worldmodels.control.controller import ACTION_DIM, HIDDEN_DIM, LATENT_DIM
+from worldmodels.control.controller import ACTION_DIM, LATENT_DIM
 from worldmodels.memory.memory import MDNRNN
+from worldmodels.params import MemoryParams
 from worldmodels.training import restore_latest_weights
 from worldmodels.vision.vae import FRAME_SHAPE, VAE
 
@@ -35,12 +37,24 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (np.tanh(0.5 * x) + 1.0)
 
 
+def memory_sizes(home: Path | None) -> dict:
+    """`lstm_units` and `num_mixtures` of the home's MDN-RNN, from its run.json (the paper's
+    256 and 5 without a home, or for a run recorded before they were settings)."""
+    defaults = MemoryParams()
+    sizes = {"lstm_units": defaults.lstm_units, "num_mixtures": defaults.num_mixtures}
+    run_file = Path(home) / "memory-training" / "run.json" if home is not None else None
+    if run_file is not None and run_file.exists():
+        settings = json.loads(run_file.read_text())["settings"]
+        sizes.update({key: settings[key] for key in sizes if key in settings})
+    return sizes
+
+
 def build_world_model(home: Path | None) -> tuple[VAE, MDNRNN]:
-    """The VAE and the MDN-RNN, built; with a `home`, with the weights of its latest
-    checkpoints, else with a fresh random initialisation."""
+    """The VAE and the MDN-RNN, built; with a `home`, with the sizes and the weights of its
+    latest checkpoints, else with the paper's sizes and a fresh random initialisation."""
     vae = VAE(LATENT_DIM)
     vae(tf.zeros((1, *FRAME_SHAPE)))
-    memory = MDNRNN(LATENT_DIM, ACTION_DIM, HIDDEN_DIM)
+    memory = MDNRNN(LATENT_DIM, ACTION_DIM, **memory_sizes(home))
     memory(tf.zeros((1, 1, LATENT_DIM + ACTION_DIM)))
     if home is not None:
         restore_latest_weights(Path(home) / "vae-training", vae, "train_vae")
@@ -59,10 +73,20 @@ class AgentModels:
     def __init__(self, home: Path | None = None, seed: int = 0):
         keras.utils.set_random_seed(seed)
         self.vae, self.memory = build_world_model(home)
+        self._copy_lstm_weights()
+
+    def _copy_lstm_weights(self) -> None:
         cell = self.memory.lstm.cell
         self._kernel = cell.kernel.numpy()
         self._recurrent_kernel = cell.recurrent_kernel.numpy()
         self._bias = cell.bias.numpy()
+
+    def randomize(self, generator: np.random.Generator, scale: float) -> None:
+        """Redraws every weight a rollout uses (the encoder and the LSTM) as Cauchy x `scale`:
+        the official code's random agent, whose V and M are new for every episode."""
+        for weight in [*self.vae.encoder.weights, *self.memory.lstm.weights]:
+            weight.assign(scale * generator.standard_cauchy(weight.shape).astype(np.float32))
+        self._copy_lstm_weights()
 
     @tf.function(input_signature=[tf.TensorSpec([None, *FRAME_SHAPE], tf.uint8)], autograph=False)
     def _encode(self, frames):
@@ -88,12 +112,13 @@ class AgentModels:
 
 def world_model_id(home: Path) -> str:
     """A fingerprint of the VAE and MDN-RNN weights in the latest checkpoints of `home` (see
-    `require_trained_models`).
+    `require_trained_models`)."""
+    return fingerprint(*build_world_model(home))
 
-    It hashes the models' weights once restored, so it does not depend on how a checkpoint
-    stores them: a weights-only export of the same checkpoints has the same fingerprint.
-    """
-    vae, memory = build_world_model(home)
+
+def fingerprint(vae: VAE, memory: MDNRNN) -> str:
+    """A hash of the models' weights once restored, so it does not depend on how a checkpoint
+    stores them: a weights-only export of the same checkpoints has the same fingerprint."""
     digest = hashlib.sha256()
     for weight in [*vae.weights, *memory.weights]:
         digest.update(np.asarray(weight).tobytes())

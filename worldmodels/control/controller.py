@@ -1,7 +1,7 @@
 """The paper's linear controller: a = tanh(W [z, h] + b), then mapped to CarRacing's ranges.
 
-A flat parameter vector (what CMA-ES searches) is W (288 x 3, row-major) followed by b (3):
-867 numbers for z of 32 and h of 256.
+A flat parameter vector (what CMA-ES searches) is W (features x 3, row-major) followed by b
+(3): 867 numbers for the paper's z of 32 and h of 256.
 """
 
 from __future__ import annotations
@@ -9,23 +9,33 @@ from __future__ import annotations
 import numpy as np
 
 LATENT_DIM = 32
-HIDDEN_DIM = 256
+HIDDEN_DIM = 256  # the paper's LSTM width; an MDN-RNN trained with --lstm-units has its own
 ACTION_DIM = 3
-FEATURE_DIM = LATENT_DIM + HIDDEN_DIM
-PARAMETER_COUNT = FEATURE_DIM * ACTION_DIM + ACTION_DIM
 
 
-def split_parameters(parameters: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """[..., 867] flat parameters -> (weights [..., 288, 3], bias [..., 3])."""
+def parameter_count(feature_dim: int) -> int:
+    """Entries of a controller reading `feature_dim` features: W and b."""
+    return feature_dim * ACTION_DIM + ACTION_DIM
+
+
+PARAMETER_COUNT = parameter_count(LATENT_DIM + HIDDEN_DIM)  # 867, the paper's controller
+
+
+def split_parameters(
+    parameters: np.ndarray, feature_dim: int = LATENT_DIM + HIDDEN_DIM
+) -> tuple[np.ndarray, np.ndarray]:
+    """[..., P] flat parameters -> (weights [..., feature_dim, 3], bias [..., 3])."""
     parameters = np.asarray(parameters, np.float64)
-    if parameters.shape[-1] != PARAMETER_COUNT:
+    expected = parameter_count(feature_dim)
+    if parameters.shape[-1] != expected:
         raise ValueError(
-            f"controller parameters have {parameters.shape[-1]} entries, expected {PARAMETER_COUNT}"
+            f"controller parameters have {parameters.shape[-1]} entries, expected {expected} "
+            f"for {feature_dim} features"
         )
-    weights = parameters[..., : FEATURE_DIM * ACTION_DIM].reshape(
-        *parameters.shape[:-1], FEATURE_DIM, ACTION_DIM
+    weights = parameters[..., : feature_dim * ACTION_DIM].reshape(
+        *parameters.shape[:-1], feature_dim, ACTION_DIM
     )
-    return weights, parameters[..., FEATURE_DIM * ACTION_DIM :]
+    return weights, parameters[..., feature_dim * ACTION_DIM :]
 
 
 def to_env_action(raw: np.ndarray) -> np.ndarray:
@@ -37,10 +47,10 @@ def to_env_action(raw: np.ndarray) -> np.ndarray:
 
 
 def controller_actions(parameters: np.ndarray, z: np.ndarray, h: np.ndarray) -> np.ndarray:
-    """Actions for a batch: parameters [B, 867] (one controller per row, or [867] for all),
-    z [B, 32], h [B, 256] -> actions [B, 3] float32."""
-    weights, bias = split_parameters(parameters)
+    """Actions for a batch: parameters [B, P] (one controller per row, or [P] for all),
+    z [B, 32], h [B, H] -> actions [B, 3] float32, P = parameter_count(32 + H)."""
     features = np.concatenate([z, h], axis=-1)
+    weights, bias = split_parameters(parameters, features.shape[-1])
     if weights.ndim == 2:
         linear = features @ weights + bias
     else:

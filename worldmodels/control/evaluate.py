@@ -26,10 +26,8 @@ from worldmodels.control.rollouts import (
 )
 from worldmodels.files import atomic_path, atomic_write_text
 from worldmodels.params import EnvParams, resolve_home
-from worldmodels.seeds import derive_seed
+from worldmodels.seeds import SEED_SCHEME, Stream, derive_seed
 from worldmodels.workers import WorkerError, WorkerPool
-
-EVALUATION_STREAM = 3  # tracks for this command, apart from those training saw
 
 
 def parse_args(argv: list[str] | None = None):
@@ -64,7 +62,7 @@ def main(argv: list[str] | None = None) -> None:
         env=EnvParams(env=args.env, episode_length=args.episode_length),
         envs_per_worker=args.envs_per_worker,
     )
-    seeds = [derive_seed(args.seed, EVALUATION_STREAM, j) for j in range(args.episodes)]
+    seeds = [derive_seed(args.seed, Stream.EVALUATION_TRACKS, j) for j in range(args.episodes)]
     tasks = [EpisodeTask(j, controller, seed) for j, seed in enumerate(seeds)]
     try:
         with WorkerPool(
@@ -88,6 +86,7 @@ def main(argv: list[str] | None = None) -> None:
                 "std": float(rewards.std()),
                 "rewards": rewards.tolist(),
                 "track_seeds": seeds,
+                "seed_scheme": SEED_SCHEME,
                 "episode_length": args.episode_length,
             },
             indent=2,

@@ -22,6 +22,7 @@ from worldmodels.data.car_racing import make_env
 from worldmodels.files import atomic_path
 from worldmodels.memory.memory import sample_next_latent
 from worldmodels.params import EnvParams, resolve_home
+from worldmodels.seeds import latent_noise
 
 PANELS = ("observation", "VAE reconstruction", "MDN-RNN: next frame")
 HEADER_PIXELS = 28
@@ -78,7 +79,7 @@ def main(argv: list[str] | None = None) -> None:
     def to_image(frames: tf.Tensor) -> np.ndarray:
         return np.round(frames.numpy()[0] * 255).astype(np.uint8)
 
-    noise = np.random.default_rng(args.seed)
+    noise = latent_noise(args.seed)
     observation, _ = env.reset(seed=args.seed)
     h, c = agent.memory.initial_state(1)
     total, frames, done, step = 0.0, [], False, 0

@@ -21,10 +21,11 @@ from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from worldmodels.control.agent import AgentModels
-from worldmodels.control.controller import HIDDEN_DIM, controller_actions
+from worldmodels.control.controller import controller_actions
 from worldmodels.data.car_racing import make_env
 from worldmodels.data.tf_records import save_episode
 from worldmodels.params import EnvParams
+from worldmodels.seeds import latent_noise
 from worldmodels.workers import WorkerPool
 
 
@@ -66,8 +67,8 @@ class _Episode:
 class RolloutEngine:
     """Runs episode tasks on `envs` in lock-step with one agent's V and M.
 
-    The step order is the paper's: observe x_t, z_t = mu + sigma * eps (eps drawn from a
-    generator seeded with the episode's seed), a_t = C(z_t, h_t), step the env with a_t, then
+    The step order is the paper's: observe x_t, z_t = mu + sigma * eps (eps from the episode's
+    `latent_noise` stream), a_t = C(z_t, h_t), step the env with a_t, then
     h_{t+1} = LSTM(z_t, a_t, h_t). A finished slot starts the next task at once.
     """
 
@@ -78,14 +79,14 @@ class RolloutEngine:
     def run(self, tasks: Sequence[EpisodeTask]) -> list[EpisodeResult]:
         queue = collections.deque(tasks)
         slots: list[_Episode | None] = [None] * len(self.envs)
-        h = np.zeros((len(self.envs), HIDDEN_DIM), np.float32)
+        h = np.zeros((len(self.envs), self.agent.memory.lstm_units), np.float32)
         c = np.zeros_like(h)
         results = []
 
         def start(slot: int) -> None:
             task = queue.popleft()
             observation, _ = self.envs[slot].reset(seed=task.seed)
-            slots[slot] = _Episode(task, observation, np.random.default_rng(task.seed))
+            slots[slot] = _Episode(task, observation, latent_noise(task.seed))
             h[slot] = 0.0
             c[slot] = 0.0
 

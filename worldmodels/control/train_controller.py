@@ -23,9 +23,9 @@ import numpy as np
 import tensorflow as tf
 
 from worldmodels.cli import add_rollout_arguments, make_parser, non_negative_int, positive_int
-from worldmodels.control.agent import require_trained_models, world_model_id
+from worldmodels.control.agent import build_world_model, fingerprint, require_trained_models
 from worldmodels.control.cma_es import make_optimizer
-from worldmodels.control.controller import PARAMETER_COUNT
+from worldmodels.control.controller import LATENT_DIM, parameter_count
 from worldmodels.control.generations import (
     complete_generations,
     load_optimizer,
@@ -41,12 +41,9 @@ from worldmodels.control.rollouts import (
 )
 from worldmodels.files import atomic_write_text
 from worldmodels.params import ControllerParams, EnvParams, resolve_home
-from worldmodels.seeds import derive_seed
+from worldmodels.seeds import SEED_SCHEME, Stream, derive_seed
 from worldmodels.training import changed_settings
 from worldmodels.workers import WorkerError, WorkerPool
-
-# Independent streams of seeds derived from --seed.
-TRAINING_TRACKS, EVALUATION_TRACKS, OPTIMIZER_SAMPLES = 0, 1, 2
 
 
 def parse_args(argv: list[str] | None = None):
@@ -108,7 +105,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     home = resolve_home(args.home)
     require_trained_models(home)
-    world_model = world_model_id(home)
+    vae, memory = build_world_model(home)
+    world_model = fingerprint(vae, memory)
+    dimension = parameter_count(LATENT_DIM + memory.lstm_units)
     params = dataclasses.replace(
         ControllerParams(),
         popsize=args.popsize,
@@ -129,6 +128,8 @@ def main(argv: list[str] | None = None) -> None:
         "cma_diagonal": params.cma_diagonal,
         "seed": args.seed,
         "episode_length": args.episode_length,
+        "seed_scheme": SEED_SCHEME,
+        "controller_parameters": dimension,
     }
     run_file = home / "control" / "run.json"
     done = complete_generations(home)
@@ -149,10 +150,10 @@ def main(argv: list[str] | None = None) -> None:
             )
     else:
         optimizer = make_optimizer(
-            PARAMETER_COUNT,
+            dimension,
             params.sigma0,
             params.popsize,
-            derive_seed(args.seed, OPTIMIZER_SAMPLES),
+            derive_seed(args.seed, Stream.OPTIMIZER),
             params.cma_diagonal,
         )
         first = 0
@@ -178,7 +179,7 @@ def main(argv: list[str] | None = None) -> None:
                 started = time.monotonic()
                 population = np.asarray(optimizer.ask())
                 seeds = [
-                    derive_seed(args.seed, TRAINING_TRACKS, generation, j)
+                    derive_seed(args.seed, Stream.TRAINING_TRACKS, generation, j)
                     for j in range(params.episodes_per_candidate)
                 ]
                 candidates = range(len(population))
@@ -210,6 +211,7 @@ def main(argv: list[str] | None = None) -> None:
                     "seconds": seconds,
                     "episodes_per_second": len(tasks) / seconds,
                     "track_seeds": seeds,
+                    "seed_scheme": SEED_SCHEME,
                     "world_model": world_model,
                 }
                 mean = np.asarray(optimizer.result.xfavorite)
@@ -242,7 +244,7 @@ def main(argv: list[str] | None = None) -> None:
 def evaluate_mean(pool, mean, seed: int, generation: int, params: ControllerParams) -> dict:
     """Total rewards of the distribution mean on `eval_episodes` tracks never trained on."""
     tasks = [
-        EpisodeTask(j, mean, derive_seed(seed, EVALUATION_TRACKS, generation, j))
+        EpisodeTask(j, mean, derive_seed(seed, Stream.TRAINING_EVALUATION_TRACKS, generation, j))
         for j in range(params.eval_episodes)
     ]
     results = run_episode_tasks(pool, tasks, params.envs_per_worker, "evaluating the mean")

@@ -24,11 +24,16 @@ from pygame.math import Vector2  # noqa: E402
 
 from worldmodels.params import EnvParams  # noqa: E402
 
+# The paper's preprocessing; the VAE's input shape follows from it, so it is not a setting.
+CROP_ROWS = 84  # keep rows 0..83 of the 96x96 frame: drops the indicator bar
+FRAME_SIZE = 64  # observations are 64 x 64 x 3 uint8
 FAST_ENV_ID = "worldmodels/FastCarRacing-v3"
 ENV_IDS = {"fast": FAST_ENV_ID, "stock": "CarRacing-v3"}
 
 
-def preprocess_frame(frame: np.ndarray, crop_rows: int = 84, frame_size: int = 64) -> np.ndarray:
+def preprocess_frame(
+    frame: np.ndarray, crop_rows: int = CROP_ROWS, frame_size: int = FRAME_SIZE
+) -> np.ndarray:
     """96x96x3 uint8 frame -> frame_size x frame_size x 3 uint8.
 
     Keeps rows 0..crop_rows-1 (drops the indicator bar) and resizes with PIL bilinear: the
@@ -41,7 +46,9 @@ def preprocess_frame(frame: np.ndarray, crop_rows: int = 84, frame_size: int = 6
 class PreprocessObservation(gymnasium.ObservationWrapper):
     """Returns preprocessed uint8 observations; scaling to [0, 1] is left to the networks."""
 
-    def __init__(self, env: gymnasium.Env, crop_rows: int = 84, frame_size: int = 64):
+    def __init__(
+        self, env: gymnasium.Env, crop_rows: int = CROP_ROWS, frame_size: int = FRAME_SIZE
+    ):
         super().__init__(env)
         self.crop_rows = crop_rows
         self.frame_size = frame_size
@@ -59,7 +66,7 @@ def make_env(params: EnvParams = EnvParams()) -> gymnasium.Env:
     if params.env not in ENV_IDS:
         raise ValueError(f"env must be one of {sorted(ENV_IDS)}, got {params.env!r}")
     env = gymnasium.make(ENV_IDS[params.env], max_episode_steps=params.episode_length)
-    return PreprocessObservation(env, params.crop_rows, params.frame_size)
+    return PreprocessObservation(env)
 
 
 def _static_polygons() -> np.ndarray:

@@ -31,7 +31,6 @@ from worldmodels.data.tf_records import (
 from worldmodels.files import atomic_write_text
 from worldmodels.params import (
     DATASETS,
-    VAEParams,
     latent_stats_directory,
     resolve_home,
     rollouts_directory,
@@ -65,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
     home = resolve_home(args.home)
     episodes_directory = rollouts_directory(home, args.dataset)
     output = latent_stats_directory(home, args.dataset)
-    vae = VAE(VAEParams().latent_dim)
+    vae = VAE()
     vae(tf.zeros((1, *FRAME_SHAPE)))
     checkpoint = restore_latest_weights(
         home / "vae-training", vae, "python -m worldmodels.vision.train_vae"
@@ -109,6 +108,7 @@ def main(argv: list[str] | None = None) -> None:
                         "logvar": np.concatenate([logvar for _, logvar in encoded]),
                         "action": episode["action"].numpy(),
                         "seed": int(episode["seed"]),
+                        "seed_scheme": int(episode["seed_scheme"]),
                         "policy": episode["policy"].numpy().decode(),
                     }
                     save_record(output / name, stats, LATENT_STATS)

@@ -10,6 +10,7 @@ i), so rerunning a command skips the episodes already written and samples only t
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from functools import partial
@@ -20,34 +21,31 @@ from tqdm import tqdm
 
 from worldmodels.cli import add_rollout_arguments, make_parser, non_negative_int, positive_int
 from worldmodels.control.controller import PARAMETER_COUNT
+from worldmodels.control.agent import AgentModels
 from worldmodels.control.rollouts import (
     EpisodeResult,
     EpisodeTask,
     RolloutConfig,
+    RolloutEngine,
     RolloutWorker,
     episode_jobs,
+    use_one_thread,
 )
 from worldmodels.data.car_racing import make_env
-from worldmodels.data.tf_records import episode_filename, save_episode
+from worldmodels.data.tf_records import episode_filename, list_episodes, load_episode, save_episode
 from worldmodels.files import atomic_write_text
-from worldmodels.params import (
-    ControllerParams,
-    EnvParams,
-    SamplingParams,
-    resolve_home,
-    rollouts_directory,
-)
-from worldmodels.seeds import derive_seed
+from worldmodels.params import EnvParams, SamplingParams, resolve_home, rollouts_directory
+from worldmodels.seeds import SEED_SCHEME, Stream, derive_seed
 from worldmodels.workers import WorkerError, WorkerPool
 
 POLICIES = ("random", "brownian", "agent-random", "controller")
-AGENT_POLICIES = ("agent-random", "controller")
-RANDOM_AGENT_STREAM = 1  # seeds of the random V, M and controllers of agent-random
+# The official random agent's weights are Cauchy x s with s ~ U(0, RANDOM_AGENT_MAX_SCALE).
+RANDOM_AGENT_MAX_SCALE = 0.01
 
 
 def episode_seed(base_seed: int, index: int) -> int:
     """The env seed of episode `index`: depends on nothing but (base_seed, index)."""
-    return derive_seed(base_seed, index)
+    return derive_seed(base_seed, Stream.EPISODE_TRACKS, index)
 
 
 def white_noise_actions(action_space, seed: int) -> Iterator[np.ndarray]:
@@ -114,6 +112,61 @@ class RandomPolicySampler:
         return results
 
 
+class RandomAgentModels(AgentModels):
+    """V and M of the random agent, with its encoder's outputs kept finite.
+
+    With Cauchy weights the random encoder's log-variance often exceeds what exp can take in
+    float32 (for about half the draws of s), and z = mu + exp(logvar / 2) * eps becomes
+    infinite, then NaN in the LSTM and the actions: the official code would step the car with
+    NaN actions. Clipping mu and logvar keeps such draws what they were meant to be, a
+    controller saturated at its extremes.
+    """
+
+    LIMIT = 1e3  # |mu| <= LIMIT, logvar <= 2 ln(LIMIT): |z| stays near LIMIT * (1 + |eps|)
+
+    def encode(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        mu, logvar = super().encode(frames)
+        limit = self.LIMIT
+        return np.clip(mu, -limit, limit), np.clip(logvar, -2 * np.log(limit), 2 * np.log(limit))
+
+
+class RandomAgentSampler:
+    """agent-random's worker handler: the official code's random agent, in which the
+    controller, V and M are all redrawn for every episode, each weight ~ Cauchy x s with one
+    s ~ U(0, 0.01) per episode. Episode i's draws come from its own seed (Stream.RANDOM_AGENT),
+    so they do not depend on which worker runs it."""
+
+    def __init__(self, env_params: EnvParams, base_seed: int):
+        use_one_thread()
+        self.agent = RandomAgentModels(None)
+        self.engine = RolloutEngine(self.agent, [make_env(env_params)])
+        self.base_seed = base_seed
+
+    def __call__(self, tasks: Sequence[EpisodeTask]) -> list[EpisodeResult]:
+        results = []
+        for task in tasks:
+            draws = np.random.default_rng(derive_seed(self.base_seed, Stream.RANDOM_AGENT, task.key))
+            scale = draws.uniform(0.0, RANDOM_AGENT_MAX_SCALE)
+            controller = scale * draws.standard_cauchy(PARAMETER_COUNT)
+            self.agent.randomize(draws, scale)
+            results += self.engine.run([dataclasses.replace(task, parameters=controller)])
+        return results
+
+
+def require_seed_scheme(directory) -> None:
+    """Exits when `directory` holds episodes whose seeds were derived another way: new
+    episodes would be on tracks that do not follow from their indices the same way."""
+    existing = list_episodes(directory)
+    if existing:
+        scheme = load_episode(existing[0])["seed_scheme"]
+        if scheme != SEED_SCHEME:
+            sys.exit(
+                f"error: {directory} holds episodes of seed scheme {scheme}, and this version "
+                f"derives seeds with scheme {SEED_SCHEME}; sample into another --home, or move "
+                "the old episodes aside"
+            )
+
+
 def parse_args(argv: list[str] | None = None):
     sampling = SamplingParams()
     parser = make_parser(__doc__.split("\n\n")[0])
@@ -122,7 +175,8 @@ def parse_args(argv: list[str] | None = None):
         choices=POLICIES,
         default="random",
         help="random: uniform white noise each step; brownian: a random walk in action space; "
-        "agent-random: the paper's, a random controller on randomly initialised V and M; "
+        "agent-random: the paper's random agent, a random controller on random V and M, "
+        "all three redrawn every episode; "
         "controller: the trained agent of the home (see --generation)",
     )
     parser.add_argument(
@@ -170,6 +224,9 @@ def main(argv: list[str] | None = None) -> None:
     env_params = EnvParams(env=args.env, episode_length=args.episode_length)
     directory = rollouts_directory(home, args.policy)
 
+    require_seed_scheme(directory)
+
+    controller = None
     if args.policy == "controller":
         from worldmodels.control.generations import load_agent_controller
 
@@ -178,40 +235,37 @@ def main(argv: list[str] | None = None) -> None:
             RolloutWorker, RolloutConfig(str(home), env_params, args.envs_per_worker)
         )
     elif args.policy == "agent-random":
-        # A controller per episode drawn from CMA-ES's starting distribution N(0, sigma0^2 I).
-        make_handler = partial(
-            RolloutWorker,
-            RolloutConfig(
-                None, env_params, args.envs_per_worker, derive_seed(args.seed, RANDOM_AGENT_STREAM)
-            ),
-        )
+        make_handler = partial(RandomAgentSampler, env_params, args.seed)
     else:
         make_handler = partial(RandomPolicySampler, env_params, args.brownian_dt)
 
-    sigma0 = ControllerParams().sigma0
-    tasks = []
-    for index in range(args.start_episode, args.episodes):
-        path = directory / episode_filename(index)
-        if path.exists():
-            continue
-        seed = episode_seed(args.seed, index)
-        if args.policy == "controller":
-            parameters = controller
-        elif args.policy == "agent-random":
-            parameters = sigma0 * np.random.default_rng(seed).standard_normal(PARAMETER_COUNT)
-        else:
-            parameters = None
-        tasks.append(EpisodeTask(index, parameters, seed, str(path), args.policy))
+    tasks = [
+        EpisodeTask(
+            index,
+            controller,
+            episode_seed(args.seed, index),
+            str(directory / episode_filename(index)),
+            args.policy,
+        )
+        for index in range(args.start_episode, args.episodes)
+        if not (directory / episode_filename(index)).exists()
+    ]
     skipped = args.episodes - args.start_episode - len(tasks)
     directory.mkdir(parents=True, exist_ok=True)
     atomic_write_text(
         directory / "sample_policy-config.json",
-        json.dumps({"command": vars(args), "env": env_params.__dict__}, indent=2, default=str),
+        json.dumps(
+            {"command": vars(args), "env": env_params.__dict__, "seed_scheme": SEED_SCHEME},
+            indent=2,
+            default=str,
+        ),
     )
 
     frames = written_bytes = 0
     if tasks:
-        per_job = args.envs_per_worker if args.policy in AGENT_POLICIES else 1
+        # Only the trained agent steps several environments in lock-step; the other policies
+        # run one episode at a time (agent-random's V and M change with every episode).
+        per_job = args.envs_per_worker if args.policy == "controller" else 1
         jobs = episode_jobs(tasks, per_job, args.num_process)
         progress = tqdm(total=len(tasks), unit="episode")
         try:

@@ -12,6 +12,8 @@ stage 3 writes the VAE's encoding of an episode (`LATENT_STATS`):
 and both carry
   length       T
   seed         the env seed: `reset(seed=seed)` then the actions replays the episode
+  seed_scheme  how `seed` was derived (worldmodels.seeds.SEED_SCHEME; absent, so 1, in records
+               written before scheme 2)
   policy       the name of the policy that chose the actions
 Frames are raw uint8 and the file is GZIP-compressed: about 1 KB per frame instead of the
 ~49 KB of float32 features. Files are written atomically, so a file named `episode-*.tfrecord`
@@ -32,6 +34,7 @@ import numpy as np
 import tensorflow as tf
 
 from worldmodels.files import atomic_path
+from worldmodels.seeds import SEED_SCHEME
 
 OBSERVATION_SHAPE = (64, 64, 3)
 ACTION_DIM = 3
@@ -52,6 +55,7 @@ class RecordFormat:
         spec = {
             "length": tf.io.FixedLenFeature([], tf.int64),
             "seed": tf.io.FixedLenFeature([], tf.int64),
+            "seed_scheme": tf.io.FixedLenFeature([], tf.int64, default_value=1),
             "policy": tf.io.FixedLenFeature([], tf.string),
         }
         for name, (dtype, _) in self.arrays.items():
@@ -112,6 +116,7 @@ def save_record(path: str | os.PathLike, record: dict, record_format: RecordForm
     feature = {
         "length": _ints([length]),
         "seed": _ints([int(record["seed"])]),
+        "seed_scheme": _ints([int(record.get("seed_scheme", SEED_SCHEME))]),
         "policy": _bytes(str(record["policy"]).encode()),
     }
     for name, (dtype, step_shape) in record_format.arrays.items():
@@ -137,7 +142,8 @@ def save_record(path: str | os.PathLike, record: dict, record_format: RecordForm
 
 
 def load_record(path: str | os.PathLike, record_format: RecordFormat) -> dict:
-    """Reads one record file into numpy: its format's arrays, `seed` (int), `policy` (str).
+    """Reads one record file into numpy: its format's arrays, `seed` and `seed_scheme` (int),
+    `policy` (str).
 
     Raises FileNotFoundError, or CorruptEpisodeError naming the file.
     """
@@ -152,6 +158,7 @@ def load_record(path: str | os.PathLike, record_format: RecordFormat) -> dict:
         raise CorruptEpisodeError(path) from None
     loaded = {name: record[name].numpy() for name in record_format.arrays}
     loaded["seed"] = int(record["seed"])
+    loaded["seed_scheme"] = int(record["seed_scheme"])
     loaded["policy"] = record["policy"].numpy().decode()
     return loaded
 
@@ -309,7 +316,12 @@ def _parse(path: tf.Tensor, serialized: tf.Tensor, record_format: RecordFormat) 
     check = tf.debugging.Assert(
         tf.reduce_all(sizes_match), [CORRUPT_MESSAGE, path, "(array lengths differ)"]
     )
-    parsed = {"seed": features["seed"], "policy": features["policy"], "path": path}
+    parsed = {
+        "seed": features["seed"],
+        "seed_scheme": features["seed_scheme"],
+        "policy": features["policy"],
+        "path": path,
+    }
     with tf.control_dependencies([check]):
         for name, (dtype, step_shape) in record_format.arrays.items():
             array = tf.reshape(flat[name], [-1, *step_shape])

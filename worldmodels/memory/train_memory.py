@@ -28,7 +28,7 @@ from worldmodels.data.tf_records import (
 )
 from worldmodels.memory.memory import MDNRNN, mdn_loss
 from worldmodels.params import DATASETS, MemoryParams, latent_stats_directory, resolve_home
-from worldmodels.seeds import derive_seed
+from worldmodels.seeds import SEED_SCHEME, Model, Stream, derive_seed
 from worldmodels.training import RunMismatchError, TrainingRun
 
 
@@ -40,6 +40,15 @@ def parse_args(argv: list[str] | None = None):
         choices=DATASETS,
         default="random",
         help="train on <home>/latent-stats/<dataset>",
+    )
+    parser.add_argument(
+        "--lstm-units", type=positive_int, default=defaults.lstm_units, help="LSTM width (h)"
+    )
+    parser.add_argument(
+        "--num-mixtures",
+        type=positive_int,
+        default=defaults.num_mixtures,
+        help="Gaussians in the mixture of each latent dimension",
     )
     parser.add_argument(
         "--epochs",
@@ -129,6 +138,8 @@ def main(argv: list[str] | None = None) -> None:
         )
     params = dataclasses.replace(
         MemoryParams(),
+        lstm_units=args.lstm_units,
+        num_mixtures=args.num_mixtures,
         epochs=args.epochs,
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
@@ -136,7 +147,7 @@ def main(argv: list[str] | None = None) -> None:
         gradient_clip=args.gradient_clip,
     )
 
-    keras.utils.set_random_seed(args.seed)
+    keras.utils.set_random_seed(derive_seed(args.seed, Stream.MODEL_INIT, Model.MEMORY, bits=32))
     memory = MDNRNN(lstm_units=params.lstm_units, num_mixtures=params.num_mixtures)
     memory(tf.zeros((1, 2, memory.latent_dim + ACTION_DIM)))
     steps_per_epoch = math.ceil(len(paths) / params.batch_size)
@@ -148,11 +159,14 @@ def main(argv: list[str] | None = None) -> None:
     optimizer.build(memory.trainable_variables)
     settings = {
         "dataset": args.dataset,
+        "lstm_units": params.lstm_units,
+        "num_mixtures": params.num_mixtures,
         "batch_size": params.batch_size,
         "learning_rate": params.learning_rate,
         "final_learning_rate": params.final_learning_rate,
         "gradient_clip": params.gradient_clip,
         "seed": args.seed,
+        "seed_scheme": SEED_SCHEME,
     }
     try:
         run = TrainingRun(
@@ -183,7 +197,7 @@ def main(argv: list[str] | None = None) -> None:
         return {"loss": loss, "learning_rate": schedule(optimizer.iterations - 1)}
 
     def batches_for_epoch(epoch: int) -> tf.data.Dataset:
-        seed = derive_seed(args.seed, epoch)
+        seed = derive_seed(args.seed, Stream.DATA_ORDER, Model.MEMORY, epoch)
         return sequences_for_epoch(paths, params.batch_size, seed, args.on_corrupt)
 
     try:

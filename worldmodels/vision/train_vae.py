@@ -27,7 +27,7 @@ from worldmodels.data.tf_records import (
 )
 from worldmodels.images import image_grid, save_png
 from worldmodels.params import DATASETS, VAEParams, resolve_home, rollouts_directory
-from worldmodels.seeds import derive_seed
+from worldmodels.seeds import SEED_SCHEME, Model, Stream, derive_seed
 from worldmodels.training import RunMismatchError, TrainingRun
 from worldmodels.vision.vae import FRAME_SHAPE, VAE
 
@@ -108,8 +108,8 @@ def main(argv: list[str] | None = None) -> None:
         kl_tolerance=args.kl_tolerance,
     )
 
-    keras.utils.set_random_seed(args.seed)
-    vae = VAE(params.latent_dim, params.kl_tolerance)
+    keras.utils.set_random_seed(derive_seed(args.seed, Stream.MODEL_INIT, Model.VAE, bits=32))
+    vae = VAE(kl_tolerance=params.kl_tolerance)
     vae(tf.zeros((1, *FRAME_SHAPE)))
     optimizer = keras.optimizers.Adam(params.learning_rate)
     optimizer.build(vae.trainable_variables)
@@ -120,6 +120,7 @@ def main(argv: list[str] | None = None) -> None:
         "kl_tolerance": params.kl_tolerance,
         "shuffle_buffer": args.shuffle_buffer,
         "seed": args.seed,
+        "seed_scheme": SEED_SCHEME,
     }
     try:
         run = TrainingRun(
@@ -147,12 +148,12 @@ def main(argv: list[str] | None = None) -> None:
             paths,
             params.batch_size,
             shuffle_buffer=args.shuffle_buffer,
-            seed=derive_seed(args.seed, epoch),
+            seed=derive_seed(args.seed, Stream.DATA_ORDER, Model.VAE, epoch),
             on_corrupt=args.on_corrupt,
         )
 
     preview = preview_frames(paths[0])
-    prior_draws = tf.random.stateless_normal((16, params.latent_dim), seed=[args.seed, 0])
+    prior_draws = tf.random.stateless_normal((16, vae.latent_dim), seed=[args.seed, 0])
     try:
         with corrupt_episodes_raise():
             run.fit(

@@ -34,7 +34,9 @@ class VAE(keras.Model):
         self.decoder = keras.Sequential(
             [
                 keras.Input((latent_dim,)),
-                keras.layers.Dense(1024, activation="relu"),
+                # Linear, as the official code's `dec_fc`: the first transposed convolution's
+                # ReLU is the first nonlinearity.
+                keras.layers.Dense(1024),
                 keras.layers.Reshape((1, 1, 1024)),
                 keras.layers.Conv2DTranspose(128, 5, strides=2, activation="relu"),
                 keras.layers.Conv2DTranspose(64, 5, strides=2, activation="relu"),
