@@ -14,8 +14,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from worldmodels import layout
 from worldmodels.data.tf_records import frame_dataset, list_episodes, load_episode
-from worldmodels.params import resolve_home, rollouts_directory
 from worldmodels.vision.vae import FRAME_SHAPE, VAE
 
 
@@ -31,7 +31,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of each")
     args = parser.parse_args()
 
-    paths = list_episodes(rollouts_directory(resolve_home(args.home), args.dataset))[
+    paths = list_episodes(layout.rollouts(layout.resolve_home(args.home), args.dataset))[
         : args.episodes
     ]
     if not paths:

@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 from gymnasium.envs.box2d.car_racing import FPS
 
+from worldmodels import layout
 from worldmodels.data.car_racing import FastCarRacing
 from worldmodels.data.sample_policy import main as sample_policy
 from worldmodels.data.tf_records import list_episodes, load_episode
-from worldmodels.params import rollouts_directory
 
 POLICIES = ("random", "brownian", "agent-random")
 
@@ -68,7 +68,7 @@ def main():
                     "--num-process", str(args.num_process),
                 ]
             )  # fmt: skip
-            episodes = [load_episode(p) for p in list_episodes(rollouts_directory(Path(home), policy))]
+            episodes = [load_episode(p) for p in list_episodes(layout.rollouts(Path(home), policy))]
             measured = [replay(e["seed"], e["action"]) for e in episodes]
             rows[policy] = {
                 name: (np.mean([m[name] for m in measured]), np.std([m[name] for m in measured]))

@@ -14,8 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from worldmodels import layout
 from worldmodels.data.tf_records import list_episodes
-from worldmodels.params import resolve_home, rollouts_directory
 
 
 def peak_memory_mib(pid: int) -> float:
@@ -36,12 +36,12 @@ def main():
     parser.add_argument("--batch-size", type=int, default=256, help="train_vae --batch-size")
     args = parser.parse_args()
 
-    paths = list_episodes(rollouts_directory(resolve_home(args.home), args.dataset))
+    paths = list_episodes(layout.rollouts(layout.resolve_home(args.home), args.dataset))
     for count in args.episodes:
         if count > len(paths):
             raise SystemExit(f"asked for {count} episodes, found {len(paths)}")
         with tempfile.TemporaryDirectory() as home:
-            linked = rollouts_directory(Path(home), args.dataset)
+            linked = layout.rollouts(Path(home), args.dataset)
             linked.mkdir()
             for path in paths[:count]:
                 (linked / path.name).symlink_to(path)

@@ -10,11 +10,10 @@ import time
 import numpy as np
 import pytest
 
-from worldmodels import pipeline
+from worldmodels import layout, pipeline
 from worldmodels.control import evaluate
 from worldmodels.control.generations import (
     complete_generations,
-    generation_path,
     load_optimizer,
     load_summary,
 )
@@ -72,9 +71,9 @@ def test_killed_training_resumes_at_the_interrupted_generation_with_the_saved_op
 
     # Generation 2 asked CMA-ES exactly what the optimizer saved by generation 1 asks.
     expected = np.asarray(load_optimizer(home, 1).ask())
-    np.testing.assert_array_equal(np.load(generation_path(home, 2) / "population.npy"), expected)
+    np.testing.assert_array_equal(np.load(layout.generation(home, 2) / "population.npy"), expected)
     for number in (0, 1, 2):
-        folder = generation_path(home, number)
+        folder = layout.generation(home, number)
         rewards, fitness = np.load(folder / "rewards.npy"), np.load(folder / "fitness.npy")
         assert rewards.shape == (4, 1)
         np.testing.assert_allclose(fitness, rewards.mean(axis=1))
@@ -92,6 +91,27 @@ def test_killed_training_resumes_at_the_interrupted_generation_with_the_saved_op
         controller_command(home, 3) + ["--sigma0", "0.5"], capture_output=True, text=True
     )
     assert changed.returncode != 0 and "sigma0: 0.1 -> 0.5" in changed.stderr
+
+
+def test_cma_es_maximises_reward(home, monkeypatch):
+    """With a fitness whose maximum is known, the search must climb towards it every
+    generation: it would walk away if CMA-ES, which minimises, were told the rewards instead
+    of their negatives."""
+    from pool_handlers import TARGET_MEAN_PARAMETER, TargetFitness
+
+    from worldmodels.control import train_controller
+
+    monkeypatch.setattr(train_controller, "RolloutWorker", TargetFitness)
+    train_controller.main(
+        [*controller_command(home, 6)[3:], "--popsize", "8", "--num-process", "1"]
+    )
+    means = [0.0] + [
+        float(np.load(layout.generation(home, n) / "mean.npy").mean()) for n in range(6)
+    ]  # x0 = 0, then each generation's distribution mean
+    assert all(new > old for old, new in zip(means, means[1:])), means
+    assert means[-1] < TARGET_MEAN_PARAMETER
+    fitness = [load_summary(home, n)["best_fitness"] for n in range(6)]
+    assert fitness[-1] > fitness[0]
 
 
 def test_evaluate_writes_rewards_and_histogram(trained_controller_home, capsys):
@@ -117,7 +137,22 @@ def test_evaluate_writes_rewards_and_histogram(trained_controller_home, capsys):
         (home / "control" / "evaluations" / f"generation_{best}-mean.json").read_text()
     )
     assert len(report["rewards"]) == 3
-    assert report["mean"] == pytest.approx(np.mean(report["rewards"]))
+    # Each reward recomputed alone, in this process, on the track the report names.
+    from worldmodels.control.agent import AgentModels
+    from worldmodels.control.generations import load_controller
+    from worldmodels.control.rollouts import EpisodeTask, RolloutEngine
+    from worldmodels.data.car_racing import make_env
+    from worldmodels.params import EnvParams
+
+    engine = RolloutEngine(AgentModels(home), [make_env(EnvParams(episode_length=30))])
+    controller = load_controller(home, best)
+    recomputed = [
+        engine.run([EpisodeTask(j, controller, seed)])[0].total_reward
+        for j, seed in enumerate(report["track_seeds"])
+    ]
+    np.testing.assert_allclose(report["rewards"], recomputed, rtol=1e-6)
+    assert report["mean"] == pytest.approx(sum(recomputed) / 3)
+    assert report["std"] == pytest.approx(float(np.sqrt(np.var(recomputed))))
     assert (home / "control" / "evaluations" / f"generation_{best}-mean.png").stat().st_size > 0
     assert f"generation {best} (mean): " in capsys.readouterr().out
 
@@ -155,16 +190,108 @@ def test_controller_and_random_agent_sampling_write_episode_records(trained_cont
         assert episode["action"][:, 1].min() >= 0 and episode["action"][:, 2].min() >= 0
 
 
-def test_tiny_pipeline_runs_all_stages(tmp_path, capsys):
+# One override of every setting of worldmodels/params.py, each with the effect it must have.
+PIPELINE_OVERRIDES = {
+    "env.env": "stock",
+    "env.episode_length": 30,
+    "sampling.policy": "brownian",
+    "sampling.episodes": 3,
+    "sampling.brownian_dt": 0.1,
+    "sampling.seed": 5,
+    "vae.kl_tolerance": 0.25,
+    "vae.learning_rate": 0.0002,
+    "vae.batch_size": 16,
+    "vae.epochs": 2,
+    "memory.lstm_units": 16,
+    "memory.num_mixtures": 2,
+    "memory.learning_rate": 0.002,
+    "memory.final_learning_rate": 0.0001,
+    "memory.gradient_clip": 0.5,
+    "memory.batch_size": 3,
+    "memory.epochs": 2,
+    "controller.popsize": 5,
+    "controller.episodes_per_candidate": 2,
+    "controller.sigma0": 0.2,
+    "controller.generations": 2,
+    "controller.cma_diagonal": True,
+    "controller.eval_every": 2,
+    "controller.eval_episodes": 3,
+    "controller.envs_per_worker": 3,
+    "controller.worker_timeout": 300.0,
+    "controller.keep_optimizer_states": 1,
+    "controller.evaluation_episodes": 2,
+}
+
+
+def test_every_setting_is_overridden_by_the_pipeline_test():
+    keys = {
+        f"{section}.{key}"
+        for section, values in pipeline.PRESETS["tiny"].to_dict().items()
+        for key in values
+    }
+    assert keys == set(PIPELINE_OVERRIDES)
+
+
+def test_tiny_pipeline_runs_all_stages_and_every_setting_reaches_its_stage(tmp_path, capsys):
+    from worldmodels.control.agent import build_world_model
+    from worldmodels.seeds import Stream, derive_seed
+
     home = tmp_path / "home"
-    pipeline.main(["--preset", "tiny", "--home", str(home), "--num-process", "2"])
-    assert len(list_episodes(home / "random-rollouts")) == 4
-    assert len(list_episodes(home / "latent-stats" / "random")) == 4
-    assert (home / "vae-training" / "checkpoints" / "checkpoint").exists()
-    assert (home / "memory-training" / "checkpoints" / "checkpoint").exists()
-    assert complete_generations(home) == [0, 1]
-    assert list((home / "control" / "evaluations").glob("*.json"))
+    flags = [f"--set={key}={json.dumps(value)}" for key, value in PIPELINE_OVERRIDES.items()]
+    pipeline.main(["--preset", "tiny", "--home", str(home), "--num-process", "2", *flags])
     assert "pipeline (tiny) complete" in capsys.readouterr().out
+    assert json.loads((home / "pipeline-config.json").read_text())["memory"]["lstm_units"] == 16
+
+    # Stage 1: brownian episodes, 3 of them, 30 steps, seeds from --seed 5, dt 0.1.
+    episodes = [load_episode(p) for p in list_episodes(home / "brownian-rollouts")]
+    assert [e["seed"] for e in episodes] == [
+        derive_seed(5, Stream.EPISODE_TRACKS, i) for i in range(3)
+    ]
+    assert all(e["policy"] == "brownian" and len(e["action"]) == 30 for e in episodes)
+    steps = np.diff(episodes[0]["action"][:, 0])
+    inside = np.abs(episodes[0]["action"][:, 0]) < 1  # the clip at the bounds aside
+    assert 0.22 < np.std(steps[inside[:-1] & inside[1:]]) < 0.45  # sqrt(0.1), not sqrt(0.02)
+    sampling = json.loads((home / "brownian-rollouts" / "sample_policy-config.json").read_text())
+    assert sampling["env"]["env"] == "stock" and sampling["command"]["env"] == "stock"
+
+    # Stage 2: the VAE's settings and its epochs (3 steps an epoch: 90 frames, batch 16 -> 6).
+    vae_run = json.loads((home / "vae-training" / "run.json").read_text())
+    assert vae_run["settings"]["dataset"] == "brownian"
+    assert vae_run["settings"]["kl_tolerance"] == 0.25
+    assert vae_run["settings"]["learning_rate"] == 0.0002
+    assert vae_run["settings"]["batch_size"] == 16
+    vae_losses = (home / "vae-training" / "losses.csv").read_text().splitlines()
+    assert len(vae_losses) - 1 == 2 * 6
+
+    # Stages 3 and 4: the MDN-RNN's sizes are in its checkpoint, its schedule in its log.
+    assert len(list_episodes(home / "latent-stats" / "brownian")) == 3
+    _, memory = build_world_model(home)
+    assert memory.lstm.cell.units == 16 and memory.mdn.units == 32 * 2 * 3
+    memory_run = json.loads((home / "memory-training" / "run.json").read_text())["settings"]
+    assert memory_run["gradient_clip"] == 0.5 and memory_run["batch_size"] == 3
+    memory_losses = (home / "memory-training" / "losses.csv").read_text().splitlines()[1:]
+    learning_rates = [float(row.split(",")[-1]) for row in memory_losses]
+    assert len(learning_rates) == 2  # 2 epochs of one batch of 3 episodes
+    # Linear decay from 0.002 to 0.0001 over the run's 2 steps, logged before each step.
+    assert learning_rates == pytest.approx([0.002, 0.002 - (0.002 - 0.0001) / 2])
+
+    # Stage 5: the controller reads z and the 16-wide h, 5 x 2 episodes a generation.
+    control = json.loads((home / "control" / "run.json").read_text())
+    assert control["command"]["env"] == "stock" and control["command"]["episode_length"] == 30
+    assert control["config"]["worker_timeout"] == 300.0
+    assert control["config"]["envs_per_worker"] == 3
+    assert control["settings"]["sigma0"] == 0.2 and control["settings"]["cma_diagonal"] is True
+    assert complete_generations(home) == [0, 1]
+    rewards = np.load(layout.generation(home, 1) / "rewards.npy")
+    assert rewards.shape == (5, 2)
+    assert np.load(layout.generation(home, 1) / "mean.npy").shape == ((32 + 16) * 3 + 3,)
+    assert not (layout.generation(home, 0) / "optimizer.pkl").exists()  # keeps 1
+    assert "evaluation" not in load_summary(home, 0)  # every 2 generations
+    assert len(load_summary(home, 1)["evaluation"]["rewards"]) == 3
+
+    # The final evaluation: 2 episodes.
+    (report,) = layout.evaluations(home).glob("*.json")
+    assert len(json.loads(report.read_text())["rewards"]) == 2
 
 
 def test_pipeline_overrides_are_strict(tmp_path):
@@ -199,7 +326,10 @@ def test_a_controller_is_only_used_with_the_world_model_it_was_trained_on(
 
     from worldmodels.control import train_controller
     from worldmodels.control.agent import world_model_id
-    from worldmodels.control.generations import load_agent_controller, resolve_generation
+    from worldmodels.control.generations import (
+        load_agent_controller,
+        resolve_generation,
+    )
     from worldmodels.training import restore_latest_weights
     from worldmodels.vision.vae import FRAME_SHAPE, VAE
 

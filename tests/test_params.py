@@ -2,13 +2,8 @@ import json
 
 import pytest
 
-from worldmodels.params import (
-    PRESETS,
-    Config,
-    ConfigError,
-    config_from_dict,
-    resolve_home,
-)
+from worldmodels.layout import resolve_home
+from worldmodels.params import PRESETS, Config, ConfigError, config_from_dict
 
 
 def test_home_prefers_flag_then_environment_then_default(tmp_path, monkeypatch):
@@ -23,7 +18,7 @@ def test_home_prefers_flag_then_environment_then_default(tmp_path, monkeypatch):
 def test_paper_defaults():
     config = Config()
     assert config.env.episode_length == 1000
-    assert config.vae.latent_dim == 32 and config.vae.kl_tolerance == 0.5
+    assert config.vae.kl_tolerance == 0.5 and config.sampling.policy == "random"
     assert config.memory.lstm_units == 256 and config.memory.num_mixtures == 5
     assert config.controller.popsize == 64 and config.controller.episodes_per_candidate == 16
 
@@ -44,6 +39,13 @@ def test_overrides_nested_and_ints_widen_to_floats():
         ({"vae": {"batch_size": True}}, "vae.batch_size"),
         ({"controller": {"cma_diagonal": 1}}, "controller.cma_diagonal"),
         ({"env": 3}, "env"),
+        ({"sampling": {"policy": "controller"}}, "sampling.policy"),
+        # Not settings: the VAE's input and latent shapes are fixed by the architecture, and
+        # no pipeline stage samples the MDN-RNN.
+        ({"env": {"frame_size": 32}}, "env.frame_size"),
+        ({"env": {"crop_rows": 80}}, "env.crop_rows"),
+        ({"vae": {"latent_dim": 16}}, "vae.latent_dim"),
+        ({"memory": {"temperature": 1.5}}, "memory.temperature"),
     ],
 )
 def test_unknown_keys_and_wrong_types_are_errors_naming_the_key(values, named):

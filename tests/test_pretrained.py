@@ -4,7 +4,9 @@ import functools
 import hashlib
 import http.server
 import io
+import os
 import subprocess
+import sys
 import tarfile
 import threading
 from pathlib import Path
@@ -51,8 +53,13 @@ def served(trained_controller_home, tmp_path_factory):
 
 
 def pretrained_sh(*args):
+    # The script runs `python`: the one of the environment running the tests.
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
     return subprocess.run(
-        ["bash", str(REPO / "pretrained.sh"), *args], capture_output=True, text=True
+        ["bash", str(REPO / "pretrained.sh"), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PATH": path},
     )
 
 

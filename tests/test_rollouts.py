@@ -114,7 +114,11 @@ def test_engine_steps_equal_the_unbatched_computation_for_each_env(tmp_path):
 def test_a_rollout_worker_killed_mid_generation_does_not_lose_episodes(agent_home):
     from functools import partial
 
-    from worldmodels.control.rollouts import RolloutConfig, RolloutWorker, run_episode_tasks
+    from worldmodels.control.rollouts import (
+        RolloutConfig,
+        RolloutWorker,
+        run_episode_tasks,
+    )
 
     config = RolloutConfig(str(agent_home), EnvParams(episode_length=60), envs_per_worker=2)
     rng = np.random.default_rng(1)

@@ -147,4 +147,38 @@ def test_run_episode_pairs_each_action_with_the_observation_it_was_chosen_on():
     np.testing.assert_array_equal(episode["observation"][0], first)
     second, *_ = fresh.step(np.array([0.0, 1.0, 0.0], np.float32))
     np.testing.assert_array_equal(episode["observation"][1], second)
-    assert len(seen) == len(episode["action"]) == 6
+    # Action t was chosen when the env's clock read t + 1 steps of 1/50 s (reset takes one
+    # step itself): once per step, before that step, and never after the last one.
+    np.testing.assert_allclose(seen, (np.arange(6) + 1) / 50)
+    assert len(episode["action"]) == 6
+
+
+def test_episodes_record_their_seed_scheme_and_an_older_scheme_is_not_mixed_in(tmp_path):
+    import tensorflow as tf
+
+    from worldmodels.seeds import SEED_SCHEME
+
+    sample(tmp_path, "--episodes", "1", "--num-process", "1")
+    assert load_episode(tmp_path / "random-rollouts" / episode_filename(0))["seed_scheme"] == 2
+    assert SEED_SCHEME == 2
+
+    # A record as seed scheme 1 wrote them: no seed_scheme feature.
+    old = tmp_path / "old"
+    path = old / "random-rollouts" / episode_filename(0)
+    path.parent.mkdir(parents=True)
+    features = {
+        "length": tf.train.Feature(int64_list=tf.train.Int64List(value=[1])),
+        "seed": tf.train.Feature(int64_list=tf.train.Int64List(value=[3])),
+        "policy": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"random"])),
+        "observation": tf.train.Feature(bytes_list=tf.train.BytesList(value=[bytes(64 * 64 * 3)])),
+        "action": tf.train.Feature(float_list=tf.train.FloatList(value=[0.0, 0.0, 0.0])),
+        "reward": tf.train.Feature(float_list=tf.train.FloatList(value=[0.0])),
+        "done": tf.train.Feature(int64_list=tf.train.Int64List(value=[1])),
+    }
+    example = tf.train.Example(features=tf.train.Features(feature=features))
+    with tf.io.TFRecordWriter(str(path), tf.io.TFRecordOptions(compression_type="GZIP")) as w:
+        w.write(example.SerializeToString())
+    assert load_episode(path)["seed_scheme"] == 1
+    with pytest.raises(SystemExit, match="seed scheme 1"):
+        sample(old, "--episodes", "2", "--num-process", "1")
+    assert list_episodes(old / "random-rollouts") == [path]

@@ -13,8 +13,12 @@ def first_seeds_of_every_stream(base_seed: int) -> dict[str, list[int]]:
     per_generation = 16  # episodes per candidate, and the mid-training evaluation's episodes
     generations = FIRST // per_generation
     return {
-        "stage-1 episodes": [derive_seed(base_seed, Stream.EPISODE_TRACKS, i) for i in range(FIRST)],
-        "random agent draws": [derive_seed(base_seed, Stream.RANDOM_AGENT, i) for i in range(FIRST)],
+        "stage-1 episodes": [
+            derive_seed(base_seed, Stream.EPISODE_TRACKS, i) for i in range(FIRST)
+        ],
+        "random agent draws": [
+            derive_seed(base_seed, Stream.RANDOM_AGENT, i) for i in range(FIRST)
+        ],
         "training tracks": [
             derive_seed(base_seed, Stream.TRAINING_TRACKS, g, j)
             for g in range(generations)

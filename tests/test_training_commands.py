@@ -94,13 +94,14 @@ def test_short_episode_next_to_long_one_stays_separate_in_latent_stats(trained_h
 
 def test_memory_batches_pad_and_mask_short_episodes_without_mixing(tmp_path):
     rng = np.random.default_rng(0)
-    mus = {}
+    mus, actions = {}, {}
     for index, length in enumerate((5, 40)):
         mus[index] = rng.normal(size=(length, 32)).astype(np.float32)
+        actions[index] = rng.uniform(size=(length, 3)).astype(np.float32)
         stats = {
             "mu": mus[index],
             "logvar": np.full((length, 32), -60.0, np.float32),  # z == mu to float precision
-            "action": rng.uniform(size=(length, 3)).astype(np.float32),
+            "action": actions[index],
             "seed": index,
             "policy": "random",
         }
@@ -109,8 +110,10 @@ def test_memory_batches_pad_and_mask_short_episodes_without_mixing(tmp_path):
     assert inputs.shape == (2, 39, 35) and targets.shape == (2, 39, 32)
     for row in range(2):
         length = int(mask[row].numpy().sum()) + 1
-        mu = mus[0 if length == 5 else 1]
+        mu, action = (mus[0], actions[0]) if length == 5 else (mus[1], actions[1])
+        # Input t is (z_t, a_t): the action taken on z_t, not the one after it.
         np.testing.assert_allclose(inputs[row, : length - 1, :32], mu[:-1], atol=1e-6)
+        np.testing.assert_array_equal(inputs[row, : length - 1, 32:], action[:-1])
         np.testing.assert_allclose(targets[row, : length - 1], mu[1:], atol=1e-6)
         assert np.all(inputs[row, length - 1 :].numpy() == 0)
         assert np.all(mask[row, length - 1 :].numpy() == 0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from worldmodels.params import DEFAULT_HOME, HOME_ENV_VAR
+from worldmodels import layout
 
 
 def make_parser(description: str) -> argparse.ArgumentParser:
@@ -12,12 +12,17 @@ def make_parser(description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
+    add_home_argument(parser)
+    return parser
+
+
+def add_home_argument(parser: argparse.ArgumentParser) -> None:
+    """--home, the experiments home (see worldmodels/layout.py)."""
     parser.add_argument(
         "--home",
         default=None,
-        help=f"experiments home; when unset, ${HOME_ENV_VAR}, else {DEFAULT_HOME}",
+        help=f"experiments home; when unset, ${layout.HOME_ENV_VAR}, else {layout.DEFAULT_HOME}",
     )
-    return parser
 
 
 def add_on_corrupt_argument(parser: argparse.ArgumentParser) -> None:

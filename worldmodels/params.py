@@ -1,9 +1,11 @@
-"""Every hyperparameter of the pipeline, and where its files live.
+"""Every hyperparameter of the pipeline (where its files live: worldmodels/layout.py).
 
 Defaults are the paper's (Ha & Schmidhuber, 2018) unless a comment says they follow the
 TF2 write-up instead. `Config` groups one dataclass per part of the agent; `PRESETS` holds the
-full-size `paper` config and a `tiny` one for tests and quick tries. Configs are strict:
-unknown keys and values of the wrong type are errors, never silently ignored.
+full-size `paper` config, the `budget` run of the project's first agent and a `tiny` one for
+tests and quick tries. Configs are strict: unknown keys and values of the wrong type are
+errors, never silently ignored, and every key reaches the stage that uses it (the pipeline
+passes each one on as its stage's flag).
 """
 
 from __future__ import annotations
@@ -13,16 +15,6 @@ import json
 import os
 import typing
 from dataclasses import dataclass, field
-from pathlib import Path
-
-HOME_ENV_VAR = "WORLD_MODELS_HOME"
-DEFAULT_HOME = "~/world-models-experiments"
-
-
-def resolve_home(home: str | os.PathLike | None = None) -> Path:
-    """The experiments home: `home` if given, else $WORLD_MODELS_HOME, else the default."""
-    chosen = home if home else os.environ.get(HOME_ENV_VAR) or DEFAULT_HOME
-    return Path(chosen).expanduser().resolve()
 
 
 class ConfigError(ValueError):
@@ -33,19 +25,9 @@ DATASETS = ("random", "brownian", "agent-random", "controller")
 RANDOM_POLICIES = ("random", "brownian", "agent-random")
 
 
-def rollouts_directory(home: Path, dataset: str) -> Path:
-    """Episodes sampled by a policy: `<home>/<dataset>-rollouts`."""
-    return home / f"{dataset}-rollouts"
-
-
-def latent_stats_directory(home: Path, dataset: str) -> Path:
-    """The VAE's encoding of a dataset's episodes: `<home>/latent-stats/<dataset>`."""
-    return home / "latent-stats" / dataset
-
-
 @dataclass(frozen=True)
 class EnvParams:
-    """The CarRacing environment and its observation preprocessing."""
+    """The CarRacing environment (its observation preprocessing is fixed: car_racing.py)."""
 
     env: str = "fast"  # "fast": FastCarRacing, same pixels ~3x faster; "stock": CarRacing-v3
     episode_length: int = 1000  # steps; the paper's horizon
@@ -67,7 +49,8 @@ class SamplingParams:
     def __post_init__(self):
         if self.policy not in RANDOM_POLICIES:
             raise ConfigError(
-                f"config key 'sampling.policy' expects one of {RANDOM_POLICIES}, got {self.policy!r}"
+                f"config key 'sampling.policy' expects one of {RANDOM_POLICIES}, "
+                f"got {self.policy!r}"
             )
 
 

@@ -17,9 +17,9 @@ import multiprocessing
 import tempfile
 from pathlib import Path
 
-from worldmodels import __version__
+from worldmodels import __version__, layout
 from worldmodels.cli import make_parser, positive_int
-from worldmodels.params import PRESETS, ConfigError, config_from_dict, resolve_home
+from worldmodels.params import PRESETS, ConfigError, config_from_dict
 
 
 def parse_overrides(assignments: list[str]) -> dict:
@@ -49,15 +49,17 @@ def agent_home(home: str | None = None) -> Path:
     cores) in the system's temporary folder and reused afterwards (a new one when the package
     version or the tiny preset changes).
     """
+    import tensorflow as tf
+
     from worldmodels.control.generations import complete_generations
 
     def trained(candidate: Path) -> bool:
         return all(
-            (candidate / stage / "checkpoints" / "checkpoint").exists()
-            for stage in ("vae-training", "memory-training")
+            tf.train.latest_checkpoint(str(run / layout.CHECKPOINTS)) is not None
+            for run in (layout.vae_training(candidate), layout.memory_training(candidate))
         ) and bool(complete_generations(candidate))
 
-    chosen = resolve_home(home)
+    chosen = layout.resolve_home(home)
     if trained(chosen):
         return chosen
     # Named after the package version and the tiny preset, so a home trained by an older
@@ -97,9 +99,9 @@ def main(argv: list[str] | None = None) -> None:
         config = config_from_dict(parse_overrides(args.set), base=PRESETS[args.preset])
     except ConfigError as error:
         parser.error(str(error))
-    home = resolve_home(args.home)
+    home = layout.resolve_home(args.home)
     home.mkdir(parents=True, exist_ok=True)
-    config.save(home / "pipeline-config.json")
+    config.save(layout.pipeline_config(home))
 
     from worldmodels.control import evaluate, train_controller
     from worldmodels.data import sample_latent_stats, sample_policy

@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from worldmodels import layout
 from worldmodels.cli import make_parser
 from worldmodels.control.generations import complete_generations, load_summary
 from worldmodels.files import atomic_path
-from worldmodels.params import resolve_home
 
 
 def read_losses(path: Path) -> dict[str, np.ndarray]:
@@ -70,18 +70,18 @@ def main(argv: list[str] | None = None) -> None:
     parser = make_parser(__doc__.split("\n\n")[0])
     parser.add_argument("--out", default=None, help="folder for the PNGs; default <home>/plots")
     args = parser.parse_args(argv)
-    home = resolve_home(args.home)
-    out = Path(args.out) if args.out else home / "plots"
+    home = layout.resolve_home(args.home)
+    out = Path(args.out) if args.out else layout.plots(home)
     written = []
-    for stage, names, title in (
-        ("vae-training", ["loss", "reconstruction_loss", "kl_loss"], "VAE loss"),
-        ("memory-training", ["loss"], "MDN-RNN negative log-likelihood"),
+    for model, run, names, title in (
+        ("vae", layout.vae_training(home), ["loss", "reconstruction_loss", "kl_loss"], "VAE loss"),
+        ("memory", layout.memory_training(home), ["loss"], "MDN-RNN negative log-likelihood"),
     ):
-        path = home / stage / "losses.csv"
+        path = run / layout.LOSSES
         losses = read_losses(path) if path.exists() else {}
         if losses:
-            plot_losses(losses, names, title, out / f"{stage.split('-')[0]}-loss.png")
-            written.append(f"{stage.split('-')[0]}-loss.png")
+            plot_losses(losses, names, title, out / f"{model}-loss.png")
+            written.append(f"{model}-loss.png")
     if complete_generations(home):
         plot_fitness(home, out / "controller-fitness.png")
         written.append("controller-fitness.png")

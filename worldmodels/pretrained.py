@@ -27,9 +27,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from worldmodels.params import DEFAULT_HOME, HOME_ENV_VAR, resolve_home
-
-AGENT_PARTS = ("vae-training", "memory-training", "control")
+from worldmodels import layout
+from worldmodels.cli import add_home_argument
 
 
 class InstallError(RuntimeError):
@@ -48,28 +47,33 @@ def export_agent(home: Path, generation: int, out: Path) -> str:
     """Writes the agent of `home` to the .tar.gz `out` and its checksum to `out`.sha256.
 
     The archive holds the weights of the latest VAE and MDN-RNN checkpoints (no optimizer
-    state: a third of the size) and controller `generation` (without optimizer.pkl).
+    state: a third of the size) with each run's run.json (the MDN-RNN's sizes), and controller
+    `generation` (without optimizer.pkl).
     Returns the checksum.
     """
     import tensorflow as tf
 
     from worldmodels.control.agent import AgentModels, require_trained_models
-    from worldmodels.control.generations import generation_path
 
     require_trained_models(home)
     agent = AgentModels(home)
     out.parent.mkdir(parents=True, exist_ok=True)
     temporary = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     with tempfile.TemporaryDirectory() as staging, tarfile.open(temporary, "w:gz") as archive:
-        for stage, model in (("vae-training", agent.vae), ("memory-training", agent.memory)):
-            name = Path(tf.train.latest_checkpoint(str(home / stage / "checkpoints"))).name
-            weights = Path(staging) / stage / "checkpoints"
+        for run, model in (
+            (layout.vae_training(home), agent.vae),
+            (layout.memory_training(home), agent.memory),
+        ):
+            name = Path(tf.train.latest_checkpoint(str(run / layout.CHECKPOINTS))).name
+            weights = Path(staging) / run.name / layout.CHECKPOINTS
             tf.train.Checkpoint(model=model).write(str(weights / name))
             # The index naming the exported checkpoint, so that TensorFlow finds it.
             (weights / "checkpoint").write_text(f'model_checkpoint_path: "{name}"\n')
             for path in weights.iterdir():
                 archive.add(path, arcname=str(path.relative_to(staging)))
-        for path in generation_path(home, generation).iterdir():
+            if (run / layout.RUN_FILE).exists():
+                archive.add(run / layout.RUN_FILE, arcname=f"{run.name}/{layout.RUN_FILE}")
+        for path in layout.generation(home, generation).iterdir():
             if path.name != "optimizer.pkl":
                 archive.add(path, arcname=str(path.relative_to(home)))
     os.replace(temporary, out)
@@ -127,12 +131,12 @@ def install_agent(source: str, home: Path, sha256: str | None = None) -> list[st
                         member.name.startswith("/")
                         or ".." in parts
                         or not parts
-                        or parts[0] not in AGENT_PARTS
+                        or parts[0] not in layout.AGENT_PARTS
                         or not (member.isfile() or member.isdir())
                     ):
                         raise InstallError(
                             f"{source}: refusing archive member {member.name!r}, which is not a "
-                            f"plain file under {', '.join(AGENT_PARTS)}"
+                            f"plain file under {', '.join(layout.AGENT_PARTS)}"
                         )
                 archive.extractall(unpacked, filter="data")
         except (tarfile.TarError, EOFError, OSError) as error:
@@ -140,7 +144,8 @@ def install_agent(source: str, home: Path, sha256: str | None = None) -> list[st
         installed = sorted(
             str(path.relative_to(unpacked)) for path in unpacked.rglob("*") if path.is_file()
         )
-        if not any(name.startswith("control/generations/") for name in installed):
+        generations = layout.generations(Path()).as_posix()  # relative to the home
+        if not any(name.startswith(f"{generations}/") for name in installed):
             raise InstallError(f"{source} holds no controller generation")
         for path in sorted(unpacked.rglob("*")):
             if path.is_file():
@@ -177,13 +182,9 @@ def main(argv: list[str] | None = None) -> None:
     export.add_argument("--generation", default="best", help="N, max or best")
     export.add_argument("--out", default="agent.tar.gz", help="archive to write")
     for sub in (install, export):
-        sub.add_argument(
-            "--home",
-            default=None,
-            help=f"experiments home; when unset, ${HOME_ENV_VAR}, else {DEFAULT_HOME}",
-        )
+        add_home_argument(sub)
     args = parser.parse_args(argv)
-    home = resolve_home(args.home)
+    home = layout.resolve_home(args.home)
 
     if args.command == "export":
         from worldmodels.control.generations import load_agent_controller

@@ -25,9 +25,8 @@ import keras
 import tensorflow as tf
 from tqdm import tqdm
 
+from worldmodels import layout
 from worldmodels.files import atomic_path, atomic_write_text
-
-RUN_FILES = ("run.json", "checkpoints", "losses.csv", "tensorboard", "images")
 
 
 class RunMismatchError(RuntimeError):
@@ -100,7 +99,7 @@ class TrainingRun:
         else:
             self.description = f"new run in {self.directory}"
         atomic_write_text(
-            self.directory / "run.json",
+            self.directory / layout.RUN_FILE,
             json.dumps({"settings": settings, "config": config}, indent=2, sort_keys=True),
         )
         self.log = LossLog(self.directory, resume_after_step=self.step)
@@ -156,11 +155,11 @@ class TrainingRun:
 
     def _make_manager(self, checkpoints_to_keep: int) -> tf.train.CheckpointManager:
         return tf.train.CheckpointManager(
-            self._checkpoint, str(self.directory / "checkpoints"), checkpoints_to_keep
+            self._checkpoint, str(self.directory / layout.CHECKPOINTS), checkpoints_to_keep
         )
 
     def _check_settings(self, settings: dict) -> None:
-        run_file = self.directory / "run.json"
+        run_file = self.directory / layout.RUN_FILE
         saved = json.loads(run_file.read_text())["settings"] if run_file.exists() else {}
         changes = changed_settings(saved, settings)
         if changes:
@@ -171,10 +170,10 @@ class TrainingRun:
             )
 
     def _archive_previous_run(self) -> Path:
-        previous = self.directory / "previous-runs"
+        previous = self.directory / layout.PREVIOUS_RUNS
         archive = previous / f"run-{len(list(previous.glob('run-*')))}"
         archive.mkdir(parents=True)
-        for name in RUN_FILES:
+        for name in layout.RUN_FILES:
             if (self.directory / name).exists():
                 shutil.move(str(self.directory / name), str(archive / name))
         return archive
@@ -188,11 +187,11 @@ class LossLog:
     """
 
     def __init__(self, directory: Path, resume_after_step: int):
-        self.path = Path(directory) / "losses.csv"
+        self.path = Path(directory) / layout.LOSSES
         self._drop_rows_after(resume_after_step)
         self._file = open(self.path, "a", newline="")
         self._writer = None
-        self.summaries = tf.summary.create_file_writer(str(Path(directory) / "tensorboard"))
+        self.summaries = tf.summary.create_file_writer(str(Path(directory) / layout.TENSORBOARD))
 
     def write(self, step: int, epoch: int, scalars: dict[str, float]) -> None:
         row = {"step": step, "epoch": epoch, **{k: float(v) for k, v in scalars.items()}}
@@ -234,10 +233,10 @@ def restore_latest_weights(directory: Path, model: keras.Model, command: str) ->
     Returns the checkpoint's path; exits with an error saying to run `command` when there is
     none.
     """
-    latest = tf.train.latest_checkpoint(str(Path(directory) / "checkpoints"))
+    latest = tf.train.latest_checkpoint(str(Path(directory) / layout.CHECKPOINTS))
     if latest is None:
         raise SystemExit(
-            f"error: no checkpoint in {Path(directory) / 'checkpoints'}; run {command} first"
+            f"error: no checkpoint in {Path(directory) / layout.CHECKPOINTS}; run {command} first"
         )
     tf.train.Checkpoint(model=model).restore(latest).expect_partial()
     return latest

@@ -13,6 +13,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from worldmodels import layout
 from worldmodels.control.controller import ACTION_DIM, LATENT_DIM
 from worldmodels.memory.memory import MDNRNN
 from worldmodels.params import MemoryParams
@@ -22,13 +23,13 @@ from worldmodels.vision.vae import FRAME_SHAPE, VAE
 
 def require_trained_models(home: Path) -> None:
     """Exits with the command to run when the home has no VAE or no MDN-RNN checkpoint."""
-    for stage, command in (
-        ("vae-training", "vision.train_vae"),
-        ("memory-training", "memory.train_memory"),
+    for run, command in (
+        (layout.vae_training(home), "vision.train_vae"),
+        (layout.memory_training(home), "memory.train_memory"),
     ):
-        if tf.train.latest_checkpoint(str(Path(home) / stage / "checkpoints")) is None:
+        if tf.train.latest_checkpoint(str(run / layout.CHECKPOINTS)) is None:
             raise SystemExit(
-                f"error: no checkpoint in {Path(home) / stage / 'checkpoints'}; "
+                f"error: no checkpoint in {run / layout.CHECKPOINTS}; "
                 f"run python -m worldmodels.{command} first"
             )
 
@@ -42,7 +43,7 @@ def memory_sizes(home: Path | None) -> dict:
     256 and 5 without a home, or for a run recorded before they were settings)."""
     defaults = MemoryParams()
     sizes = {"lstm_units": defaults.lstm_units, "num_mixtures": defaults.num_mixtures}
-    run_file = Path(home) / "memory-training" / "run.json" if home is not None else None
+    run_file = layout.memory_training(home) / layout.RUN_FILE if home is not None else None
     if run_file is not None and run_file.exists():
         settings = json.loads(run_file.read_text())["settings"]
         sizes.update({key: settings[key] for key in sizes if key in settings})
@@ -57,8 +58,8 @@ def build_world_model(home: Path | None) -> tuple[VAE, MDNRNN]:
     memory = MDNRNN(LATENT_DIM, ACTION_DIM, **memory_sizes(home))
     memory(tf.zeros((1, 1, LATENT_DIM + ACTION_DIM)))
     if home is not None:
-        restore_latest_weights(Path(home) / "vae-training", vae, "train_vae")
-        restore_latest_weights(Path(home) / "memory-training", memory, "train_memory")
+        restore_latest_weights(layout.vae_training(home), vae, "train_vae")
+        restore_latest_weights(layout.memory_training(home), memory, "train_memory")
     return vae, memory
 
 

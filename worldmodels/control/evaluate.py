@@ -16,6 +16,7 @@ from functools import partial
 import numpy as np
 from matplotlib.figure import Figure
 
+from worldmodels import layout
 from worldmodels.cli import add_rollout_arguments, make_parser, non_negative_int, positive_int
 from worldmodels.control.generations import load_agent_controller
 from worldmodels.control.rollouts import (
@@ -25,7 +26,7 @@ from worldmodels.control.rollouts import (
     run_episode_tasks,
 )
 from worldmodels.files import atomic_path, atomic_write_text
-from worldmodels.params import EnvParams, resolve_home
+from worldmodels.params import EnvParams
 from worldmodels.seeds import SEED_SCHEME, Stream, derive_seed
 from worldmodels.workers import WorkerError, WorkerPool
 
@@ -54,7 +55,7 @@ def parse_args(argv: list[str] | None = None):
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    home = resolve_home(args.home)
+    home = layout.resolve_home(args.home)
     generation, controller = load_agent_controller(home, args.generation, args.candidate)
 
     config = RolloutConfig(
@@ -74,7 +75,7 @@ def main(argv: list[str] | None = None) -> None:
     rewards = np.array([results[j].total_reward for j in range(args.episodes)])
 
     name = f"generation_{generation}-{args.candidate}"
-    directory = home / "control" / "evaluations"
+    directory = layout.evaluations(home)
     directory.mkdir(parents=True, exist_ok=True)
     atomic_write_text(
         directory / f"{name}.json",

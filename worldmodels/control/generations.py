@@ -24,21 +24,15 @@ from pathlib import Path
 
 import numpy as np
 
+from worldmodels import layout
+
 MARKER = "complete"
 ARRAYS = ("population", "rewards", "fitness", "best", "mean")
 
 
-def generations_directory(home: Path) -> Path:
-    return Path(home) / "control" / "generations"
-
-
-def generation_path(home: Path, number: int) -> Path:
-    return generations_directory(home) / f"generation_{number}"
-
-
 def complete_generations(home: Path) -> list[int]:
     """Numbers of the generations whose folder has its completion marker, ascending."""
-    directory = generations_directory(home)
+    directory = layout.generations(home)
     numbers = []
     for path in directory.glob("generation_*") if directory.exists() else []:
         suffix = path.name.removeprefix("generation_")
@@ -49,7 +43,7 @@ def complete_generations(home: Path) -> list[int]:
 
 def save_generation(home: Path, number: int, arrays: dict, optimizer, summary: dict) -> Path:
     """Writes generation `number` atomically: temporary folder, marker last, then rename."""
-    final = generation_path(home, number)
+    final = layout.generation(home, number)
     temporary = final.with_name(f".{final.name}.{os.getpid()}.tmp")
     shutil.rmtree(temporary, ignore_errors=True)
     temporary.mkdir(parents=True)
@@ -69,12 +63,12 @@ def save_generation(home: Path, number: int, arrays: dict, optimizer, summary: d
 
 
 def load_optimizer(home: Path, number: int):
-    with open(generation_path(home, number) / "optimizer.pkl", "rb") as file:
+    with open(layout.generation(home, number) / "optimizer.pkl", "rb") as file:
         return pickle.load(file)
 
 
 def load_summary(home: Path, number: int) -> dict:
-    return json.loads((generation_path(home, number) / "summary.json").read_text())
+    return json.loads((layout.generation(home, number) / "summary.json").read_text())
 
 
 def prune_optimizer_states(home: Path, keep: int) -> None:
@@ -85,7 +79,7 @@ def prune_optimizer_states(home: Path, keep: int) -> None:
     if keep <= 0:
         return
     for number in complete_generations(home)[:-keep]:
-        (generation_path(home, number) / "optimizer.pkl").unlink(missing_ok=True)
+        (layout.generation(home, number) / "optimizer.pkl").unlink(missing_ok=True)
 
 
 def trained_on(home: Path, number: int, world_model: str | None) -> bool:
@@ -103,7 +97,7 @@ def resolve_generation(home: Path, which: str, world_model: str | None = None) -
     numbers = complete_generations(home)
     if not numbers:
         raise ValueError(
-            f"no complete generation in {generations_directory(home)}; train a controller first: "
+            f"no complete generation in {layout.generations(home)}; train a controller first: "
             "python -m worldmodels.control.train_controller"
         )
     if which == "max":
@@ -112,7 +106,7 @@ def resolve_generation(home: Path, which: str, world_model: str | None = None) -
         candidates = [n for n in numbers if trained_on(home, n, world_model)]
         if not candidates:
             raise ValueError(
-                f"no generation in {generations_directory(home)} was trained on the home's "
+                f"no generation in {layout.generations(home)} was trained on the home's "
                 "latest VAE and MDN-RNN checkpoints; train the controller on them first: "
                 "python -m worldmodels.control.train_controller"
             )
@@ -131,7 +125,7 @@ def load_controller(home: Path, number: int, candidate: str = "mean") -> np.ndar
     """Controller parameters (867) of a generation: its distribution `mean` or `best` candidate."""
     if candidate not in ("mean", "best"):
         raise ValueError(f"candidate must be 'mean' or 'best', got {candidate!r}")
-    return np.load(generation_path(home, number) / f"{candidate}.npy")
+    return np.load(layout.generation(home, number) / f"{candidate}.npy")
 
 
 def load_agent_controller(

@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image, ImageDraw
 
+from worldmodels import layout
 from worldmodels.cli import make_parser, non_negative_int, positive_int
 from worldmodels.control.agent import AgentModels
 from worldmodels.control.controller import controller_actions
@@ -21,7 +22,7 @@ from worldmodels.control.generations import load_agent_controller
 from worldmodels.data.car_racing import make_env
 from worldmodels.files import atomic_path
 from worldmodels.memory.memory import sample_next_latent
-from worldmodels.params import EnvParams, resolve_home
+from worldmodels.params import EnvParams
 from worldmodels.seeds import latent_noise
 
 PANELS = ("observation", "VAE reconstruction", "MDN-RNN: next frame")
@@ -71,7 +72,7 @@ def compose(panels: list[np.ndarray], scale: int, caption: str) -> np.ndarray:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    home = resolve_home(args.home)
+    home = layout.resolve_home(args.home)
     generation, controller = load_agent_controller(home, args.generation, args.candidate)
     agent = AgentModels(home)
     env = make_env(EnvParams(env=args.env, episode_length=args.episode_length))

@@ -22,6 +22,7 @@ from functools import partial
 import numpy as np
 import tensorflow as tf
 
+from worldmodels import layout
 from worldmodels.cli import add_rollout_arguments, make_parser, non_negative_int, positive_int
 from worldmodels.control.agent import build_world_model, fingerprint, require_trained_models
 from worldmodels.control.cma_es import make_optimizer
@@ -40,7 +41,7 @@ from worldmodels.control.rollouts import (
     run_episode_tasks,
 )
 from worldmodels.files import atomic_write_text
-from worldmodels.params import ControllerParams, EnvParams, resolve_home
+from worldmodels.params import ControllerParams, EnvParams
 from worldmodels.seeds import SEED_SCHEME, Stream, derive_seed
 from worldmodels.training import changed_settings
 from worldmodels.workers import WorkerError, WorkerPool
@@ -103,7 +104,7 @@ def parse_args(argv: list[str] | None = None):
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    home = resolve_home(args.home)
+    home = layout.resolve_home(args.home)
     require_trained_models(home)
     vae, memory = build_world_model(home)
     world_model = fingerprint(vae, memory)
@@ -131,7 +132,7 @@ def main(argv: list[str] | None = None) -> None:
         "seed_scheme": SEED_SCHEME,
         "controller_parameters": dimension,
     }
-    run_file = home / "control" / "run.json"
+    run_file = layout.control_run_file(home)
     done = complete_generations(home)
     if done:
         changes = changed_settings(json.loads(run_file.read_text())["settings"], settings)
@@ -170,7 +171,7 @@ def main(argv: list[str] | None = None) -> None:
         env=EnvParams(env=args.env, episode_length=args.episode_length),
         envs_per_worker=params.envs_per_worker,
     )
-    summaries = tf.summary.create_file_writer(str(home / "control" / "tensorboard"))
+    summaries = tf.summary.create_file_writer(str(layout.control_tensorboard(home)))
     try:
         with WorkerPool(
             partial(RolloutWorker, config), args.num_process, params.worker_timeout

@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
+from worldmodels import layout
 from worldmodels.cli import add_on_corrupt_argument, make_parser, positive_int
 from worldmodels.data.tf_records import (
     LATENT_STATS,
@@ -29,12 +30,7 @@ from worldmodels.data.tf_records import (
     save_record,
 )
 from worldmodels.files import atomic_write_text
-from worldmodels.params import (
-    DATASETS,
-    latent_stats_directory,
-    resolve_home,
-    rollouts_directory,
-)
+from worldmodels.params import DATASETS
 from worldmodels.training import restore_latest_weights
 from worldmodels.vision.vae import FRAME_SHAPE, VAE
 
@@ -61,13 +57,13 @@ def parse_args(argv: list[str] | None = None):
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    home = resolve_home(args.home)
-    episodes_directory = rollouts_directory(home, args.dataset)
-    output = latent_stats_directory(home, args.dataset)
+    home = layout.resolve_home(args.home)
+    episodes_directory = layout.rollouts(home, args.dataset)
+    output = layout.latent_stats(home, args.dataset)
     vae = VAE()
     vae(tf.zeros((1, *FRAME_SHAPE)))
     checkpoint = restore_latest_weights(
-        home / "vae-training", vae, "python -m worldmodels.vision.train_vae"
+        layout.vae_training(home), vae, "python -m worldmodels.vision.train_vae"
     )
 
     provenance = output / PROVENANCE_FILE

@@ -19,9 +19,10 @@ from typing import Iterator, Sequence
 import numpy as np
 from tqdm import tqdm
 
+from worldmodels import layout
 from worldmodels.cli import add_rollout_arguments, make_parser, non_negative_int, positive_int
-from worldmodels.control.controller import PARAMETER_COUNT
 from worldmodels.control.agent import AgentModels
+from worldmodels.control.controller import PARAMETER_COUNT
 from worldmodels.control.rollouts import (
     EpisodeResult,
     EpisodeTask,
@@ -32,9 +33,14 @@ from worldmodels.control.rollouts import (
     use_one_thread,
 )
 from worldmodels.data.car_racing import make_env
-from worldmodels.data.tf_records import episode_filename, list_episodes, load_episode, save_episode
+from worldmodels.data.tf_records import (
+    episode_filename,
+    list_episodes,
+    load_first_episode,
+    save_episode,
+)
 from worldmodels.files import atomic_write_text
-from worldmodels.params import EnvParams, SamplingParams, resolve_home, rollouts_directory
+from worldmodels.params import EnvParams, SamplingParams
 from worldmodels.seeds import SEED_SCHEME, Stream, derive_seed
 from worldmodels.workers import WorkerError, WorkerPool
 
@@ -145,7 +151,9 @@ class RandomAgentSampler:
     def __call__(self, tasks: Sequence[EpisodeTask]) -> list[EpisodeResult]:
         results = []
         for task in tasks:
-            draws = np.random.default_rng(derive_seed(self.base_seed, Stream.RANDOM_AGENT, task.key))
+            draws = np.random.default_rng(
+                derive_seed(self.base_seed, Stream.RANDOM_AGENT, task.key)
+            )
             scale = draws.uniform(0.0, RANDOM_AGENT_MAX_SCALE)
             controller = scale * draws.standard_cauchy(PARAMETER_COUNT)
             self.agent.randomize(draws, scale)
@@ -156,15 +164,16 @@ class RandomAgentSampler:
 def require_seed_scheme(directory) -> None:
     """Exits when `directory` holds episodes whose seeds were derived another way: new
     episodes would be on tracks that do not follow from their indices the same way."""
-    existing = list_episodes(directory)
-    if existing:
-        scheme = load_episode(existing[0])["seed_scheme"]
-        if scheme != SEED_SCHEME:
-            sys.exit(
-                f"error: {directory} holds episodes of seed scheme {scheme}, and this version "
-                f"derives seeds with scheme {SEED_SCHEME}; sample into another --home, or move "
-                "the old episodes aside"
-            )
+    try:
+        scheme = load_first_episode(list_episodes(directory), on_corrupt="skip")["seed_scheme"]
+    except FileNotFoundError:
+        return  # nothing readable to mix with
+    if scheme != SEED_SCHEME:
+        sys.exit(
+            f"error: {directory} holds episodes of seed scheme {scheme}, and this version "
+            f"derives seeds with scheme {SEED_SCHEME}; sample into another --home, or move "
+            "the old episodes aside"
+        )
 
 
 def parse_args(argv: list[str] | None = None):
@@ -220,9 +229,9 @@ def parse_args(argv: list[str] | None = None):
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    home = resolve_home(args.home)
+    home = layout.resolve_home(args.home)
     env_params = EnvParams(env=args.env, episode_length=args.episode_length)
-    directory = rollouts_directory(home, args.policy)
+    directory = layout.rollouts(home, args.policy)
 
     require_seed_scheme(directory)
 

@@ -89,8 +89,8 @@ class CorruptEpisodeError(IOError):
     def __init__(self, path: str | os.PathLike):
         self.path = str(path)
         super().__init__(
-            f"{CORRUPT_MESSAGE} {self.path} (delete it and sample the episode again, "
-            "or pass on_corrupt='skip' to leave it out)"
+            f"{CORRUPT_MESSAGE} {self.path} (delete it and sample the episode again, or leave "
+            "it out: --on-corrupt skip on the command line, on_corrupt='skip' in Python)"
         )
 
 
@@ -161,6 +161,22 @@ def load_record(path: str | os.PathLike, record_format: RecordFormat) -> dict:
     loaded["seed_scheme"] = int(record["seed_scheme"])
     loaded["policy"] = record["policy"].numpy().decode()
     return loaded
+
+
+def load_first_episode(paths: Sequence[str | os.PathLike], on_corrupt: str = "error") -> dict:
+    """`load_episode` of the first of `paths` that reads back whole.
+
+    A damaged file before it raises CorruptEpisodeError (`on_corrupt="error"`) or is skipped
+    with a warning on stderr (`"skip"`). Raises FileNotFoundError when none is readable.
+    """
+    for path in paths:
+        try:
+            return load_episode(path)
+        except CorruptEpisodeError as error:
+            if on_corrupt == "error":
+                raise
+            print(f"warning: skipping {error}", file=sys.stderr)
+    raise FileNotFoundError(f"no readable episode among {len(paths)} files")
 
 
 def record_dataset(

@@ -17,6 +17,7 @@ import sys
 import keras
 import tensorflow as tf
 
+from worldmodels import layout
 from worldmodels.cli import add_on_corrupt_argument, make_parser, non_negative_int, positive_int
 from worldmodels.data.tf_records import (
     ACTION_DIM,
@@ -27,7 +28,7 @@ from worldmodels.data.tf_records import (
     record_dataset,
 )
 from worldmodels.memory.memory import MDNRNN, mdn_loss
-from worldmodels.params import DATASETS, MemoryParams, latent_stats_directory, resolve_home
+from worldmodels.params import DATASETS, MemoryParams
 from worldmodels.seeds import SEED_SCHEME, Model, Stream, derive_seed
 from worldmodels.training import RunMismatchError, TrainingRun
 
@@ -128,8 +129,8 @@ def sequences_for_epoch(paths, batch_size: int, seed: int, on_corrupt: str) -> t
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    home = resolve_home(args.home)
-    stats_directory = latent_stats_directory(home, args.dataset)
+    home = layout.resolve_home(args.home)
+    stats_directory = layout.latent_stats(home, args.dataset)
     paths = list_episodes(stats_directory)
     if not paths:
         sys.exit(
@@ -170,7 +171,7 @@ def main(argv: list[str] | None = None) -> None:
     }
     try:
         run = TrainingRun(
-            home / "memory-training",
+            layout.memory_training(home),
             memory,
             optimizer,
             settings,

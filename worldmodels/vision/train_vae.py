@@ -17,16 +17,17 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from worldmodels import layout
 from worldmodels.cli import add_on_corrupt_argument, make_parser, non_negative_int, positive_int
 from worldmodels.data.tf_records import (
     CorruptEpisodeError,
     corrupt_episodes_raise,
     frame_dataset,
     list_episodes,
-    load_episode,
+    load_first_episode,
 )
 from worldmodels.images import image_grid, save_png
-from worldmodels.params import DATASETS, VAEParams, resolve_home, rollouts_directory
+from worldmodels.params import DATASETS, VAEParams
 from worldmodels.seeds import SEED_SCHEME, Model, Stream, derive_seed
 from worldmodels.training import RunMismatchError, TrainingRun
 from worldmodels.vision.vae import FRAME_SHAPE, VAE
@@ -92,8 +93,8 @@ def parse_args(argv: list[str] | None = None):
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    home = resolve_home(args.home)
-    episodes_directory = rollouts_directory(home, args.dataset)
+    home = layout.resolve_home(args.home)
+    episodes_directory = layout.rollouts(home, args.dataset)
     paths = list_episodes(episodes_directory)
     if not paths:
         sys.exit(
@@ -124,7 +125,7 @@ def main(argv: list[str] | None = None) -> None:
     }
     try:
         run = TrainingRun(
-            home / "vae-training",
+            layout.vae_training(home),
             vae,
             optimizer,
             settings,
@@ -152,7 +153,10 @@ def main(argv: list[str] | None = None) -> None:
             on_corrupt=args.on_corrupt,
         )
 
-    preview = preview_frames(paths[0])
+    try:
+        preview = preview_frames(load_first_episode(paths, args.on_corrupt))
+    except (CorruptEpisodeError, FileNotFoundError) as error:
+        sys.exit(f"error: {error}")
     prior_draws = tf.random.stateless_normal((16, vae.latent_dim), seed=[args.seed, 0])
     try:
         with corrupt_episodes_raise():
@@ -171,9 +175,9 @@ def main(argv: list[str] | None = None) -> None:
     )
 
 
-def preview_frames(path) -> np.ndarray:
+def preview_frames(episode: dict) -> np.ndarray:
     """PREVIEW_FRAMES frames spread over one episode, float32 in [0, 1]."""
-    observation = load_episode(path)["observation"]
+    observation = episode["observation"]
     picks = np.linspace(0, len(observation) - 1, PREVIEW_FRAMES).astype(int)
     return observation[picks].astype(np.float32) / 255.0
 
@@ -183,7 +187,7 @@ def save_epoch_images(run: TrainingRun, vae: VAE, preview, prior_draws, epoch: i
     mu, _ = vae.encode(preview)
     reconstruction = image_grid(np.concatenate([preview, vae.decode(mu).numpy()]), PREVIEW_FRAMES)
     samples = image_grid(vae.decode(prior_draws).numpy(), 8)
-    images = run.directory / "images"
+    images = run.directory / layout.IMAGES
     save_png(images / f"epoch-{epoch:03d}-reconstruction.png", reconstruction)
     save_png(images / f"epoch-{epoch:03d}-samples.png", samples)
     with run.log.summaries.as_default(step=run.step):

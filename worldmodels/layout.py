@@ -1,0 +1,102 @@
+"""The experiments home's layout, defined once: commands, `pretrained`, `plots` and the
+notebooks ask here for paths instead of joining names themselves.
+
+    <home>/                           --home, else $WORLD_MODELS_HOME, else DEFAULT_HOME
+      pipeline-config.json            the pipeline's resolved settings
+      <dataset>-rollouts/             stage 1: episode-NNNNNN.tfrecord, one per episode
+      vae-training/                   stage 2: a training run (below)
+      latent-stats/<dataset>/         stage 3: the VAE's encoding of <dataset>-rollouts/
+      memory-training/                stage 4: a training run (below)
+      control/                        stage 5
+        run.json                      the controller run's settings
+        tensorboard/                  fitness curves
+        generations/generation_N/     one CMA-ES generation (worldmodels/control/generations.py)
+        evaluations/                  `evaluate`: generation_N-<candidate>.json and .png
+      plots/                          `python -m worldmodels.plots`: PNG curves
+
+    a training run (vae-training/, memory-training/; worldmodels/training.py):
+      run.json  checkpoints/  losses.csv  tensorboard/  images/  previous-runs/
+
+Datasets are named after the policy that sampled them: random, brownian, agent-random,
+controller.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+HOME_ENV_VAR = "WORLD_MODELS_HOME"
+DEFAULT_HOME = "~/world-models-experiments"
+
+
+def resolve_home(home: str | os.PathLike | None = None) -> Path:
+    """The experiments home: `home` if given, else $WORLD_MODELS_HOME, else the default."""
+    chosen = home if home else os.environ.get(HOME_ENV_VAR) or DEFAULT_HOME
+    return Path(chosen).expanduser().resolve()
+
+
+def pipeline_config(home: Path) -> Path:
+    return Path(home) / "pipeline-config.json"
+
+
+def rollouts(home: Path, dataset: str) -> Path:
+    """Episodes sampled by a policy: `<home>/<dataset>-rollouts`."""
+    return Path(home) / f"{dataset}-rollouts"
+
+
+def latent_stats(home: Path, dataset: str) -> Path:
+    """The VAE's encoding of a dataset's episodes: `<home>/latent-stats/<dataset>`."""
+    return Path(home) / "latent-stats" / dataset
+
+
+VAE_TRAINING = "vae-training"
+MEMORY_TRAINING = "memory-training"
+CONTROL = "control"
+AGENT_PARTS = (VAE_TRAINING, MEMORY_TRAINING, CONTROL)  # an agent, as `pretrained` moves it
+
+
+def vae_training(home: Path) -> Path:
+    return Path(home) / VAE_TRAINING
+
+
+def memory_training(home: Path) -> Path:
+    return Path(home) / MEMORY_TRAINING
+
+
+# The files of a training run, relative to its directory.
+RUN_FILE = "run.json"
+CHECKPOINTS = "checkpoints"
+LOSSES = "losses.csv"
+TENSORBOARD = "tensorboard"
+IMAGES = "images"
+PREVIOUS_RUNS = "previous-runs"
+RUN_FILES = (RUN_FILE, CHECKPOINTS, LOSSES, TENSORBOARD, IMAGES)  # what --load-model moves aside
+
+
+def control(home: Path) -> Path:
+    return Path(home) / CONTROL
+
+
+def control_run_file(home: Path) -> Path:
+    return control(home) / RUN_FILE
+
+
+def control_tensorboard(home: Path) -> Path:
+    return control(home) / TENSORBOARD
+
+
+def generations(home: Path) -> Path:
+    return control(home) / "generations"
+
+
+def generation(home: Path, number: int) -> Path:
+    return generations(home) / f"generation_{number}"
+
+
+def evaluations(home: Path) -> Path:
+    return control(home) / "evaluations"
+
+
+def plots(home: Path) -> Path:
+    return Path(home) / "plots"
