@@ -4,7 +4,9 @@ import functools
 import hashlib
 import http.server
 import io
+import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -134,3 +136,47 @@ def test_installing_over_an_existing_agent_is_refused(served, tmp_path):
     result = pretrained_sh(f"{url}/agent.tar.gz", "--home", str(home))
     assert result.returncode != 0 and "exists already" in result.stderr
     assert snapshot(home) == before
+
+
+def test_a_snapshot_of_a_run_resumes_its_controller_training_in_a_fresh_home(
+    trained_controller_home, tmp_path
+):
+    snapshot = tmp_path / "snapshot"
+    subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "scripts" / "snapshot_run.py"),
+            str(trained_controller_home),
+            str(snapshot),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    assert not list(snapshot.rglob("*.tfrecord"))  # no episodes, no latent statistics
+    home = tmp_path / "fresh"
+    shutil.copytree(snapshot, home)
+    command = json.loads((home / "control" / "run.json").read_text())["command"]
+    flags = [
+        f"--{key.replace('_', '-')}={command[key]}"
+        for key in ("popsize", "episodes_per_candidate", "sigma0", "eval_every", "eval_episodes")
+        + ("envs_per_worker", "episode_length", "num_process")
+    ]
+    resumed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "worldmodels.control.train_controller",
+            "--home",
+            str(home),
+            "--generations",
+            "3",
+            *flags,
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    # Resumed on the same V and M (no warm start on new ones), with the saved optimizer.
+    assert "resuming after generation 1" in resumed.stdout
+    assert "V and M changed" not in resumed.stdout
+    assert "generation 2: best" in resumed.stdout

@@ -51,8 +51,6 @@ def export_agent(home: Path, generation: int, out: Path) -> str:
     `generation` (without optimizer.pkl).
     Returns the checksum.
     """
-    import tensorflow as tf
-
     from worldmodels.control.agent import AgentModels, require_trained_models
 
     require_trained_models(home)
@@ -60,19 +58,8 @@ def export_agent(home: Path, generation: int, out: Path) -> str:
     out.parent.mkdir(parents=True, exist_ok=True)
     temporary = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     with tempfile.TemporaryDirectory() as staging, tarfile.open(temporary, "w:gz") as archive:
-        for run, model in (
-            (layout.vae_training(home), agent.vae),
-            (layout.memory_training(home), agent.memory),
-        ):
-            name = Path(tf.train.latest_checkpoint(str(run / layout.CHECKPOINTS))).name
-            weights = Path(staging) / run.name / layout.CHECKPOINTS
-            tf.train.Checkpoint(model=model).write(str(weights / name))
-            # The index naming the exported checkpoint, so that TensorFlow finds it.
-            (weights / "checkpoint").write_text(f'model_checkpoint_path: "{name}"\n')
-            for path in weights.iterdir():
-                archive.add(path, arcname=str(path.relative_to(staging)))
-            if (run / layout.RUN_FILE).exists():
-                archive.add(run / layout.RUN_FILE, arcname=f"{run.name}/{layout.RUN_FILE}")
+        for path in write_world_model_weights(home, agent, Path(staging)):
+            archive.add(path, arcname=str(path.relative_to(staging)))
         for path in layout.generation(home, generation).iterdir():
             if path.name != "optimizer.pkl":
                 archive.add(path, arcname=str(path.relative_to(home)))
@@ -80,6 +67,29 @@ def export_agent(home: Path, generation: int, out: Path) -> str:
     checksum = sha256_of(out)
     Path(f"{out}.sha256").write_text(f"{checksum}  {out.name}\n")
     return checksum
+
+
+def write_world_model_weights(home: Path, agent, destination: Path) -> list[Path]:
+    """Writes the weights of `agent` (the home's latest V and M) as weights-only checkpoints
+    named as the home's, with each run's run.json, into `destination` in the home's layout;
+    returns the files written."""
+    import tensorflow as tf
+
+    written = []
+    for run, model in (
+        (layout.vae_training(home), agent.vae),
+        (layout.memory_training(home), agent.memory),
+    ):
+        name = Path(tf.train.latest_checkpoint(str(run / layout.CHECKPOINTS))).name
+        weights = destination / run.name / layout.CHECKPOINTS
+        tf.train.Checkpoint(model=model).write(str(weights / name))
+        # The index naming the exported checkpoint, so that TensorFlow finds it.
+        (weights / "checkpoint").write_text(f'model_checkpoint_path: "{name}"\n')
+        written += sorted(weights.iterdir())
+        if (run / layout.RUN_FILE).exists():
+            shutil.copyfile(run / layout.RUN_FILE, destination / run.name / layout.RUN_FILE)
+            written.append(destination / run.name / layout.RUN_FILE)
+    return written
 
 
 def fetch(source: str, destination: Path, what: str) -> None:

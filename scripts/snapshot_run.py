@@ -1,0 +1,59 @@
+"""Copies what is expensive to redo of an experiments home into a folder small enough for git.
+
+    python scripts/snapshot_run.py ~/world-models-runs/budget runs/budget
+
+Writes, in the home's layout: the latest VAE and MDN-RNN weights as weights-only checkpoints
+with their run.json, losses.csv and epoch images, and `control/` whole (every generation, the
+optimizer state the home kept, evaluations). Episode records and latent statistics are left
+out (hundreds of MB; stage 1 resamples them identically from their seeds). Copying the folder
+into an empty home and rerunning `train_controller` with the run's flags resumes the controller
+run where the snapshot was taken; `evaluate`, `render` and `export` work on it as they are.
+The destination is replaced atomically: a snapshot is complete or absent.
+"""
+
+import argparse
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from worldmodels import layout
+from worldmodels.control.agent import AgentModels, require_trained_models
+from worldmodels.pretrained import write_world_model_weights
+
+
+def main():
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    parser.add_argument("home", type=Path, help="the experiments home of the run")
+    parser.add_argument("out", type=Path, help="folder to (re)write")
+    args = parser.parse_args()
+    home = layout.resolve_home(args.home)
+    require_trained_models(home)
+
+    out = args.out.resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
+    write_world_model_weights(home, AgentModels(home), staging)
+    for run in (layout.vae_training(home), layout.memory_training(home)):
+        for name in (layout.LOSSES, layout.IMAGES):
+            if (run / name).is_file():
+                shutil.copyfile(run / name, staging / run.name / name)
+            elif (run / name).is_dir():
+                shutil.copytree(run / name, staging / run.name / name)
+    if layout.control(home).exists():
+        shutil.copytree(
+            layout.control(home),
+            staging / layout.CONTROL,
+            ignore=shutil.ignore_patterns(".*", layout.TENSORBOARD),
+        )
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(staging, out)
+    size = sum(path.stat().st_size for path in out.rglob("*") if path.is_file())
+    print(f"snapshot of {home} in {out} ({size / 2**20:.1f} MiB)")
+
+
+if __name__ == "__main__":
+    main()
