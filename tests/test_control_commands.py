@@ -202,6 +202,7 @@ PIPELINE_OVERRIDES = {
     "vae.learning_rate": 0.0002,
     "vae.batch_size": 16,
     "vae.epochs": 2,
+    "vae.validation_share": 0.3,
     "memory.lstm_units": 16,
     "memory.num_mixtures": 2,
     "memory.learning_rate": 0.002,
@@ -209,6 +210,7 @@ PIPELINE_OVERRIDES = {
     "memory.gradient_clip": 0.5,
     "memory.batch_size": 3,
     "memory.epochs": 2,
+    "memory.validation_share": 0.3,
     "controller.popsize": 5,
     "controller.episodes_per_candidate": 2,
     "controller.sigma0": 0.2,
@@ -254,14 +256,17 @@ def test_tiny_pipeline_runs_all_stages_and_every_setting_reaches_its_stage(tmp_p
     sampling = json.loads((home / "brownian-rollouts" / "sample_policy-config.json").read_text())
     assert sampling["env"]["env"] == "stock" and sampling["command"]["env"] == "stock"
 
-    # Stage 2: the VAE's settings and its epochs (3 steps an epoch: 90 frames, batch 16 -> 6).
+    # Stage 2: the VAE's settings and its epochs: one episode of 3 held out, 60 frames left
+    # in batches of 16, 4 steps an epoch.
     vae_run = json.loads((home / "vae-training" / "run.json").read_text())
+    assert len(vae_run["validation_episodes"]) == 1
     assert vae_run["settings"]["dataset"] == "brownian"
     assert vae_run["settings"]["kl_tolerance"] == 0.25
     assert vae_run["settings"]["learning_rate"] == 0.0002
     assert vae_run["settings"]["batch_size"] == 16
     vae_losses = (home / "vae-training" / "losses.csv").read_text().splitlines()
-    assert len(vae_losses) - 1 == 2 * 6
+    assert len(vae_losses) - 1 == 2 * 4
+    assert len((home / "vae-training" / "validation.csv").read_text().splitlines()) - 1 == 2
 
     # Stages 3 and 4: the MDN-RNN's sizes are in its checkpoint, its schedule in its log.
     assert len(list_episodes(home / "latent-stats" / "brownian")) == 3
@@ -271,7 +276,7 @@ def test_tiny_pipeline_runs_all_stages_and_every_setting_reaches_its_stage(tmp_p
     assert memory_run["gradient_clip"] == 0.5 and memory_run["batch_size"] == 3
     memory_losses = (home / "memory-training" / "losses.csv").read_text().splitlines()[1:]
     learning_rates = [float(row.split(",")[-1]) for row in memory_losses]
-    assert len(learning_rates) == 2  # 2 epochs of one batch of 3 episodes
+    assert len(learning_rates) == 2  # 2 epochs of one batch of the 2 training episodes
     # Linear decay from 0.002 to 0.0001 over the run's 2 steps, logged before each step.
     assert learning_rates == pytest.approx([0.002, 0.002 - (0.002 - 0.0001) / 2])
 

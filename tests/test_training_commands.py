@@ -1,11 +1,13 @@
 """Stages 2-4 end to end in a temporary home, with tiny settings."""
 
 import csv
+import json
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -44,9 +46,13 @@ def trained_home(tmp_path_factory):
     sample_policy.main(
         [*flags, "--episodes", "2", "--episode-length", str(EPISODE_LENGTH), "--num-process", "1"]
     )
-    train_vae.main([*flags, "--epochs", "1", "--batch-size", "16", "--shuffle-buffer", "64"])
+    # Both episodes train: the validation split has tests of its own.
+    train_vae.main(
+        [*flags, "--epochs", "1", "--batch-size", "16", "--shuffle-buffer", "64"]
+        + ["--validation-share", "0"]
+    )
     sample_latent_stats.main(flags)
-    train_memory.main([*flags, "--epochs", "2", "--batch-size", "2"])
+    train_memory.main([*flags, "--epochs", "2", "--batch-size", "2", "--validation-share", "0"])
     return home
 
 
@@ -128,7 +134,7 @@ def test_train_memory_decays_the_learning_rate_and_logs_each_step(trained_home):
 
 
 def test_changed_settings_are_refused_and_load_model_starts_a_new_run(trained_home, capsys):
-    flags = ["--home", str(trained_home), "--epochs", "1"]
+    flags = ["--home", str(trained_home), "--epochs", "1", "--validation-share", "0"]
     with pytest.raises(SystemExit, match="batch_size: 2 -> 3"):
         train_memory.main([*flags, "--batch-size", "3"])
     train_memory.main([*flags, "--batch-size", "3", "--load-model"])
@@ -142,6 +148,7 @@ def test_latent_stats_of_another_vae_need_overwrite(trained_home):
     home = str(trained_home)
     train_vae.main(
         ["--home", home, "--epochs", "2", "--batch-size", "16", "--shuffle-buffer", "64"]
+        + ["--validation-share", "0"]
     )
     with pytest.raises(SystemExit, match="--overwrite"):
         sample_latent_stats.main(["--home", home])
@@ -176,7 +183,7 @@ def test_killed_memory_training_resumes_exactly_where_it_stopped(trained_home, t
         time.sleep(0.02)
     killed.send_signal(signal.SIGKILL)
     assert killed.wait() == -signal.SIGKILL
-    assert len(rows(tmp_path / "interrupted" / "memory-training" / "losses.csv")) < 120
+    assert len(rows(tmp_path / "interrupted" / "memory-training" / "losses.csv")) < 60
 
     resumed = subprocess.run(
         memory_command(tmp_path / "interrupted"), capture_output=True, text=True
@@ -187,9 +194,78 @@ def test_killed_memory_training_resumes_exactly_where_it_stopped(trained_home, t
 
     interrupted = rows(tmp_path / "interrupted" / "memory-training" / "losses.csv")
     uninterrupted = rows(tmp_path / "uninterrupted" / "memory-training" / "losses.csv")
-    assert [int(r["step"]) for r in interrupted] == list(range(1, 121))
+    # One episode of the two is held out: 60 epochs of one step, each followed by validation.
+    assert [int(r["step"]) for r in interrupted] == list(range(1, 61))
+    validation = [
+        rows(tmp_path / name / "memory-training" / "validation.csv")
+        for name in ("interrupted", "uninterrupted")
+    ]
+    assert [int(r["step"]) for r in validation[0]] == list(range(1, 61))
+    np.testing.assert_allclose(
+        [float(r["loss"]) for r in validation[0]],
+        [float(r["loss"]) for r in validation[1]],
+        rtol=1e-5,
+    )
     np.testing.assert_allclose(
         [float(r["loss"]) for r in interrupted],
         [float(r["loss"]) for r in uninterrupted],
         rtol=1e-5,
     )
+
+
+def test_held_out_episodes_are_whole_disjoint_and_drawn_by_the_seed():
+    from worldmodels.training import held_out_episodes
+
+    paths = [Path(episode_filename(i)) for i in range(100)]
+    held = held_out_episodes(paths, 0.05, seed=3)
+    assert len(held) == 5 and len(set(held)) == 5 and set(held) <= set(paths)
+    assert held == held_out_episodes(paths, 0.05, seed=3)
+    assert held != held_out_episodes(paths, 0.05, seed=4)
+    assert len(held_out_episodes(paths[:4], 0.05, seed=0)) == 1  # at least one
+    assert held_out_episodes(paths[:1], 0.5, seed=0) == []  # never every episode
+    assert held_out_episodes(paths, 0.0, seed=0) == []
+
+
+def test_a_run_keeps_its_validation_split_when_resumed_on_a_grown_dataset(tmp_path):
+    from worldmodels.training import split_episodes
+
+    paths = [tmp_path / episode_filename(i) for i in range(20)]
+    training, validation = split_episodes(tmp_path / "run", paths, 0.25, seed=0, new_run=False)
+    assert len(validation) == 5 and not set(training) & set(validation)
+    assert sorted(training + validation) == paths
+    (tmp_path / "run").mkdir()
+    names = [p.name for p in validation]
+    (tmp_path / "run" / "run.json").write_text(json.dumps({"validation_episodes": names}))
+    grown = paths + [tmp_path / episode_filename(i) for i in range(20, 40)]
+    kept_training, kept = split_episodes(tmp_path / "run", grown, 0.25, seed=7, new_run=False)
+    assert kept == validation and len(kept_training) == 35  # new episodes all train
+    _, redrawn = split_episodes(tmp_path / "run", grown, 0.25, seed=7, new_run=True)
+    assert len(redrawn) == 10
+
+
+def test_validation_loss_is_the_nll_of_the_held_out_episodes(trained_home, tmp_path):
+    from worldmodels.memory.memory import MDNRNN, mdn_loss
+    from worldmodels.seeds import Model, Stream, derive_seed
+
+    home = tmp_path / "home"
+    shutil.copytree(trained_home, home)
+    shutil.rmtree(home / "memory-training")
+    train_memory.main(
+        ["--home", str(home), "--epochs", "2", "--batch-size", "1", "--validation-share", "0.5"]
+    )
+    run = json.loads((home / "memory-training" / "run.json").read_text())
+    (held_out,) = run["validation_episodes"]
+    rows_ = rows(home / "memory-training" / "validation.csv")
+    assert [int(row["epoch"]) for row in rows_] == [1, 2]
+    assert len(rows(home / "memory-training" / "losses.csv")) == 2  # one training episode
+
+    memory = MDNRNN()
+    memory(tf.zeros((1, 2, 35)))
+    restore_latest_weights(home / "memory-training", memory, "train_memory")
+    seed = derive_seed(0, Stream.VALIDATION, Model.MEMORY)
+    ((inputs, targets, mask),) = list(
+        sequences_for_epoch([home / "latent-stats" / "random" / held_out], 1, seed, "error")
+    )
+    (logit_pi, mu, log_sigma), _ = memory(inputs)
+    expected = float(mdn_loss(logit_pi, mu, log_sigma, targets, mask))
+    assert float(rows_[-1]["loss"]) == pytest.approx(expected, rel=1e-5)

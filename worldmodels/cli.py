@@ -35,6 +35,31 @@ def add_on_corrupt_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def share(text: str) -> float:
+    """argparse type: a fraction in [0, 1)."""
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {text}")
+    return value
+
+
+def add_validation_arguments(parser: argparse.ArgumentParser, default_share: float) -> None:
+    """--validation-share and --validate-every, for the commands that train V and M."""
+    parser.add_argument(
+        "--validation-share",
+        type=share,
+        default=default_share,
+        help="share of the episodes held out, whole, to measure the loss on; chosen by --seed "
+        "when the run starts and kept when it resumes (0: none)",
+    )
+    parser.add_argument(
+        "--validate-every",
+        type=non_negative_int,
+        default=0,
+        help="steps between validation losses, besides the one after every epoch (0: epochs only)",
+    )
+
+
 def positive_int(text: str) -> int:
     """argparse type: an integer >= 1."""
     value = int(text)

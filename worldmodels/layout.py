@@ -15,7 +15,7 @@ notebooks ask here for paths instead of joining names themselves.
       plots/                          `python -m worldmodels.plots`: PNG curves
 
     a training run (vae-training/, memory-training/; worldmodels/training.py):
-      run.json  checkpoints/  losses.csv  tensorboard/  images/  previous-runs/
+      run.json  checkpoints/  losses.csv  validation.csv  tensorboard/  images/  previous-runs/
 
 Datasets are named after the policy that sampled them: random, brownian, agent-random,
 controller.
@@ -68,10 +68,12 @@ def memory_training(home: Path) -> Path:
 RUN_FILE = "run.json"
 CHECKPOINTS = "checkpoints"
 LOSSES = "losses.csv"
+VALIDATION = "validation.csv"  # the loss on held-out episodes
 TENSORBOARD = "tensorboard"
 IMAGES = "images"
 PREVIOUS_RUNS = "previous-runs"
-RUN_FILES = (RUN_FILE, CHECKPOINTS, LOSSES, TENSORBOARD, IMAGES)  # what --load-model moves aside
+# What --load-model moves aside.
+RUN_FILES = (RUN_FILE, CHECKPOINTS, LOSSES, VALIDATION, TENSORBOARD, IMAGES)
 
 
 def control(home: Path) -> Path:

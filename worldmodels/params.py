@@ -62,6 +62,8 @@ class VAEParams:
     learning_rate: float = 1e-4
     batch_size: int = 256  # the write-up's; the paper used 32 / 100
     epochs: int = 10
+    validation_share: float = 0.05  # whole episodes held out to measure the loss on; not in
+    # the paper, which trained on every episode
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,7 @@ class MemoryParams:
     gradient_clip: float = 1.0
     batch_size: int = 100
     epochs: int = 40  # the write-up trained 20-80 epochs; the paper 4000 steps
+    validation_share: float = 0.05  # as for the VAE
 
 
 @dataclass(frozen=True)

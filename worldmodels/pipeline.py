@@ -143,6 +143,7 @@ def main(argv: list[str] | None = None) -> None:
                 "--batch-size", str(vae.batch_size),
                 "--learning-rate", str(vae.learning_rate),
                 "--kl-tolerance", str(vae.kl_tolerance),
+                "--validation-share", str(vae.validation_share),
             ],
         ),
         ("encode the episodes", sample_latent_stats.main, dataset),
@@ -158,6 +159,7 @@ def main(argv: list[str] | None = None) -> None:
                 "--learning-rate", str(memory.learning_rate),
                 "--final-learning-rate", str(memory.final_learning_rate),
                 "--gradient-clip", str(memory.gradient_clip),
+                "--validation-share", str(memory.validation_share),
             ],
         ),
         (

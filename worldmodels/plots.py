@@ -2,8 +2,9 @@
 
     python -m worldmodels.plots
 
-Reads `vae-training/losses.csv`, `memory-training/losses.csv` and the generation summaries of
-the experiments home (whichever exist) and writes `<home>/plots/*.png`.
+Reads the VAE's and the MDN-RNN's `losses.csv` and `validation.csv` (the loss on held-out
+episodes, drawn over the training curve) and the generation summaries of the experiments home
+(whichever exist) and writes `<home>/plots/*.png`.
 """
 
 from __future__ import annotations
@@ -33,11 +34,27 @@ def save(figure: Figure, path: Path) -> None:
         figure.savefig(temporary, format="png", dpi=100)
 
 
-def plot_losses(losses: dict[str, np.ndarray], names: list[str], title: str, path: Path) -> None:
+def plot_losses(
+    losses: dict[str, np.ndarray],
+    names: list[str],
+    title: str,
+    path: Path,
+    validation: dict[str, np.ndarray] | None = None,
+) -> None:
+    """Training losses per step; the validation losses, if any, as markers in the same colour."""
     figure = Figure(figsize=(7, 4))
     axes = figure.subplots()
     for name in names:
-        axes.plot(losses["step"], losses[name], label=name)
+        (line,) = axes.plot(losses["step"], losses[name], label=f"{name} (train)", alpha=0.8)
+        if validation and name in validation:
+            axes.plot(
+                validation["step"],
+                validation[name],
+                "o-",
+                color=line.get_color(),
+                markeredgecolor="black",
+                label=f"{name} (validation)",
+            )
     axes.set(xlabel="step", title=title)
     axes.legend()
     save(figure, path)
@@ -77,10 +94,11 @@ def main(argv: list[str] | None = None) -> None:
         ("vae", layout.vae_training(home), ["loss", "reconstruction_loss", "kl_loss"], "VAE loss"),
         ("memory", layout.memory_training(home), ["loss"], "MDN-RNN negative log-likelihood"),
     ):
-        path = run / layout.LOSSES
+        path, validation_path = run / layout.LOSSES, run / layout.VALIDATION
         losses = read_losses(path) if path.exists() else {}
+        validation = read_losses(validation_path) if validation_path.exists() else {}
         if losses:
-            plot_losses(losses, names, title, out / f"{model}-loss.png")
+            plot_losses(losses, names, title, out / f"{model}-loss.png", validation)
             written.append(f"{model}-loss.png")
     if complete_generations(home):
         plot_fitness(home, out / "controller-fitness.png")

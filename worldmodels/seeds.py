@@ -33,6 +33,7 @@ class Stream(enum.IntEnum):
     OPTIMIZER = 6  # stage 5: CMA-ES's samples                                            ()
     MODEL_INIT = 7  # initial weights of model m (Model)                                  (m,)
     DATA_ORDER = 8  # order of the training data of model m in epoch e                    (m, e)
+    VALIDATION = 9  # the episodes model m holds out, and the noise of its validation loss (m,)
 
 
 class Model(enum.IntEnum):

@@ -2,10 +2,12 @@
 
 A run lives in one directory (`vae-training/`, `memory-training/`):
 
-    run.json        the settings that identify the run and the full resolved config
+    run.json        the settings that identify the run, the full resolved config and the
+                    episodes held out for validation
     checkpoints/    tf.train.CheckpointManager: weights, optimizer state, position in the data
     losses.csv      one row per training step
-    tensorboard/    the same scalars (and images) for TensorBoard
+    validation.csv  the loss on the held-out episodes, after every epoch (and every N steps)
+    tensorboard/    the same scalars (and images) for TensorBoard; validation/ beside train
     previous-runs/  earlier runs, moved aside by --load-model
 
 The CheckpointManager writes its `checkpoint` index file after the checkpoint's data, so a
@@ -22,11 +24,61 @@ from pathlib import Path
 from typing import Callable
 
 import keras
+import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
 from worldmodels import layout
 from worldmodels.files import atomic_path, atomic_write_text
+
+
+def held_out_episodes(paths: list[Path], share: float, seed: int) -> list[Path]:
+    """`share` of the episodes `paths`, whole, drawn by `seed`: at least one when share > 0
+    and there are two or more episodes, never all of them."""
+    if not 0 <= share < 1:
+        raise ValueError(f"the validation share must be in [0, 1), got {share}")
+    count = min(len(paths) - 1, max(1, round(share * len(paths)))) if share > 0 else 0
+    chosen = np.random.default_rng(seed).choice(len(paths), size=max(count, 0), replace=False)
+    return [paths[i] for i in sorted(chosen)]
+
+
+def split_episodes(
+    directory: Path, paths: list[Path], share: float, seed: int, new_run: bool
+) -> tuple[list[Path], list[Path]]:
+    """(training, validation) episodes of the run in `directory`.
+
+    A run keeps the split recorded in its run.json (episodes added to the dataset since then
+    train), so resuming never moves an episode between the two; a new run (no run.json, or
+    `new_run`, as with --load-model) draws one with `held_out_episodes`.
+    """
+    run_file = Path(directory) / layout.RUN_FILE
+    recorded = None
+    if run_file.exists() and not new_run:
+        recorded = json.loads(run_file.read_text()).get("validation_episodes")
+    if recorded is None:
+        validation = held_out_episodes(paths, share, seed)
+    else:
+        validation = [path for path in paths if path.name in set(recorded)]
+    names = {path.name for path in validation}
+    return [path for path in paths if path.name not in names], validation
+
+
+def mean_losses(
+    step: Callable[..., dict],
+    batches: tf.data.Dataset,
+    weight: Callable[..., float] = lambda first, *rest: len(first),
+) -> dict[str, float]:
+    """Each loss of `step(*batch)` averaged over `batches`, each batch weighted by
+    `weight(*batch)`: by default its size, for a loss that is a mean over the batch."""
+    totals: dict[str, float] = {}
+    count = 0.0
+    for batch in batches:
+        batch = batch if isinstance(batch, tuple) else (batch,)
+        size = float(weight(*batch))
+        for name, value in step(*batch).items():
+            totals[name] = totals.get(name, 0.0) + float(value) * size
+        count += size
+    return {name: total / count for name, total in totals.items()}
 
 
 class RunMismatchError(RuntimeError):
@@ -52,6 +104,7 @@ class TrainingRun:
     - an error naming the differing settings, when there is one with other settings;
     - new.
     `description` says which. The model's and optimizer's variables must exist already.
+    `validation_episodes` (see `split_episodes`) are recorded in run.json by name.
     """
 
     def __init__(
@@ -63,6 +116,7 @@ class TrainingRun:
         config: dict,
         load_model: bool = False,
         checkpoints_to_keep: int = 3,
+        validation_episodes: list[Path] = (),
     ):
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -100,9 +154,20 @@ class TrainingRun:
             self.description = f"new run in {self.directory}"
         atomic_write_text(
             self.directory / layout.RUN_FILE,
-            json.dumps({"settings": settings, "config": config}, indent=2, sort_keys=True),
+            json.dumps(
+                {
+                    "settings": settings,
+                    "config": config,
+                    "validation_episodes": [Path(path).name for path in validation_episodes],
+                },
+                indent=2,
+                sort_keys=True,
+            ),
         )
         self.log = LossLog(self.directory, resume_after_step=self.step)
+        self.validation_log = LossLog(
+            self.directory, self.step, layout.VALIDATION, layout.TENSORBOARD + "/validation"
+        )
 
     @property
     def step(self) -> int:
@@ -112,6 +177,7 @@ class TrainingRun:
     def save(self) -> None:
         """Checkpoints weights, optimizer and position, after flushing the logs."""
         self.log.flush()
+        self.validation_log.flush()
         self._manager.save(checkpoint_number=self.step)
 
     def fit(
@@ -121,14 +187,18 @@ class TrainingRun:
         train_step: Callable[..., dict],
         checkpoint_every: int,
         after_epoch: Callable[[int], None] = lambda epoch: None,
+        validate: Callable[[], dict] | None = None,
+        validate_every: int = 0,
     ) -> None:
         """Trains from where the run stands to the end of epoch `epochs`.
 
         `batches_for_epoch(epoch)` must give the same batches in the same order for the same
         epoch, so that a resumed epoch can skip the batches it already trained on.
-        `train_step(*batch)` returns a dict of scalar losses, logged every step. Checkpoints
-        every `checkpoint_every` steps and after each epoch, then calls `after_epoch(epoch)`
-        with the 1-based number of the epoch just completed.
+        `train_step(*batch)` returns a dict of scalar losses, logged every step. `validate()`
+        returns the losses on the held-out episodes, logged after every epoch and every
+        `validate_every` steps (0: only after epochs). Checkpoints every `checkpoint_every`
+        steps and after each epoch, then calls `after_epoch(epoch)` with the 1-based number of
+        the epoch just completed.
         """
         for epoch in range(int(self.epoch), epochs):
             batches = batches_for_epoch(epoch).skip(int(self.batch_in_epoch))
@@ -139,19 +209,26 @@ class TrainingRun:
                 initial=int(self.batch_in_epoch),
                 total=int(self.batches_per_epoch) or None,
             )
+            validated_at = None
             for batch in progress:
                 losses = train_step(*batch) if isinstance(batch, tuple) else train_step(batch)
                 self.batch_in_epoch.assign_add(1)
                 self.log.write(self.step, epoch + 1, losses)
                 progress.set_postfix(loss=f"{float(losses['loss']):.4g}")
+                if validate is not None and validate_every and self.step % validate_every == 0:
+                    self.validation_log.write(self.step, epoch + 1, validate())
+                    validated_at = self.step
                 if self.step % checkpoint_every == 0:
                     self.save()
+            if validate is not None and validated_at != self.step:
+                self.validation_log.write(self.step, epoch + 1, validate())
             self.batches_per_epoch.assign(self.batch_in_epoch)
             self.epoch.assign_add(1)
             self.batch_in_epoch.assign(0)
             self.save()
             after_epoch(epoch + 1)
         self.log.close()
+        self.validation_log.close()
 
     def _make_manager(self, checkpoints_to_keep: int) -> tf.train.CheckpointManager:
         return tf.train.CheckpointManager(
@@ -180,18 +257,24 @@ class TrainingRun:
 
 
 class LossLog:
-    """Per-step scalars to `losses.csv` and TensorBoard.
+    """Per-step scalars to a CSV file (`losses.csv`) and TensorBoard (`tensorboard/`).
 
     Rows of steps after `resume_after_step` (logged after the last checkpoint by a run that was
     then interrupted) are dropped, so a resumed run logs each step once.
     """
 
-    def __init__(self, directory: Path, resume_after_step: int):
-        self.path = Path(directory) / layout.LOSSES
+    def __init__(
+        self,
+        directory: Path,
+        resume_after_step: int,
+        name: str = layout.LOSSES,
+        tensorboard: str = layout.TENSORBOARD,
+    ):
+        self.path = Path(directory) / name
         self._drop_rows_after(resume_after_step)
         self._file = open(self.path, "a", newline="")
         self._writer = None
-        self.summaries = tf.summary.create_file_writer(str(Path(directory) / layout.TENSORBOARD))
+        self.summaries = tf.summary.create_file_writer(str(Path(directory) / tensorboard))
 
     def write(self, step: int, epoch: int, scalars: dict[str, float]) -> None:
         row = {"step": step, "epoch": epoch, **{k: float(v) for k, v in scalars.items()}}

@@ -18,7 +18,13 @@ import keras
 import tensorflow as tf
 
 from worldmodels import layout
-from worldmodels.cli import add_on_corrupt_argument, make_parser, non_negative_int, positive_int
+from worldmodels.cli import (
+    add_on_corrupt_argument,
+    add_validation_arguments,
+    make_parser,
+    non_negative_int,
+    positive_int,
+)
 from worldmodels.data.tf_records import (
     ACTION_DIM,
     LATENT_STATS,
@@ -30,7 +36,7 @@ from worldmodels.data.tf_records import (
 from worldmodels.memory.memory import MDNRNN, mdn_loss
 from worldmodels.params import DATASETS, MemoryParams
 from worldmodels.seeds import SEED_SCHEME, Model, Stream, derive_seed
-from worldmodels.training import RunMismatchError, TrainingRun
+from worldmodels.training import RunMismatchError, TrainingRun, mean_losses, split_episodes
 
 
 def parse_args(argv: list[str] | None = None):
@@ -99,6 +105,7 @@ def parse_args(argv: list[str] | None = None):
         action="store_true",
         help="start a new run from the weights of the last checkpoint; the old run is kept aside",
     )
+    add_validation_arguments(parser, defaults.validation_share)
     add_on_corrupt_argument(parser)
     return parser.parse_args(argv)
 
@@ -131,8 +138,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     home = layout.resolve_home(args.home)
     stats_directory = layout.latent_stats(home, args.dataset)
-    paths = list_episodes(stats_directory)
-    if not paths:
+    all_paths = list_episodes(stats_directory)
+    if not all_paths:
         sys.exit(
             f"error: no latent statistics in {stats_directory}; encode episodes first: "
             f"python -m worldmodels.data.sample_latent_stats --dataset {args.dataset}"
@@ -146,6 +153,14 @@ def main(argv: list[str] | None = None) -> None:
         learning_rate=args.learning_rate,
         final_learning_rate=args.final_learning_rate,
         gradient_clip=args.gradient_clip,
+        validation_share=args.validation_share,
+    )
+    paths, validation = split_episodes(
+        layout.memory_training(home),
+        all_paths,
+        params.validation_share,
+        derive_seed(args.seed, Stream.VALIDATION, Model.MEMORY),
+        new_run=args.load_model,
     )
 
     keras.utils.set_random_seed(derive_seed(args.seed, Stream.MODEL_INIT, Model.MEMORY, bits=32))
@@ -166,6 +181,7 @@ def main(argv: list[str] | None = None) -> None:
         "learning_rate": params.learning_rate,
         "final_learning_rate": params.final_learning_rate,
         "gradient_clip": params.gradient_clip,
+        "validation_share": params.validation_share,
         "seed": args.seed,
         "seed_scheme": SEED_SCHEME,
     }
@@ -177,6 +193,7 @@ def main(argv: list[str] | None = None) -> None:
             settings,
             config={"memory": dataclasses.asdict(params), "command": vars(args)},
             load_model=args.load_model,
+            validation_episodes=validation,
         )
     except (RunMismatchError, FileNotFoundError) as error:
         sys.exit(f"error: {error}")
@@ -197,18 +214,37 @@ def main(argv: list[str] | None = None) -> None:
         optimizer.apply_gradients(zip(gradients, memory.trainable_variables))
         return {"loss": loss, "learning_rate": schedule(optimizer.iterations - 1)}
 
+    @tf.function(input_signature=sequence_spec)
+    def validation_step(inputs, targets, mask):
+        (logit_pi, mu, log_sigma), _ = memory(inputs)
+        return {"loss": mdn_loss(logit_pi, mu, log_sigma, targets, mask)}
+
+    def validation_losses() -> dict:
+        """The mixture NLL of the held-out episodes, per step (z drawn with a fixed seed)."""
+        seed = derive_seed(args.seed, Stream.VALIDATION, Model.MEMORY)
+        batches = sequences_for_epoch(validation, params.batch_size, seed, args.on_corrupt)
+        return mean_losses(validation_step, batches, weight=lambda *batch: tf.reduce_sum(batch[2]))
+
     def batches_for_epoch(epoch: int) -> tf.data.Dataset:
         seed = derive_seed(args.seed, Stream.DATA_ORDER, Model.MEMORY, epoch)
         return sequences_for_epoch(paths, params.batch_size, seed, args.on_corrupt)
 
     try:
         with corrupt_episodes_raise():
-            run.fit(params.epochs, batches_for_epoch, train_step, args.checkpoint_every)
+            run.fit(
+                params.epochs,
+                batches_for_epoch,
+                train_step,
+                args.checkpoint_every,
+                validate=validation_losses if validation else None,
+                validate_every=args.validate_every,
+            )
     except CorruptEpisodeError as error:
         sys.exit(f"error: {error}")
     print(
         f"trained the MDN-RNN for {params.epochs} epochs ({run.step} steps) on {len(paths)} "
-        f"episodes of {stats_directory}; checkpoints and losses.csv in {run.directory}"
+        f"episodes of {stats_directory} ({len(validation)} held out); checkpoints, losses.csv "
+        f"and validation.csv in {run.directory}"
     )
 
 

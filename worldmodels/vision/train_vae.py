@@ -18,7 +18,13 @@ import numpy as np
 import tensorflow as tf
 
 from worldmodels import layout
-from worldmodels.cli import add_on_corrupt_argument, make_parser, non_negative_int, positive_int
+from worldmodels.cli import (
+    add_on_corrupt_argument,
+    add_validation_arguments,
+    make_parser,
+    non_negative_int,
+    positive_int,
+)
 from worldmodels.data.tf_records import (
     CorruptEpisodeError,
     corrupt_episodes_raise,
@@ -29,7 +35,7 @@ from worldmodels.data.tf_records import (
 from worldmodels.images import image_grid, save_png
 from worldmodels.params import DATASETS, VAEParams
 from worldmodels.seeds import SEED_SCHEME, Model, Stream, derive_seed
-from worldmodels.training import RunMismatchError, TrainingRun
+from worldmodels.training import RunMismatchError, TrainingRun, mean_losses, split_episodes
 from worldmodels.vision.vae import FRAME_SHAPE, VAE
 
 PREVIEW_FRAMES = 8
@@ -87,6 +93,7 @@ def parse_args(argv: list[str] | None = None):
         help="start a new run from the weights of the last checkpoint "
         "(e.g. on --dataset controller); the old run is kept aside",
     )
+    add_validation_arguments(parser, defaults.validation_share)
     add_on_corrupt_argument(parser)
     return parser.parse_args(argv)
 
@@ -95,8 +102,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     home = layout.resolve_home(args.home)
     episodes_directory = layout.rollouts(home, args.dataset)
-    paths = list_episodes(episodes_directory)
-    if not paths:
+    all_paths = list_episodes(episodes_directory)
+    if not all_paths:
         sys.exit(
             f"error: no episodes in {episodes_directory}; sample some first, e.g. "
             f"python -m worldmodels.data.sample_policy --policy {args.dataset} --episodes 100"
@@ -107,6 +114,14 @@ def main(argv: list[str] | None = None) -> None:
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
         kl_tolerance=args.kl_tolerance,
+        validation_share=args.validation_share,
+    )
+    paths, validation = split_episodes(
+        layout.vae_training(home),
+        all_paths,
+        params.validation_share,
+        derive_seed(args.seed, Stream.VALIDATION, Model.VAE),
+        new_run=args.load_model,
     )
 
     keras.utils.set_random_seed(derive_seed(args.seed, Stream.MODEL_INIT, Model.VAE, bits=32))
@@ -120,6 +135,7 @@ def main(argv: list[str] | None = None) -> None:
         "learning_rate": params.learning_rate,
         "kl_tolerance": params.kl_tolerance,
         "shuffle_buffer": args.shuffle_buffer,
+        "validation_share": params.validation_share,
         "seed": args.seed,
         "seed_scheme": SEED_SCHEME,
     }
@@ -131,6 +147,7 @@ def main(argv: list[str] | None = None) -> None:
             settings,
             config={"vae": dataclasses.asdict(params), "command": vars(args)},
             load_model=args.load_model,
+            validation_episodes=validation,
         )
     except (RunMismatchError, FileNotFoundError) as error:
         sys.exit(f"error: {error}")
@@ -153,8 +170,23 @@ def main(argv: list[str] | None = None) -> None:
             on_corrupt=args.on_corrupt,
         )
 
+    @tf.function(input_signature=[tf.TensorSpec([None, *FRAME_SHAPE], tf.float32)])
+    def validation_step(frames):
+        return vae.loss_terms(frames)
+
+    def validation_losses() -> dict:
+        """The losses on the held-out episodes' frames (z sampled as in training)."""
+        validation_frames = frame_dataset(
+            validation,
+            params.batch_size,
+            shuffle_buffer=1,
+            seed=derive_seed(args.seed, Stream.VALIDATION, Model.VAE),
+            on_corrupt=args.on_corrupt,
+        )
+        return mean_losses(validation_step, validation_frames)
+
     try:
-        preview = preview_frames(load_first_episode(paths, args.on_corrupt))
+        preview = preview_frames(load_first_episode(validation or paths, args.on_corrupt))
     except (CorruptEpisodeError, FileNotFoundError) as error:
         sys.exit(f"error: {error}")
     prior_draws = tf.random.stateless_normal((16, vae.latent_dim), seed=[args.seed, 0])
@@ -166,12 +198,15 @@ def main(argv: list[str] | None = None) -> None:
                 train_step,
                 args.checkpoint_every,
                 after_epoch=lambda epoch: save_epoch_images(run, vae, preview, prior_draws, epoch),
+                validate=validation_losses if validation else None,
+                validate_every=args.validate_every,
             )
     except CorruptEpisodeError as error:
         sys.exit(f"error: {error}")
     print(
         f"trained the VAE for {params.epochs} epochs ({run.step} steps) on {len(paths)} "
-        f"episodes of {episodes_directory}; checkpoints, losses.csv and images in {run.directory}"
+        f"episodes of {episodes_directory} ({len(validation)} held out); checkpoints, "
+        f"losses.csv, validation.csv and images in {run.directory}"
     )
 
 
