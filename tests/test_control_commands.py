@@ -203,6 +203,8 @@ PIPELINE_OVERRIDES = {
     "vae.batch_size": 16,
     "vae.epochs": 2,
     "vae.validation_share": 0.3,
+    "memory.memory": "attention",
+    "memory.attention_window": 4,
     "memory.lstm_units": 16,
     "memory.num_mixtures": 2,
     "memory.learning_rate": 0.002,
@@ -271,6 +273,7 @@ def test_tiny_pipeline_runs_all_stages_and_every_setting_reaches_its_stage(tmp_p
     # Stages 3 and 4: the MDN-RNN's sizes are in its checkpoint, its schedule in its log.
     assert len(list_episodes(home / "latent-stats" / "brownian")) == 3
     _, memory = build_world_model(home)
+    assert memory.kind == "attention" and memory.window == 4
     assert memory.lstm.cell.units == 16 and memory.mdn.units == 32 * 2 * 3
     memory_run = json.loads((home / "memory-training" / "run.json").read_text())["settings"]
     assert memory_run["gradient_clip"] == 0.5 and memory_run["batch_size"] == 3
@@ -280,7 +283,8 @@ def test_tiny_pipeline_runs_all_stages_and_every_setting_reaches_its_stage(tmp_p
     # Linear decay from 0.002 to 0.0001 over the run's 2 steps, logged before each step.
     assert learning_rates == pytest.approx([0.002, 0.002 - (0.002 - 0.0001) / 2])
 
-    # Stage 5: the controller reads z and the 16-wide h, 5 x 2 episodes a generation.
+    # Stage 5: the controller reads z, the 16-wide h and its 16-wide attention context, 5 x 2
+    # episodes a generation.
     control = json.loads((home / "control" / "run.json").read_text())
     assert control["command"]["env"] == "stock" and control["command"]["episode_length"] == 30
     assert control["config"]["worker_timeout"] == 300.0
@@ -289,7 +293,7 @@ def test_tiny_pipeline_runs_all_stages_and_every_setting_reaches_its_stage(tmp_p
     assert complete_generations(home) == [0, 1]
     rewards = np.load(layout.generation(home, 1) / "rewards.npy")
     assert rewards.shape == (5, 2)
-    assert np.load(layout.generation(home, 1) / "mean.npy").shape == ((32 + 16) * 3 + 3,)
+    assert np.load(layout.generation(home, 1) / "mean.npy").shape == ((32 + 2 * 16) * 3 + 3,)
     assert not (layout.generation(home, 0) / "optimizer.pkl").exists()  # keeps 1
     assert "evaluation" not in load_summary(home, 0)  # every 2 generations
     assert len(load_summary(home, 1)["evaluation"]["rewards"]) == 3

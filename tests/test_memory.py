@@ -131,3 +131,62 @@ def test_mixture_learns_the_multimodal_inverse_sine_far_better_than_one_gaussian
     x_test, y_test = inverse_sine_data(1000, rng)
     mixture, single = (fitted_nll(k, x, y, x_test, y_test) for k in (5, 1))
     assert mixture < single - 0.4, (mixture, single)
+
+
+def attentive_memory(window=4, units=16):
+    from worldmodels.memory.memory import AttentiveMDNRNN
+
+    keras.utils.set_random_seed(0)
+    memory = AttentiveMDNRNN(lstm_units=units, window=window, attention_units=8)
+    memory(tf.zeros((1, 2, 35)))
+    return memory
+
+
+def test_attention_is_causal():
+    memory = attentive_memory()
+    inputs = np.random.default_rng(0).normal(size=(2, 12, 35)).astype(np.float32)
+    changed = inputs.copy()
+    changed[:, 7:] += 5.0
+    (before, *_), _ = memory(inputs)
+    (after, *_), _ = memory(changed)
+    np.testing.assert_allclose(before[:, :7], after[:, :7], atol=1e-6)
+    assert not np.allclose(before[:, 7:], after[:, 7:])
+
+
+def test_banded_attention_equals_the_full_masked_computation():
+    from worldmodels.memory.memory import banded_attention
+
+    rng = np.random.default_rng(1)
+    batch, length, units, attention, window = 2, 11, 6, 5, 4
+    values = rng.normal(size=(batch, length, units))
+    queries = rng.normal(size=(batch, length, attention))
+    keys = rng.normal(size=(batch, length, attention))
+    score = rng.normal(size=attention)
+    # Every pair (t, i) in float64: e = v . tanh(q_t + k_i), masked to t - window < i <= t.
+    energy = np.tanh(queries[:, :, None, :] + keys[:, None, :, :]) @ score  # B x T x T
+    t, i = np.meshgrid(np.arange(length), np.arange(length), indexing="ij")
+    energy = np.where((i <= t) & (i > t - window), energy, -np.inf)
+    weights = np.exp(energy - energy.max(-1, keepdims=True))
+    weights /= weights.sum(-1, keepdims=True)
+    expected = weights @ values
+    banded = banded_attention(
+        *(tf.constant(a, tf.float32) for a in (values, queries, keys, score)), window
+    )
+    np.testing.assert_allclose(banded, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "attention"])
+def test_the_rollout_step_equals_the_sequence_model_step_by_step(kind):
+    from worldmodels.control.agent import AgentModels
+
+    memory = attentive_memory() if kind == "attention" else MDNRNN(lstm_units=16)
+    memory(tf.zeros((1, 2, 35)))
+    agent = AgentModels(memory=memory)
+    inputs = np.random.default_rng(2).normal(size=(3, 9, 35)).astype(np.float32)
+    features = memory.features(memory.lstm(inputs)[0]).numpy()
+    state = agent.initial_state(3)
+    assert not state["features"].any()  # nothing seen before the first step
+    for t in range(9):
+        state = agent.memory_step(inputs[:, t, :32], inputs[:, t, 32:], state)
+        np.testing.assert_allclose(state["features"], features[:, t], atol=1e-5)
+    assert agent.feature_dim == (32 if kind == "attention" else 16)

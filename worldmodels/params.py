@@ -70,6 +70,8 @@ class VAEParams:
 class MemoryParams:
     """Stage 4: the MDN-RNN."""
 
+    memory: str = "lstm"  # "lstm": the paper's; "attention": + attention over the last outputs
+    attention_window: int = 32  # outputs the attentive memory attends to (0.64 s of driving)
     lstm_units: int = 256
     num_mixtures: int = 5
     learning_rate: float = 1e-3  # decays polynomially to final_learning_rate over the run
@@ -78,6 +80,12 @@ class MemoryParams:
     batch_size: int = 100
     epochs: int = 40  # the write-up trained 20-80 epochs; the paper 4000 steps
     validation_share: float = 0.05  # as for the VAE
+
+    def __post_init__(self):
+        if self.memory not in ("lstm", "attention"):
+            raise ConfigError(
+                f"config key 'memory.memory' expects 'lstm' or 'attention', got {self.memory!r}"
+            )
 
 
 @dataclass(frozen=True)

@@ -152,6 +152,8 @@ def main(argv: list[str] | None = None) -> None:
             train_memory.main,
             [
                 *dataset,
+                "--memory", memory.memory,
+                "--attention-window", str(memory.attention_window),
                 "--lstm-units", str(memory.lstm_units),
                 "--num-mixtures", str(memory.num_mixtures),
                 "--epochs", str(memory.epochs),

@@ -1,6 +1,7 @@
-"""V and M as rollouts use them: one batched encoder call and one numpy LSTM step per step.
+"""V and M as rollouts use them: one batched encoder call and one numpy memory step per step.
 
-The MDN head is never evaluated in a rollout: the controller reads only the LSTM's h.
+The MDN head is never evaluated in a rollout: the controller reads only the memory's features
+(the LSTM's h; with the attentive memory, h and its attention context).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import tensorflow as tf
 
 from worldmodels import layout
 from worldmodels.control.controller import ACTION_DIM, LATENT_DIM
-from worldmodels.memory.memory import MDNRNN
+from worldmodels.memory.memory import MDNRNN, build_memory
 from worldmodels.params import MemoryParams
 from worldmodels.training import restore_latest_weights
 from worldmodels.vision.vae import FRAME_SHAPE, VAE
@@ -38,16 +39,29 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (np.tanh(0.5 * x) + 1.0)
 
 
-def memory_sizes(home: Path | None) -> dict:
-    """`lstm_units` and `num_mixtures` of the home's MDN-RNN, from its run.json (the paper's
-    256 and 5 without a home, or for a run recorded before they were settings)."""
+def memory_settings(home: Path | None) -> dict:
+    """The kind and sizes of the home's MDN-RNN (`kind`, `window`, `lstm_units`,
+    `num_mixtures`), from its run.json: the paper's plain 256-unit LSTM with 5 mixtures without
+    a home, or for a run recorded before these were settings."""
     defaults = MemoryParams()
-    sizes = {"lstm_units": defaults.lstm_units, "num_mixtures": defaults.num_mixtures}
+    settings = {
+        "kind": defaults.memory,
+        "window": defaults.attention_window,
+        "lstm_units": defaults.lstm_units,
+        "num_mixtures": defaults.num_mixtures,
+    }
     run_file = layout.memory_training(home) / layout.RUN_FILE if home is not None else None
     if run_file is not None and run_file.exists():
-        settings = json.loads(run_file.read_text())["settings"]
-        sizes.update({key: settings[key] for key in sizes if key in settings})
-    return sizes
+        recorded = json.loads(run_file.read_text())["settings"]
+        names = {"kind": "memory", "window": "attention_window"}
+        settings.update(
+            {
+                key: recorded[names.get(key, key)]
+                for key in settings
+                if names.get(key, key) in recorded
+            }
+        )
+    return settings
 
 
 def build_world_model(home: Path | None) -> tuple[VAE, MDNRNN]:
@@ -55,7 +69,7 @@ def build_world_model(home: Path | None) -> tuple[VAE, MDNRNN]:
     latest checkpoints, else with the paper's sizes and a fresh random initialisation."""
     vae = VAE(LATENT_DIM)
     vae(tf.zeros((1, *FRAME_SHAPE)))
-    memory = MDNRNN(LATENT_DIM, ACTION_DIM, **memory_sizes(home))
+    memory = build_memory(latent_dim=LATENT_DIM, action_dim=ACTION_DIM, **memory_settings(home))
     memory(tf.zeros((1, 1, LATENT_DIM + ACTION_DIM)))
     if home is not None:
         restore_latest_weights(layout.vae_training(home), vae, "train_vae")
@@ -64,30 +78,87 @@ def build_world_model(home: Path | None) -> tuple[VAE, MDNRNN]:
 
 
 class AgentModels:
-    """The VAE encoder and the MDN-RNN's LSTM of one agent, built once per worker process.
+    """The VAE encoder and the MDN-RNN's memory of one agent, built once per worker process.
 
     With a `home`, weights come from the latest checkpoints of `vae-training/` and
     `memory-training/`; without, V and M keep their random initialisation from `seed` (the
     paper's random-agent policy).
+
+    The memory's state for a batch of episodes is a dict of numpy arrays with the episode on
+    the first axis (`initial_state`); `memory_step` advances it, and its "features" are what
+    the controller reads: h_t, and with the attentive memory the context over the last W
+    outputs too, both from the steps before t (zeros at t = 0).
     """
 
-    def __init__(self, home: Path | None = None, seed: int = 0):
+    def __init__(self, home: Path | None = None, seed: int = 0, memory: MDNRNN | None = None):
         keras.utils.set_random_seed(seed)
         self.vae, self.memory = build_world_model(home)
-        self._copy_lstm_weights()
+        if memory is not None:  # a built memory of the caller's, in place of the home's
+            self.memory = memory
+        self.feature_dim = self.memory.feature_dim
+        self._copy_memory_weights()
 
-    def _copy_lstm_weights(self) -> None:
+    def _copy_memory_weights(self) -> None:
         cell = self.memory.lstm.cell
         self._kernel = cell.kernel.numpy()
         self._recurrent_kernel = cell.recurrent_kernel.numpy()
         self._bias = cell.bias.numpy()
+        if self.memory.kind == "attention":
+            self._query = self.memory.query.kernel.numpy()
+            self._key = self.memory.key.kernel.numpy()
+            self._key_bias = self.memory.key.bias.numpy()
+            self._score = self.memory.score.numpy()
+
+    def initial_state(self, batch: int) -> dict[str, np.ndarray]:
+        """The memory's state before the first step of `batch` episodes: all zeros."""
+        units = self.memory.lstm_units
+        state = {
+            "h": np.zeros((batch, units), np.float32),
+            "c": np.zeros((batch, units), np.float32),
+            "features": np.zeros((batch, self.feature_dim), np.float32),
+        }
+        if self.memory.kind == "attention":
+            window = self.memory.window
+            state["outputs"] = np.zeros((batch, window, units), np.float32)
+            state["keys"] = np.zeros((batch, window, self.memory.attention_units), np.float32)
+            state["steps"] = np.zeros(batch, np.int64)
+        return state
+
+    def memory_step(self, z, action, state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """One step of the memory on (z_t, a_t) for a batch, in numpy: the next state."""
+        h, c = self.lstm_step(z, action, state["h"], state["c"])
+        if self.memory.kind == "lstm":
+            return {"h": h, "c": c, "features": h}
+        # The last W outputs, oldest first, and their keys; entries before the episode's
+        # first step are zeros that the mask leaves out.
+        outputs = np.concatenate([state["outputs"][:, 1:], h[:, None]], axis=1)
+        keys = np.concatenate(
+            [state["keys"][:, 1:], (h @ self._key + self._key_bias)[:, None]], axis=1
+        )
+        steps = state["steps"] + 1
+        energy = np.tanh((h @ self._query)[:, None] + keys) @ self._score
+        window = outputs.shape[1]
+        exists = np.arange(window)[None] >= window - steps[:, None]
+        energy = np.where(exists, energy, -np.inf)
+        weights = np.exp(energy - energy.max(axis=1, keepdims=True))
+        weights /= weights.sum(axis=1, keepdims=True)
+        context = np.einsum("bw,bwh->bh", weights, outputs)
+        features = np.concatenate([h, context], axis=-1).astype(np.float32)
+        return {
+            "h": h,
+            "c": c,
+            "features": features,
+            "outputs": outputs,
+            "keys": keys,
+            "steps": steps,
+        }
 
     def randomize(self, generator: np.random.Generator, scale: float) -> None:
         """Redraws every weight a rollout uses (the encoder and the LSTM) as Cauchy x `scale`:
         the official code's random agent, whose V and M are new for every episode."""
         for weight in [*self.vae.encoder.weights, *self.memory.lstm.weights]:
             weight.assign(scale * generator.standard_cauchy(weight.shape).astype(np.float32))
-        self._copy_lstm_weights()
+        self._copy_memory_weights()
 
     @tf.function(input_signature=[tf.TensorSpec([None, *FRAME_SHAPE], tf.uint8)], autograph=False)
     def _encode(self, frames):

@@ -82,14 +82,15 @@ def main(argv: list[str] | None = None) -> None:
 
     noise = latent_noise(args.seed)
     observation, _ = env.reset(seed=args.seed)
-    h, c = agent.memory.initial_state(1)
+    state = agent.initial_state(1)
     total, frames, done, step = 0.0, [], False, 0
     while not done:
         mu, logvar = agent.encode(observation[None])
         z = (mu + np.exp(logvar / 2) * noise.standard_normal(mu.shape)).astype(np.float32)
-        action = controller_actions(controller, z, h.numpy())
-        h, c = agent.memory.step(z, action, (h, c))
-        predicted = sample_next_latent(*agent.memory.mixture(h), args.temperature, seed=None)
+        action = controller_actions(controller, z, state["features"])
+        state = agent.memory_step(z, action, state)
+        mixture = agent.memory.mixture(state["features"])
+        predicted = sample_next_latent(*mixture, args.temperature, seed=None)
         panels = [
             observation,
             to_image(agent.vae.decode(mu)),

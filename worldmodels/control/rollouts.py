@@ -1,7 +1,7 @@
 """Full-agent rollouts: a lock-step engine per worker, and a pool of workers that survives them.
 
 `RolloutEngine` steps several environments together: each step, one batched encoder call for
-every running episode, one batched controller product and one batched numpy LSTM step. V and M
+every running episode, one batched controller product and one batched numpy memory step. V and M
 are built once per worker (`RolloutWorker`), never per episode, and the MDN head is not run.
 
 `run_episode_tasks` spreads episodes over a `worldmodels.workers.WorkerPool` of such workers.
@@ -69,7 +69,8 @@ class RolloutEngine:
 
     The step order is the paper's: observe x_t, z_t = mu + sigma * eps (eps from the episode's
     `latent_noise` stream), a_t = C(z_t, h_t), step the env with a_t, then
-    h_{t+1} = LSTM(z_t, a_t, h_t). A finished slot starts the next task at once.
+    h_{t+1} = LSTM(z_t, a_t, h_t); with the attentive memory, C reads h_t and its attention
+    context. A finished slot starts the next task at once.
     """
 
     def __init__(self, agent, envs: Sequence):
@@ -79,16 +80,15 @@ class RolloutEngine:
     def run(self, tasks: Sequence[EpisodeTask]) -> list[EpisodeResult]:
         queue = collections.deque(tasks)
         slots: list[_Episode | None] = [None] * len(self.envs)
-        h = np.zeros((len(self.envs), self.agent.memory.lstm_units), np.float32)
-        c = np.zeros_like(h)
+        state = self.agent.initial_state(len(self.envs))
         results = []
 
         def start(slot: int) -> None:
             task = queue.popleft()
             observation, _ = self.envs[slot].reset(seed=task.seed)
             slots[slot] = _Episode(task, observation, latent_noise(task.seed))
-            h[slot] = 0.0
-            c[slot] = 0.0
+            for array in state.values():
+                array[slot] = 0
 
         for slot in range(len(self.envs)):
             if queue:
@@ -100,7 +100,7 @@ class RolloutEngine:
             noise = np.stack([e.noise.standard_normal(mu.shape[1]) for e in episodes])
             z = (mu + np.exp(logvar / 2) * noise).astype(np.float32)
             parameters = np.stack([e.task.parameters for e in episodes])
-            actions = controller_actions(parameters, z, h[active])
+            actions = controller_actions(parameters, z, state["features"][active])
             for row, (slot, episode) in enumerate(zip(active, episodes)):
                 observation, reward, terminated, truncated, _ = self.envs[slot].step(actions[row])
                 done = terminated or truncated
@@ -125,7 +125,9 @@ class RolloutEngine:
                         )
                     )
                     slots[slot] = None
-            h[active], c[active] = self.agent.lstm_step(z, actions, h[active], c[active])
+            stepped = self.agent.memory_step(z, actions, {k: v[active] for k, v in state.items()})
+            for name, array in stepped.items():
+                state[name][active] = array
             for slot in active:
                 if slots[slot] is None and queue:
                     start(slot)

@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> None:
     require_trained_models(home)
     vae, memory = build_world_model(home)
     world_model = fingerprint(vae, memory)
-    dimension = parameter_count(LATENT_DIM + memory.lstm_units)
+    dimension = parameter_count(LATENT_DIM + memory.feature_dim)
     params = dataclasses.replace(
         ControllerParams(),
         popsize=args.popsize,

@@ -1,8 +1,11 @@
-"""The MDN-RNN of the paper: an LSTM with a mixture-of-Gaussians head on the next latent.
+"""The MDN-RNN of the paper: an LSTM with a mixture-of-Gaussians head on the next latent, and
+its attentive variant.
 
 Per step the input is concat(z_t, a_t) (32 + 3); the head gives, for each of the 32 latent
-dimensions independently, a mixture of 5 Gaussians over z_{t+1}. The controller only reads the
-LSTM's hidden state h, so rollouts use `step`, which never evaluates the head.
+dimensions independently, a mixture of 5 Gaussians over z_{t+1}. The head reads the memory's
+`features` at t: the LSTM's output h_t (`MDNRNN`), or h_t and an attention context over the
+last W outputs (`AttentiveMDNRNN`). The controller reads the same features, so rollouts step
+the memory without evaluating the head (worldmodels/control/agent.py).
 """
 
 from __future__ import annotations
@@ -15,8 +18,13 @@ import tensorflow as tf
 LOG_SQRT_TWO_PI = 0.5 * math.log(2.0 * math.pi)
 
 
+MEMORIES = ("lstm", "attention")
+
+
 class MDNRNN(keras.Model):
     """LSTM(lstm_units) -> Dense(latent_dim * num_mixtures * 3): logit pi, mu, log sigma."""
+
+    kind = "lstm"
 
     def __init__(
         self,
@@ -41,10 +49,19 @@ class MDNRNN(keras.Model):
         B x lstm_units states.
         """
         outputs, h, c = self.lstm(inputs, initial_state=initial_state)
-        return self.mixture(outputs), (h, c)
+        return self.mixture(self.features(outputs)), (h, c)
+
+    @property
+    def feature_dim(self) -> int:
+        """Width of the features the head and the controller read at each step."""
+        return self.lstm_units
+
+    def features(self, outputs: tf.Tensor) -> tf.Tensor:
+        """LSTM outputs B x T x lstm_units -> the head's features at every step: h_t itself."""
+        return outputs
 
     def mixture(self, hidden: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-        """LSTM outputs [..., lstm_units] -> (logit_pi, mu, log_sigma), each [..., 32, 5]."""
+        """Features [..., feature_dim] -> (logit_pi, mu, log_sigma), each [..., 32, 5]."""
         params = self.mdn(hidden)
         shape = tf.concat([tf.shape(params)[:-1], [self.latent_dim, self.num_mixtures, 3]], 0)
         logit_pi, mu, log_sigma = tf.unstack(tf.reshape(params, shape), axis=-1)
@@ -59,6 +76,75 @@ class MDNRNN(keras.Model):
         """One LSTM step on B x latent and B x action: (h, c) -> new (h, c). No head."""
         _, (h, c) = self.lstm.cell(tf.concat([z, action], axis=-1), list(state))
         return h, c
+
+
+class AttentiveMDNRNN(MDNRNN):
+    """The MDN-RNN with causal soft attention over the LSTM's last `window` outputs.
+
+    Additive attention as in "Show, Attend and Tell" (Xu et al., 2015): at step t, with h_t
+    the query and the outputs h_{t-W+1}, ..., h_t as keys and values,
+    e_{t,i} = v . tanh(W_q h_t + W_k h_i + b), alpha_t = softmax_i(e_t), context_t =
+    sum_i alpha_{t,i} h_i; the head reads concat(h_t, context_t). Outputs before the start of
+    the sequence do not exist and get no weight. Training runs it banded (`banded_attention`):
+    W shifted copies of the sequence, never a T x T matrix.
+    """
+
+    kind = "attention"
+
+    def __init__(self, *args, window: int = 32, attention_units: int = 64, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.window = window
+        self.attention_units = attention_units
+        self.query = keras.layers.Dense(attention_units, use_bias=False, name="query")
+        self.key = keras.layers.Dense(attention_units, name="key")
+        self.score = self.add_weight(
+            shape=(attention_units,), initializer="glorot_uniform", name="score"
+        )
+
+    @property
+    def feature_dim(self) -> int:
+        return 2 * self.lstm_units
+
+    def features(self, outputs: tf.Tensor) -> tf.Tensor:
+        context = banded_attention(
+            outputs,
+            self.query(outputs),
+            self.key(outputs),
+            self.score,
+            self.window,
+        )
+        return tf.concat([outputs, context], axis=-1)
+
+
+def banded_attention(values, queries, keys, score_vector, window: int) -> tf.Tensor:
+    """Context vectors B x T x H of causal additive attention over the last `window` steps.
+
+    values B x T x H; queries, keys B x T x A; score_vector A. Step t attends to steps
+    t - window + 1 .. t that exist (>= 0). Costs O(T x window) time and memory.
+    """
+    length = tf.shape(values)[1]
+    positions = tf.range(length)
+
+    def shifted(tensor, offset):  # tensor at t - offset, zeros before the start
+        return tf.pad(tensor, [[0, 0], [offset, 0], [0, 0]])[:, :length]
+
+    scores = []
+    for offset in range(window):
+        energy = tf.reduce_sum(tf.tanh(queries + shifted(keys, offset)) * score_vector, -1)
+        scores.append(tf.where(positions >= offset, energy, -math.inf))
+    weights = tf.nn.softmax(tf.stack(scores, axis=-1), axis=-1)  # B x T x window
+    return tf.add_n(
+        [weights[..., offset, None] * shifted(values, offset) for offset in range(window)]
+    )
+
+
+def build_memory(kind: str = "lstm", window: int = 32, **sizes) -> MDNRNN:
+    """The memory of `kind` ("lstm" or "attention"), `window` for the attentive one."""
+    if kind == "lstm":
+        return MDNRNN(**sizes)
+    if kind == "attention":
+        return AttentiveMDNRNN(window=window, **sizes)
+    raise ValueError(f"memory must be one of {MEMORIES}, got {kind!r}")
 
 
 def mdn_loss(logit_pi, mu, log_sigma, target, mask=None) -> tf.Tensor:

@@ -33,7 +33,7 @@ from worldmodels.data.tf_records import (
     list_episodes,
     record_dataset,
 )
-from worldmodels.memory.memory import MDNRNN, mdn_loss
+from worldmodels.memory.memory import MEMORIES, build_memory, mdn_loss
 from worldmodels.params import DATASETS, MemoryParams
 from worldmodels.seeds import SEED_SCHEME, Model, Stream, derive_seed
 from worldmodels.training import RunMismatchError, TrainingRun, mean_losses, split_episodes
@@ -47,6 +47,20 @@ def parse_args(argv: list[str] | None = None):
         choices=DATASETS,
         default="random",
         help="train on <home>/latent-stats/<dataset>",
+    )
+    parser.add_argument(
+        "--memory",
+        choices=MEMORIES,
+        default=defaults.memory,
+        help="lstm: the paper's MDN-RNN; attention: the LSTM followed by causal soft attention "
+        "over its last --attention-window outputs, whose context the head and the controller "
+        "read beside h",
+    )
+    parser.add_argument(
+        "--attention-window",
+        type=positive_int,
+        default=defaults.attention_window,
+        help="with --memory attention: the outputs each step attends to, itself included",
     )
     parser.add_argument(
         "--lstm-units", type=positive_int, default=defaults.lstm_units, help="LSTM width (h)"
@@ -146,6 +160,8 @@ def main(argv: list[str] | None = None) -> None:
         )
     params = dataclasses.replace(
         MemoryParams(),
+        memory=args.memory,
+        attention_window=args.attention_window,
         lstm_units=args.lstm_units,
         num_mixtures=args.num_mixtures,
         epochs=args.epochs,
@@ -164,7 +180,12 @@ def main(argv: list[str] | None = None) -> None:
     )
 
     keras.utils.set_random_seed(derive_seed(args.seed, Stream.MODEL_INIT, Model.MEMORY, bits=32))
-    memory = MDNRNN(lstm_units=params.lstm_units, num_mixtures=params.num_mixtures)
+    memory = build_memory(
+        params.memory,
+        params.attention_window,
+        lstm_units=params.lstm_units,
+        num_mixtures=params.num_mixtures,
+    )
     memory(tf.zeros((1, 2, memory.latent_dim + ACTION_DIM)))
     steps_per_epoch = math.ceil(len(paths) / params.batch_size)
     schedule = keras.optimizers.schedules.PolynomialDecay(
@@ -175,6 +196,8 @@ def main(argv: list[str] | None = None) -> None:
     optimizer.build(memory.trainable_variables)
     settings = {
         "dataset": args.dataset,
+        "memory": params.memory,
+        "attention_window": params.attention_window,
         "lstm_units": params.lstm_units,
         "num_mixtures": params.num_mixtures,
         "batch_size": params.batch_size,
