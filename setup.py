@@ -31,6 +31,7 @@ setup(
             "worldmodels-train-vae=worldmodels.vision.train_vae:main",
             "worldmodels-sample-latent-stats=worldmodels.data.sample_latent_stats:main",
             "worldmodels-train-memory=worldmodels.memory.train_memory:main",
+            "worldmodels-evaluate-memory=worldmodels.memory.evaluate_memory:main",
             "worldmodels-train-controller=worldmodels.control.train_controller:main",
             "worldmodels-evaluate=worldmodels.control.evaluate:main",
             "worldmodels-pipeline=worldmodels.pipeline:main",

@@ -28,6 +28,8 @@ COMMANDS = {
         "--checkpoint-every",
         "--load-model",
         "--on-corrupt",
+        "--validation-share",
+        "--validate-every",
     ],
     "worldmodels-sample-latent-stats": ["--dataset", "--batch-size", "--overwrite", "--on-corrupt"],
     "worldmodels-train-memory": [
@@ -38,7 +40,14 @@ COMMANDS = {
         "--final-learning-rate",
         "--gradient-clip",
         "--load-model",
+        "--memory",
+        "--attention-window",
+        "--lstm-units",
+        "--num-mixtures",
+        "--validation-share",
+        "--validate-every",
     ],
+    "worldmodels-evaluate-memory": ["--steps", "--stride", "--temperature", "--seed"],
     "worldmodels-train-controller": [
         "--generations",
         "--popsize",

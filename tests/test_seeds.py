@@ -35,6 +35,8 @@ def first_seeds_of_every_stream(base_seed: int) -> dict[str, list[int]]:
         "optimizer": [derive_seed(base_seed, Stream.OPTIMIZER)],
         "model init": [derive_seed(base_seed, Stream.MODEL_INIT, m) for m in Model],
         "validation": [derive_seed(base_seed, Stream.VALIDATION, m) for m in Model],
+        "prediction": [derive_seed(base_seed, Stream.PREDICTION, i) for i in range(FIRST)]
+        + [derive_seed(base_seed, Stream.PREDICTION)],
         "data order": [
             derive_seed(base_seed, Stream.DATA_ORDER, m, epoch)
             for m in Model

@@ -16,6 +16,7 @@ notebooks ask here for paths instead of joining names themselves.
 
     a training run (vae-training/, memory-training/; worldmodels/training.py):
       run.json  checkpoints/  losses.csv  validation.csv  tensorboard/  images/  previous-runs/
+      prediction.json, prediction.png   memory-training/ only: `evaluate_memory`'s k-step scores
 
 Datasets are named after the policy that sampled them: random, brownian, agent-random,
 controller.
@@ -69,6 +70,7 @@ RUN_FILE = "run.json"
 CHECKPOINTS = "checkpoints"
 LOSSES = "losses.csv"
 VALIDATION = "validation.csv"  # the loss on held-out episodes
+PREDICTION = "prediction"  # memory-training/prediction.{json,png}: evaluate_memory's scores
 TENSORBOARD = "tensorboard"
 IMAGES = "images"
 PREVIOUS_RUNS = "previous-runs"

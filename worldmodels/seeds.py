@@ -34,6 +34,7 @@ class Stream(enum.IntEnum):
     MODEL_INIT = 7  # initial weights of model m (Model)                                  (m,)
     DATA_ORDER = 8  # order of the training data of model m in epoch e                    (m, e)
     VALIDATION = 9  # the episodes model m holds out, and the noise of its validation loss (m,)
+    PREDICTION = 10  # evaluate_memory: z of held-out episode i (i,), and M's own draws    ()
 
 
 class Model(enum.IntEnum):

@@ -165,15 +165,27 @@ def mdn_loss(logit_pi, mu, log_sigma, target, mask=None) -> tf.Tensor:
     return tf.reduce_sum(nll * weights) / tf.maximum(tf.reduce_sum(weights), 1.0)
 
 
-def sample_next_latent(logit_pi, mu, log_sigma, temperature: float = 1.0, seed=None):
+def sample_next_latent(
+    logit_pi, mu, log_sigma, temperature: float = 1.0, seed=None, generator=None
+):
     """Draws z' from the mixtures at `temperature`: logits / tau, sigma * sqrt(tau).
 
     Inputs [..., D, K]; returns [..., D]. Each dimension picks its own mixture component.
+    Randomness from `generator` (a tf.random.Generator, reproducible) when given, else from
+    TensorFlow's global stream with op `seed`.
     """
     num_mixtures = tf.shape(logit_pi)[-1]
     flat_logits = tf.reshape(logit_pi / temperature, [-1, num_mixtures])
-    component = tf.random.categorical(flat_logits, 1, seed=seed)[:, 0]
+    if generator is not None:
+        draw = generator.make_seeds(1)[:, 0]
+        component = tf.random.stateless_categorical(flat_logits, 1, seed=draw)[:, 0]
+    else:
+        component = tf.random.categorical(flat_logits, 1, seed=seed)[:, 0]
     chosen = tf.one_hot(tf.reshape(component, tf.shape(logit_pi)[:-1]), num_mixtures)
     chosen_mu = tf.reduce_sum(chosen * mu, axis=-1)
     chosen_sigma = tf.exp(tf.reduce_sum(chosen * log_sigma, axis=-1)) * math.sqrt(temperature)
-    return chosen_mu + chosen_sigma * tf.random.normal(tf.shape(chosen_mu), seed=seed)
+    if generator is not None:
+        noise = generator.normal(tf.shape(chosen_mu))
+    else:
+        noise = tf.random.normal(tf.shape(chosen_mu), seed=seed)
+    return chosen_mu + chosen_sigma * noise
