@@ -69,4 +69,16 @@ def test_plots_of_losses_and_fitness(trained_controller_home, tmp_path, capsys):
     for name in ("vae-loss.png", "memory-loss.png", "controller-fitness.png"):
         image = Image.open(tmp_path / name)
         assert image.size == (700, 400)
+    assert Image.open(tmp_path / "controller-learning-curve.png").size == (1100, 400)
     assert "controller-fitness.png" in capsys.readouterr().out
+
+
+def test_core_hours_are_wall_seconds_times_workers(trained_controller_home):
+    from worldmodels.control.generations import load_summary
+
+    summaries = [load_summary(trained_controller_home, n) for n in (0, 1)]
+    hours = plots.core_hours(trained_controller_home, summaries)
+    # The fixture trained on 2 workers.
+    np.testing.assert_allclose(
+        hours[-1], (summaries[0]["seconds"] + summaries[1]["seconds"]) * 2 / 3600
+    )

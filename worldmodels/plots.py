@@ -4,12 +4,15 @@
 
 Reads the VAE's and the MDN-RNN's `losses.csv` and `validation.csv` (the loss on held-out
 episodes, drawn over the training curve) and the generation summaries of the experiments home
-(whichever exist) and writes `<home>/plots/*.png`.
+(whichever exist) and writes `<home>/plots/*.png`: the losses, the fitness per generation, and
+the learning curve (the mean's evaluations against episodes and core-hours, beside the official
+run's published points).
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import sys
 from pathlib import Path
 
@@ -83,6 +86,56 @@ def plot_fitness(home: Path, path: Path) -> None:
     save(figure, path)
 
 
+# The official run's log of its distribution mean's score (64 x 16 episodes a generation on
+# 64 CPUs; SPEC.md section 5): generation -> (score, hours of wall time).
+OFFICIAL_RUN = {25: (823.0, 15.6), 50: (867.0, 30.0)}
+OFFICIAL_EPISODES_PER_GENERATION = 64 * 16
+OFFICIAL_CPUS = 64
+
+
+def core_hours(home: Path, summaries: list[dict]) -> np.ndarray:
+    """Cumulative core-hours after each generation: its wall seconds times the rollout workers
+    the run held (control/run.json), evaluations of the mean excluded."""
+    workers = json.loads(layout.control_run_file(home).read_text())["command"]["num_process"]
+    return np.cumsum([s["seconds"] for s in summaries]) * workers / 3600
+
+
+def plot_learning_curve(home: Path, path: Path) -> bool:
+    """The mean's evaluations on fresh tracks against the episodes and the core-hours spent,
+    beside the official run's published points; False when nothing was evaluated."""
+    summaries = [load_summary(home, n) for n in complete_generations(home)]
+    evaluated = [i for i, s in enumerate(summaries) if "evaluation" in s]
+    if not evaluated:
+        return False
+    episodes = np.cumsum([s["episodes"] for s in summaries])
+    hours = core_hours(home, summaries)
+    scores = [summaries[i]["evaluation"]["mean"] for i in evaluated]
+    errors = [summaries[i]["evaluation"]["std"] for i in evaluated]
+    official = {
+        "episodes": [g * OFFICIAL_EPISODES_PER_GENERATION for g in OFFICIAL_RUN],
+        "core-hours": [h * OFFICIAL_CPUS for _, h in OFFICIAL_RUN.values()],
+    }
+    official_scores = [score for score, _ in OFFICIAL_RUN.values()]
+    figure = Figure(figsize=(11, 4))
+    for axes, (name, ours) in zip(
+        figure.subplots(1, 2), (("episodes", episodes), ("core-hours", hours))
+    ):
+        axes.errorbar(
+            ours[evaluated], scores, yerr=errors, fmt="o-", label="this run: mean controller"
+        )
+        axes.plot(official[name], official_scores, "s", color="black", label="official run")
+        for generation, x, score in zip(OFFICIAL_RUN, official[name], official_scores):
+            axes.annotate(
+                f"gen {generation}", (x, score), textcoords="offset points", xytext=(4, -12)
+            )
+        axes.axhline(900, color="grey", linestyle="--", label="solved (900)")
+        axes.set(xscale="log", xlabel=f"{name} of controller training (log)", ylabel="score")
+        axes.legend(loc="lower right")
+    figure.suptitle("the distribution mean's score on fresh tracks")
+    save(figure, path)
+    return True
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = make_parser(__doc__.split("\n\n")[0])
     parser.add_argument("--out", default=None, help="folder for the PNGs; default <home>/plots")
@@ -103,6 +156,8 @@ def main(argv: list[str] | None = None) -> None:
     if complete_generations(home):
         plot_fitness(home, out / "controller-fitness.png")
         written.append("controller-fitness.png")
+        if plot_learning_curve(home, out / "controller-learning-curve.png"):
+            written.append("controller-learning-curve.png")
     if not written:
         sys.exit(f"error: nothing to plot in {home}: no losses.csv and no generations yet")
     print(f"wrote {', '.join(written)} to {out}")
