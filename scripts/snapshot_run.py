@@ -19,6 +19,7 @@ from pathlib import Path
 
 from worldmodels import layout
 from worldmodels.control.agent import AgentModels, require_trained_models
+from worldmodels.control.generations import controller_spec
 from worldmodels.pretrained import write_world_model_weights
 
 
@@ -30,12 +31,13 @@ def main():
     parser.add_argument("out", type=Path, help="folder to (re)write")
     args = parser.parse_args()
     home = layout.resolve_home(args.home)
-    require_trained_models(home)
+    spec = controller_spec(home)
+    require_trained_models(home, spec.uses_memory)
 
     out = args.out.resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
-    write_world_model_weights(home, AgentModels(home), staging)
+    write_world_model_weights(home, AgentModels(home, spec=spec), staging)
     for run in (layout.vae_training(home), layout.memory_training(home)):
         for name in (layout.LOSSES, layout.IMAGES):
             if (run / name).is_file():

@@ -1,5 +1,6 @@
 """Stage 5, controller sampling, evaluation and the whole pipeline, end to end and tiny."""
 
+import csv
 import json
 import shutil
 import signal
@@ -227,13 +228,28 @@ PIPELINE_OVERRIDES = {
 }
 
 
-def test_every_setting_is_overridden_by_the_pipeline_test():
+# The settings of the discrete VAE and the V-only agent, overridden in `discrete_home`.
+DISCRETE_OVERRIDES = {
+    "vae.latent": "discrete",
+    "vae.epochs": 2,
+    "vae.gumbel_temperature_start": 3.0,
+    "vae.gumbel_temperature_end": 1.0,
+    "vae.gumbel_temperature_half_life": 1.0,
+    "vae.kl_weight_start": 1.0,
+    "vae.kl_weight_end": 0.5,
+    "vae.kl_weight_half_life": 2.0,
+    "controller.controller_inputs": "z",
+    "controller.actions": 2,
+}
+
+
+def test_every_setting_is_overridden_by_the_pipeline_tests():
     keys = {
         f"{section}.{key}"
         for section, values in pipeline.PRESETS["tiny"].to_dict().items()
         for key in values
     }
-    assert keys == set(PIPELINE_OVERRIDES)
+    assert keys == set(PIPELINE_OVERRIDES) | set(DISCRETE_OVERRIDES)
 
 
 def test_tiny_pipeline_runs_all_stages_and_every_setting_reaches_its_stage(tmp_path, capsys):
@@ -372,3 +388,66 @@ def test_a_controller_is_only_used_with_the_world_model_it_was_trained_on(
     assert "V and M changed since generation 1" in capsys.readouterr().out
     assert load_summary(home, 2)["world_model"] == world_model_id(home)
     assert load_agent_controller(home, "best")[0] == 2
+
+
+@pytest.fixture(scope="module")
+def discrete_home(tmp_path_factory):
+    """The tiny pipeline of the discrete source's agent: a discrete VAE and a V-only
+    controller with two actions, no MDN-RNN."""
+    home = tmp_path_factory.mktemp("discrete") / "home"
+    flags = [f"--set={key}={json.dumps(value)}" for key, value in DISCRETE_OVERRIDES.items()]
+    pipeline.main(["--preset", "tiny", "--home", str(home), "--num-process", "2", *flags])
+    return home
+
+
+def test_the_discrete_v_only_agent_trains_evaluates_renders_and_ships(discrete_home, tmp_path):
+    from worldmodels.control import render
+    from worldmodels.pretrained import export_agent, install_agent
+
+    home = discrete_home
+    assert not (home / "memory-training").exists() and not (home / "latent-stats").exists()
+    assert json.loads((home / "vae-training" / "run.json").read_text())["settings"]["latent"] == (
+        "discrete"
+    )
+    assert np.load(layout.generation(home, 1) / "mean.npy").shape == (1024 * 2 + 2,)
+    # The schedules, per epoch: start, then end + (start - end) / 2^(epoch / half-life).
+    rows = list(csv.DictReader(open(home / "vae-training" / "losses.csv")))
+    by_epoch = {int(r["epoch"]): (float(r["temperature"]), float(r["kl_weight"])) for r in rows}
+    np.testing.assert_allclose(by_epoch[1], (3.0, 1.0))
+    np.testing.assert_allclose(by_epoch[2], (2.0, 0.5 + 0.5 * 0.5**0.5), rtol=1e-6)
+    assert list(layout.evaluations(home).glob("*.json"))
+    render.main(["--home", str(home), "--episode-length", "5", "--out", str(tmp_path / "a.gif")])
+    assert (tmp_path / "a.gif").stat().st_size > 0
+
+    export_agent(home, 1, tmp_path / "agent.tar.gz")
+    installed = tmp_path / "installed"
+    install_agent(str(tmp_path / "agent.tar.gz"), installed)
+    evaluate.main(
+        ["--home", str(installed), "--episodes", "2", "--episode-length", "20"]
+        + ["--num-process", "1", "--generation", "1"]
+    )
+    report = json.loads((layout.evaluations(installed) / "generation_1-mean.json").read_text())
+    assert len(report["rewards"]) == 2
+
+
+def test_what_a_discrete_vae_cannot_do_is_refused_clearly(discrete_home, tmp_path):
+    from worldmodels.control import train_controller
+    from worldmodels.data import sample_latent_stats
+
+    with pytest.raises(SystemExit, match="discrete.*--controller-inputs z"):
+        sample_latent_stats.main(["--home", str(discrete_home)])
+    home = tmp_path / "home"
+    shutil.copytree(discrete_home / "vae-training", home / "vae-training")
+    with pytest.raises(SystemExit, match="no MDN-RNN on discrete latents"):
+        train_controller.main(["--home", str(home), "--generations", "1"])
+    with pytest.raises(SystemExit):
+        pipeline.main(["--home", str(tmp_path / "other"), "--set", "vae.latent=discrete"])
+
+
+def test_a_full_agent_without_an_mdn_rnn_is_refused(agent_home, tmp_path):
+    from worldmodels.control import train_controller
+
+    home = tmp_path / "home"
+    shutil.copytree(agent_home / "vae-training", home / "vae-training")
+    with pytest.raises(SystemExit, match="memory-training.*train_memory"):
+        train_controller.main(["--home", str(home), "--generations", "1"])

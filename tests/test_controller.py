@@ -80,3 +80,30 @@ def test_diagonal_option_reaches_pycma():
         make_optimizer(PARAMETER_COUNT, 0.1, 4, seed=0, diagonal=True).opts["CMA_diagonal"] is True
     )
     assert make_optimizer(PARAMETER_COUNT, 0.1, 4, seed=0).opts["CMA_diagonal"] is False
+
+
+@pytest.mark.parametrize(
+    "code_width, actions, count", [(32, 2, 66), (1024, 2, 2050), (32, 3, 99), (1024, 3, 3075)]
+)
+def test_v_only_controllers_have_the_source_documents_parameter_counts(code_width, actions, count):
+    from worldmodels.control.controller import parameter_count
+
+    # 66 and 2,050: the discrete World Models source's V + C agents (continuous and discrete z).
+    assert parameter_count(code_width, actions) == count
+    rng = np.random.default_rng(1)
+    z = rng.standard_normal((4, code_width))
+    no_memory = np.zeros((4, 0))
+    assert controller_actions(rng.standard_normal(count), z, no_memory, actions).shape == (4, 3)
+
+
+def test_two_actions_are_steer_and_one_throttle():
+    rng = np.random.default_rng(2)
+    parameters = 2 * rng.standard_normal(32 * 2 + 2)
+    z = rng.standard_normal((50, 32))
+    actions = controller_actions(parameters, z, np.zeros((50, 0)), actions=2)
+    raw = np.tanh(z @ parameters[:64].reshape(32, 2) + parameters[64:])
+    np.testing.assert_allclose(actions[:, 0], raw[:, 0], rtol=1e-6)
+    np.testing.assert_allclose(actions[:, 1], np.maximum(raw[:, 1], 0), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(actions[:, 2], np.maximum(-raw[:, 1], 0), rtol=1e-6, atol=1e-7)
+    assert np.all((actions[:, 1] == 0) | (actions[:, 2] == 0))  # never gas and brake at once
+    assert (actions[:, 1] > 0).any() and (actions[:, 2] > 0).any()

@@ -181,3 +181,50 @@ def test_episode_jobs_are_no_larger_than_the_envs_and_keep_every_worker_busy(
     jobs = episode_jobs(list(range(episodes)), envs_per_worker, workers)
     assert [len(job) for job in jobs] == sizes
     assert [task for job in jobs for task in job] == list(range(episodes))
+
+
+def test_engine_with_a_v_only_controller_on_a_discrete_vae_equals_the_unbatched_computation(
+    tmp_path,
+):
+    """Two envs in lock-step; each recorded step recomputed alone: batch-1 encoder logits,
+    a hard sample with the episode's own noise, the 2-action controller on z alone."""
+    from conftest import synthetic_episode
+
+    from worldmodels import layout
+    from worldmodels.control.controller import ControllerSpec
+    from worldmodels.data.tf_records import episode_filename, save_episode
+    from worldmodels.vision import train_vae
+    from worldmodels.vision.vae import hard_sample
+
+    home = tmp_path / "home"
+    for index in range(2):
+        save_episode(
+            layout.rollouts(home, "random") / episode_filename(index), synthetic_episode(20, index)
+        )
+    train_vae.main(
+        ["--home", str(home), "--latent", "discrete", "--epochs", "1", "--batch-size", "16"]
+        + ["--validation-share", "0"]
+    )
+    agent = AgentModels(home, spec=ControllerSpec("z", 2))
+    assert agent.memory is None and agent.code_width == 1024
+    rng = np.random.default_rng(0)
+    lengths = (9, 5)
+    tasks = [
+        EpisodeTask(i, 0.05 * rng.standard_normal(1024 * 2 + 2), seed=200 + i,
+                    record_path=str(tmp_path / f"episode-{i}.tfrecord"))
+        for i in range(2)
+    ]  # fmt: skip
+    envs = [make_env(EnvParams(episode_length=length)) for length in lengths]
+    RolloutEngine(agent, envs).run(tasks)
+    for task, length in zip(tasks, lengths):
+        episode = load_episode(task.record_path)
+        noise = latent_noise(task.seed)
+        env = make_env(EnvParams(episode_length=length))
+        observation, _ = env.reset(seed=task.seed)
+        for t in range(length):
+            np.testing.assert_array_equal(episode["observation"][t], observation)
+            logits = agent.vae.logits(observation[None].astype(np.float32) / 255.0).numpy()
+            code = hard_sample(logits, noise.uniform(size=(1, 32, 32))).reshape(1, -1)
+            action = controller_actions(task.parameters, code, np.zeros((1, 0)), actions=2)
+            np.testing.assert_allclose(episode["action"][t], action[0], atol=1e-5)
+            observation, *_ = env.step(episode["action"][t])

@@ -108,3 +108,67 @@ def test_reconstruction_loss_falls_on_real_frames(real_frames):
             train_step(frames[start : start + 32])
     after = float(model.loss_terms(frames)["reconstruction_loss"])
     assert after < 0.5 * before, (before, after)
+
+
+def test_gumbel_softmax_samples_follow_the_categorical_and_become_one_hot():
+    from worldmodels.vision.vae import gumbel_softmax_sample
+
+    logits = tf.constant(np.log([[0.1, 0.2, 0.3, 0.4]]), tf.float32)
+    draws = 20_000
+    tiled = tf.tile(logits, [draws, 1])
+    for temperature in (5.0, 1.0, 0.1):
+        samples = gumbel_softmax_sample(tiled, temperature, seed=1).numpy()
+        frequencies = np.bincount(samples.argmax(-1), minlength=4) / draws
+        # The argmax of a Gumbel-softmax sample is a draw of the categorical at any temperature.
+        np.testing.assert_allclose(frequencies, [0.1, 0.2, 0.3, 0.4], atol=0.015)
+    assert gumbel_softmax_sample(tiled, 0.01, seed=2).numpy().max(-1).mean() > 0.99
+    assert gumbel_softmax_sample(tiled, 5.0, seed=2).numpy().max(-1).mean() < 0.5
+
+
+def test_hard_samples_are_one_hot_draws_of_the_categorical():
+    from worldmodels.vision.vae import hard_sample
+
+    rng = np.random.default_rng(0)
+    logits = np.log(np.array([0.5, 0.25, 0.125, 0.125]))
+    samples = hard_sample(np.tile(logits, (20_000, 1)), rng.uniform(size=(20_000, 4)))
+    assert set(np.unique(samples)) == {0.0, 1.0} and np.all(samples.sum(-1) == 1)
+    np.testing.assert_allclose(samples.mean(0), [0.5, 0.25, 0.125, 0.125], atol=0.015)
+
+
+def test_categorical_kl_to_uniform_equals_the_closed_form():
+    from worldmodels.vision.vae import categorical_kl_to_uniform
+
+    logits = np.random.default_rng(3).normal(size=(2, 32, 32))
+    q = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    expected = np.sum(q * np.log(q * 32), axis=(-1, -2))
+    np.testing.assert_allclose(categorical_kl_to_uniform(tf.constant(logits)), expected, rtol=1e-6)
+    assert float(categorical_kl_to_uniform(tf.zeros((1, 32, 32)))[0]) == pytest.approx(0, abs=1e-6)
+    one_hot = tf.constant(np.eye(32)[None] * 100.0)  # all mass on one class: 32 log 32
+    assert float(categorical_kl_to_uniform(one_hot)[0]) == pytest.approx(32 * np.log(32), rel=1e-4)
+
+
+def test_annealing_schedules_at_epochs_0_10_20():
+    from worldmodels.params import VAEParams
+    from worldmodels.vision.vae import annealed
+
+    p = VAEParams()
+    temperature = [
+        annealed(p.gumbel_temperature_start, p.gumbel_temperature_end, 10, e) for e in (0, 10, 20)
+    ]
+    kl_weight = [annealed(p.kl_weight_start, p.kl_weight_end, 10, e) for e in (0, 10, 20)]
+    np.testing.assert_allclose(temperature, [5.0, 0.1 + 4.9 / 2, 0.1 + 4.9 / 4])
+    np.testing.assert_allclose(kl_weight, [2.0, 0.01 + 1.99 / 2, 0.01 + 1.99 / 4])
+    assert p.gumbel_temperature_half_life == p.kl_weight_half_life == 10
+
+
+def test_discrete_vae_shapes_and_parameters():
+    from worldmodels.vision.vae import build_vae
+
+    vae = build_vae("discrete")
+    frames = tf.random.uniform((3, 64, 64, 3))
+    assert vae.logits(frames).shape == (3, 32, 32) and vae.code_width == 1024
+    assert vae.reconstruct(frames).shape == (3, 64, 64, 3)
+    codes = vae.prior_codes(5, seed=0).numpy()
+    assert codes.shape == (5, 1024) and np.all(codes.reshape(5, 32, 32).sum(-1) == 1)
+    # The continuous VAE's layers, with 1024 logits out of the encoder and into the decoder.
+    assert vae.count_params() == 4_348_547 + 1024 * (1024 - 64) + (1024 - 64) + (1024 - 32) * 1024

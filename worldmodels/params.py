@@ -58,12 +58,27 @@ class SamplingParams:
 class VAEParams:
     """Stage 2: the convolutional VAE."""
 
+    latent: str = "continuous"  # the paper's Gaussian z; "discrete": 32 x 32 categorical
+    # The discrete VAE's Gumbel-softmax temperature and KL weight, each annealed exponentially
+    # from start to end with a half-life in epochs (the discrete World Models source).
+    gumbel_temperature_start: float = 5.0
+    gumbel_temperature_end: float = 0.1
+    gumbel_temperature_half_life: float = 10.0
+    kl_weight_start: float = 2.0
+    kl_weight_end: float = 0.01
+    kl_weight_half_life: float = 10.0
     kl_tolerance: float = 0.5  # free bits: KL floored at kl_tolerance * 32 nats
     learning_rate: float = 1e-4
     batch_size: int = 256  # the write-up's; the paper used 32 / 100
     epochs: int = 10
     validation_share: float = 0.05  # whole episodes held out to measure the loss on; not in
     # the paper, which trained on every episode
+
+    def __post_init__(self):
+        if self.latent not in ("continuous", "discrete"):
+            raise ConfigError(
+                f"config key 'vae.latent' expects 'continuous' or 'discrete', got {self.latent!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -106,6 +121,8 @@ class ControllerParams:
     worker_timeout: float = 600.0  # seconds for one job of envs_per_worker episodes
     keep_optimizer_states: int = 5  # latest generations keeping optimizer.pkl (0: all)
     evaluation_episodes: int = 100  # the paper's protocol: mean over 100 random tracks
+    controller_inputs: str = "zh"  # "zh": z and M's features; "z": the V-only agent
+    actions: int = 3  # 3: (steer, gas, brake); 2: (steer, throttle), the discrete source's
 
 
 @dataclass(frozen=True)
@@ -117,6 +134,22 @@ class Config:
     vae: VAEParams = field(default_factory=VAEParams)
     memory: MemoryParams = field(default_factory=MemoryParams)
     controller: ControllerParams = field(default_factory=ControllerParams)
+
+    def __post_init__(self):
+        if self.controller.controller_inputs not in ("zh", "z"):
+            raise ConfigError(
+                "config key 'controller.controller_inputs' expects 'zh' or 'z', got "
+                f"{self.controller.controller_inputs!r}"
+            )
+        if self.controller.actions not in (3, 2):
+            raise ConfigError(
+                f"config key 'controller.actions' expects 3 or 2, got {self.controller.actions}"
+            )
+        if self.vae.latent == "discrete" and self.controller.controller_inputs == "zh":
+            raise ConfigError(
+                "vae.latent=discrete needs controller.controller_inputs=z: this project has no "
+                "MDN-RNN on discrete latents"
+            )
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

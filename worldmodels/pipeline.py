@@ -139,6 +139,15 @@ def main(argv: list[str] | None = None) -> None:
             train_vae.main,
             [
                 *dataset,
+                "--latent", vae.latent,
+                *[
+                    f"--{key.replace('_', '-')}={getattr(vae, key)}"
+                    for key in (
+                        "gumbel_temperature_start", "gumbel_temperature_end",
+                        "gumbel_temperature_half_life", "kl_weight_start", "kl_weight_end",
+                        "kl_weight_half_life",
+                    )
+                ],
                 "--epochs", str(vae.epochs),
                 "--batch-size", str(vae.batch_size),
                 "--learning-rate", str(vae.learning_rate),
@@ -175,6 +184,8 @@ def main(argv: list[str] | None = None) -> None:
                 "--eval-every", str(controller.eval_every),
                 "--eval-episodes", str(controller.eval_episodes),
                 "--keep-optimizer-states", str(controller.keep_optimizer_states),
+                "--controller-inputs", controller.controller_inputs,
+                "--actions", str(controller.actions),
                 *(["--cma-diagonal"] if controller.cma_diagonal else []),
                 *rollout_flags,
             ],
@@ -189,6 +200,8 @@ def main(argv: list[str] | None = None) -> None:
             ],
         ),
     ]  # fmt: skip
+    if controller.controller_inputs == "z":  # the V-only agent needs no MDN-RNN
+        stages = [s for s in stages if s[1] not in (sample_latent_stats.main, train_memory.main)]
     for number, (name, stage, flags) in enumerate(stages, start=1):
         print(f"== stage {number}/{len(stages)}: {name}", flush=True)
         stage(["--home", str(home), *flags])

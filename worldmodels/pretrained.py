@@ -47,14 +47,17 @@ def export_agent(home: Path, generation: int, out: Path) -> str:
     """Writes the agent of `home` to the .tar.gz `out` and its checksum to `out`.sha256.
 
     The archive holds the weights of the latest VAE and MDN-RNN checkpoints (no optimizer
-    state: a third of the size) with each run's run.json (the MDN-RNN's sizes), and controller
-    `generation` (without optimizer.pkl).
+    state: a third of the size; no MDN-RNN for a V-only agent) with each run's run.json (the
+    VAE's latent type, the MDN-RNN's kind and sizes), control/run.json (what the controller
+    reads and outputs) and controller `generation` (without optimizer.pkl).
     Returns the checksum.
     """
     from worldmodels.control.agent import AgentModels, require_trained_models
+    from worldmodels.control.generations import controller_spec
 
-    require_trained_models(home)
-    agent = AgentModels(home)
+    spec = controller_spec(home)
+    require_trained_models(home, spec.uses_memory)
+    agent = AgentModels(home, spec=spec)
     out.parent.mkdir(parents=True, exist_ok=True)
     temporary = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     with tempfile.TemporaryDirectory() as staging, tarfile.open(temporary, "w:gz") as archive:
@@ -63,6 +66,11 @@ def export_agent(home: Path, generation: int, out: Path) -> str:
         for path in layout.generation(home, generation).iterdir():
             if path.name != "optimizer.pkl":
                 archive.add(path, arcname=str(path.relative_to(home)))
+        if layout.control_run_file(home).exists():
+            archive.add(
+                layout.control_run_file(home),
+                arcname=str(layout.control_run_file(home).relative_to(home)),
+            )
     os.replace(temporary, out)
     checksum = sha256_of(out)
     Path(f"{out}.sha256").write_text(f"{checksum}  {out.name}\n")
@@ -80,6 +88,8 @@ def write_world_model_weights(home: Path, agent, destination: Path) -> list[Path
         (layout.vae_training(home), agent.vae),
         (layout.memory_training(home), agent.memory),
     ):
+        if model is None:  # a V-only agent's
+            continue
         name = Path(tf.train.latest_checkpoint(str(run / layout.CHECKPOINTS))).name
         weights = destination / run.name / layout.CHECKPOINTS
         tf.train.Checkpoint(model=model).write(str(weights / name))

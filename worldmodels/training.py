@@ -189,6 +189,7 @@ class TrainingRun:
         after_epoch: Callable[[int], None] = lambda epoch: None,
         validate: Callable[[], dict] | None = None,
         validate_every: int = 0,
+        before_epoch: Callable[[int], None] = lambda epoch: None,
     ) -> None:
         """Trains from where the run stands to the end of epoch `epochs`.
 
@@ -198,9 +199,11 @@ class TrainingRun:
         returns the losses on the held-out episodes, logged after every epoch and every
         `validate_every` steps (0: only after epochs). Checkpoints every `checkpoint_every`
         steps and after each epoch, then calls `after_epoch(epoch)` with the 1-based number of
-        the epoch just completed.
+        the epoch just completed. `before_epoch(epoch)` runs before an epoch's (or a resumed
+        epoch's) first batch with its 0-based number, for settings that change per epoch.
         """
         for epoch in range(int(self.epoch), epochs):
+            before_epoch(epoch)
             batches = batches_for_epoch(epoch).skip(int(self.batch_in_epoch))
             progress = tqdm(
                 batches,

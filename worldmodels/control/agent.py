@@ -1,7 +1,8 @@
 """V and M as rollouts use them: one batched encoder call and one numpy memory step per step.
 
 The MDN head is never evaluated in a rollout: the controller reads only the memory's features
-(the LSTM's h; with the attentive memory, h and its attention context).
+(the LSTM's h; with the attentive memory, h and its attention context), or no memory at all
+(the V-only agent). The VAE is the home's, continuous or discrete.
 """
 
 from __future__ import annotations
@@ -15,24 +16,40 @@ import numpy as np
 import tensorflow as tf
 
 from worldmodels import layout
-from worldmodels.control.controller import ACTION_DIM, LATENT_DIM
+from worldmodels.control.controller import ACTION_DIM, LATENT_DIM, ControllerSpec
 from worldmodels.memory.memory import MDNRNN, build_memory
 from worldmodels.params import MemoryParams
 from worldmodels.training import restore_latest_weights
-from worldmodels.vision.vae import FRAME_SHAPE, VAE
+from worldmodels.vision.vae import FRAME_SHAPE, build_vae, hard_sample
 
 
-def require_trained_models(home: Path) -> None:
-    """Exits with the command to run when the home has no VAE or no MDN-RNN checkpoint."""
-    for run, command in (
-        (layout.vae_training(home), "vision.train_vae"),
-        (layout.memory_training(home), "memory.train_memory"),
-    ):
+def require_trained_models(home: Path, with_memory: bool = True) -> None:
+    """Exits with the command to run when the home has no VAE checkpoint, or no MDN-RNN
+    checkpoint `with_memory`; exits too when an MDN-RNN is asked for on a discrete VAE."""
+    def require_checkpoint(run: Path, command: str) -> None:
         if tf.train.latest_checkpoint(str(run / layout.CHECKPOINTS)) is None:
             raise SystemExit(
                 f"error: no checkpoint in {run / layout.CHECKPOINTS}; "
                 f"run python -m worldmodels.{command} first"
             )
+
+    require_checkpoint(layout.vae_training(home), "vision.train_vae")
+    if with_memory:
+        if vae_latent(home) == "discrete":
+            raise SystemExit(
+                f"error: the VAE in {layout.vae_training(home)} is discrete, and this project "
+                "has no MDN-RNN on discrete latents; train a V-only controller on it "
+                "(train_controller --controller-inputs z)"
+            )
+        require_checkpoint(layout.memory_training(home), "memory.train_memory")
+
+
+def vae_latent(home: Path | None) -> str:
+    """The latent type of the home's VAE ("continuous" or "discrete"), from its run.json."""
+    run_file = layout.vae_training(home) / layout.RUN_FILE if home is not None else None
+    if run_file is None or not run_file.exists():
+        return "continuous"
+    return json.loads(run_file.read_text())["settings"].get("latent", "continuous")
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -64,16 +81,18 @@ def memory_settings(home: Path | None) -> dict:
     return settings
 
 
-def build_world_model(home: Path | None) -> tuple[VAE, MDNRNN]:
-    """The VAE and the MDN-RNN, built; with a `home`, with the sizes and the weights of its
-    latest checkpoints, else with the paper's sizes and a fresh random initialisation."""
-    vae = VAE(LATENT_DIM)
-    vae(tf.zeros((1, *FRAME_SHAPE)))
-    memory = build_memory(latent_dim=LATENT_DIM, action_dim=ACTION_DIM, **memory_settings(home))
-    memory(tf.zeros((1, 1, LATENT_DIM + ACTION_DIM)))
+def build_world_model(home: Path | None, with_memory: bool = True) -> tuple:
+    """(VAE, MDN-RNN or None), built; with a `home`, of its kinds and sizes with the weights
+    of its latest checkpoints, else the paper's with a fresh random initialisation."""
+    vae = build_vae(vae_latent(home))
+    memory = None
+    if with_memory:
+        memory = build_memory(latent_dim=LATENT_DIM, action_dim=ACTION_DIM, **memory_settings(home))
+        memory(tf.zeros((1, 1, LATENT_DIM + ACTION_DIM)))
     if home is not None:
         restore_latest_weights(layout.vae_training(home), vae, "train_vae")
-        restore_latest_weights(layout.memory_training(home), memory, "train_memory")
+        if memory is not None:
+            restore_latest_weights(layout.memory_training(home), memory, "train_memory")
     return vae, memory
 
 
@@ -87,18 +106,29 @@ class AgentModels:
     The memory's state for a batch of episodes is a dict of numpy arrays with the episode on
     the first axis (`initial_state`); `memory_step` advances it, and its "features" are what
     the controller reads: h_t, and with the attentive memory the context over the last W
-    outputs too, both from the steps before t (zeros at t = 0).
+    outputs too, both from the steps before t (zeros at t = 0); none for a V-only controller
+    (`spec.inputs == "z"`), which builds no memory.
     """
 
-    def __init__(self, home: Path | None = None, seed: int = 0, memory: MDNRNN | None = None):
+    def __init__(
+        self,
+        home: Path | None = None,
+        seed: int = 0,
+        memory: MDNRNN | None = None,
+        spec: ControllerSpec = ControllerSpec(),
+    ):
         keras.utils.set_random_seed(seed)
-        self.vae, self.memory = build_world_model(home)
+        self.spec = spec
+        self.vae, self.memory = build_world_model(home, with_memory=spec.uses_memory)
         if memory is not None:  # a built memory of the caller's, in place of the home's
             self.memory = memory
-        self.feature_dim = self.memory.feature_dim
+        self.code_width = self.vae.code_width
+        self.feature_dim = self.memory.feature_dim if self.memory is not None else 0
         self._copy_memory_weights()
 
     def _copy_memory_weights(self) -> None:
+        if self.memory is None:
+            return
         cell = self.memory.lstm.cell
         self._kernel = cell.kernel.numpy()
         self._recurrent_kernel = cell.recurrent_kernel.numpy()
@@ -111,6 +141,8 @@ class AgentModels:
 
     def initial_state(self, batch: int) -> dict[str, np.ndarray]:
         """The memory's state before the first step of `batch` episodes: all zeros."""
+        if self.memory is None:
+            return {"features": np.zeros((batch, 0), np.float32)}
         units = self.memory.lstm_units
         state = {
             "h": np.zeros((batch, units), np.float32),
@@ -126,6 +158,8 @@ class AgentModels:
 
     def memory_step(self, z, action, state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """One step of the memory on (z_t, a_t) for a batch, in numpy: the next state."""
+        if self.memory is None:
+            return state
         h, c = self.lstm_step(z, action, state["h"], state["c"])
         if self.memory.kind == "lstm":
             return {"h": h, "c": c, "features": h}
@@ -162,12 +196,28 @@ class AgentModels:
 
     @tf.function(input_signature=[tf.TensorSpec([None, *FRAME_SHAPE], tf.uint8)], autograph=False)
     def _encode(self, frames):
-        return self.vae.encode(tf.cast(frames, tf.float32) / 255.0)
+        frames = tf.cast(frames, tf.float32) / 255.0
+        if self.vae.latent == "discrete":
+            return (self.vae.logits(frames),)
+        return self.vae.encode(frames)
 
-    def encode(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """B x 64 x 64 x 3 uint8 frames -> (mu, logvar), each B x 32 float32 (any B, one trace)."""
-        mu, logvar = self._encode(frames)
-        return mu.numpy(), logvar.numpy()
+    def encode(self, frames: np.ndarray) -> tuple[np.ndarray, ...]:
+        """B x 64 x 64 x 3 uint8 frames -> the parameters of q(z|x), float32 (any B, one
+        trace): (mu, logvar), each B x 32; for a discrete VAE (logits B x 32 x 32,)."""
+        return tuple(tensor.numpy() for tensor in self._encode(frames))
+
+    def sample_codes(self, frames: np.ndarray, noises) -> np.ndarray:
+        """The z a controller reads, B x code_width float32: a draw from q(z|x) of each frame,
+        its randomness from that episode's generator in `noises`. Continuous: mu + sigma * eps;
+        discrete: a hard one-hot sample of each categorical (Gumbel-max), flattened."""
+        parameters = self.encode(frames)
+        if self.vae.latent == "discrete":
+            (logits,) = parameters
+            uniform = np.stack([noise.uniform(size=logits.shape[1:]) for noise in noises])
+            return hard_sample(logits, uniform).reshape(len(frames), -1)
+        mu, logvar = parameters
+        eps = np.stack([noise.standard_normal(mu.shape[1]) for noise in noises])
+        return (mu + np.exp(logvar / 2) * eps).astype(np.float32)
 
     def lstm_step(self, z, action, h, c) -> tuple[np.ndarray, np.ndarray]:
         """One step of the MDN-RNN's LSTM (Keras gate order i, f, c, o) on a batch, in numpy."""
@@ -182,16 +232,16 @@ class AgentModels:
         return h.astype(np.float32), c.astype(np.float32)
 
 
-def world_model_id(home: Path) -> str:
-    """A fingerprint of the VAE and MDN-RNN weights in the latest checkpoints of `home` (see
+def world_model_id(home: Path, with_memory: bool = True) -> str:
+    """A fingerprint of the VAE (and MDN-RNN) weights in the latest checkpoints of `home` (see
     `require_trained_models`)."""
-    return fingerprint(*build_world_model(home))
+    return fingerprint(*build_world_model(home, with_memory))
 
 
-def fingerprint(vae: VAE, memory: MDNRNN) -> str:
+def fingerprint(vae, memory: MDNRNN | None = None) -> str:
     """A hash of the models' weights once restored, so it does not depend on how a checkpoint
     stores them: a weights-only export of the same checkpoints has the same fingerprint."""
     digest = hashlib.sha256()
-    for weight in [*vae.weights, *memory.weights]:
+    for weight in [*vae.weights, *(memory.weights if memory is not None else [])]:
         digest.update(np.asarray(weight).tobytes())
     return digest.hexdigest()[:16]

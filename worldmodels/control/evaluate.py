@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 
 from worldmodels import layout
 from worldmodels.cli import add_rollout_arguments, make_parser, non_negative_int, positive_int
-from worldmodels.control.generations import load_agent_controller
+from worldmodels.control.generations import controller_spec, load_agent_controller
 from worldmodels.control.rollouts import (
     EpisodeTask,
     RolloutConfig,
@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> None:
         home=str(home),
         env=EnvParams(env=args.env, episode_length=args.episode_length),
         envs_per_worker=args.envs_per_worker,
+        controller=controller_spec(home),
     )
     seeds = [derive_seed(args.seed, Stream.EVALUATION_TRACKS, j) for j in range(args.episodes)]
     tasks = [EpisodeTask(j, controller, seed) for j, seed in enumerate(seeds)]

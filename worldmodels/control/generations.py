@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from worldmodels import layout
+from worldmodels.control.controller import ControllerSpec
 
 MARKER = "complete"
 ARRAYS = ("population", "rewards", "fitness", "best", "mean")
@@ -128,6 +129,14 @@ def load_controller(home: Path, number: int, candidate: str = "mean") -> np.ndar
     return np.load(layout.generation(home, number) / f"{candidate}.npy")
 
 
+def controller_spec(home: Path) -> ControllerSpec:
+    """What the home's controllers read and output, from control/run.json (the paper's
+    controller for a run recorded before these were settings, or none yet)."""
+    run_file = layout.control_run_file(home)
+    settings = json.loads(run_file.read_text())["settings"] if run_file.exists() else {}
+    return ControllerSpec(settings.get("controller_inputs", "zh"), settings.get("actions", 3))
+
+
 def load_agent_controller(
     home: Path, which: str, candidate: str = "mean"
 ) -> tuple[int, np.ndarray]:
@@ -139,8 +148,9 @@ def load_agent_controller(
     """
     from worldmodels.control.agent import require_trained_models, world_model_id
 
-    require_trained_models(home)
-    world_model = world_model_id(home)
+    uses_memory = controller_spec(home).uses_memory
+    require_trained_models(home, uses_memory)
+    world_model = world_model_id(home, uses_memory)
     try:
         generation = resolve_generation(home, which, world_model)
     except ValueError as error:

@@ -3,8 +3,10 @@
     python -m worldmodels.control.render --generation best --seed 42 --out agent.gif
 
 Each frame shows side by side the observation x_t, the VAE's reconstruction of it (decoded
-mu), and the MDN-RNN's prediction of the next frame (a z_{t+1} drawn from its mixture at
---temperature given z_t, a_t and h_t, decoded), with the step and the cumulative reward.
+from the mode of q(z|x): mu, or each categorical's most likely class), and the MDN-RNN's
+prediction of the next frame (a z_{t+1} drawn from its mixture at --temperature given z_t, a_t
+and h_t, decoded; not for a V-only agent, which has no M), with the step and the cumulative
+reward.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from worldmodels import layout
 from worldmodels.cli import make_parser, non_negative_int, positive_int
 from worldmodels.control.agent import AgentModels
 from worldmodels.control.controller import controller_actions
-from worldmodels.control.generations import load_agent_controller
+from worldmodels.control.generations import controller_spec, load_agent_controller
 from worldmodels.data.car_racing import make_env
 from worldmodels.files import atomic_path
 from worldmodels.memory.memory import sample_next_latent
@@ -64,7 +66,7 @@ def compose(panels: list[np.ndarray], scale: int, caption: str) -> np.ndarray:
     image.paste(Image.fromarray(row), (0, HEADER_PIXELS))
     draw = ImageDraw.Draw(image)
     width = row.shape[1] // len(panels)
-    for index, name in enumerate(PANELS):
+    for index, name in enumerate(PANELS[: len(panels)]):
         draw.text((index * width + 4, 2), name, fill=(200, 200, 200))
     draw.text((4, 14), caption, fill=(255, 255, 255))
     return np.asarray(image)
@@ -74,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     home = layout.resolve_home(args.home)
     generation, controller = load_agent_controller(home, args.generation, args.candidate)
-    agent = AgentModels(home)
+    agent = AgentModels(home, spec=controller_spec(home))
     env = make_env(EnvParams(env=args.env, episode_length=args.episode_length))
 
     def to_image(frames: tf.Tensor) -> np.ndarray:
@@ -85,17 +87,15 @@ def main(argv: list[str] | None = None) -> None:
     state = agent.initial_state(1)
     total, frames, done, step = 0.0, [], False, 0
     while not done:
-        mu, logvar = agent.encode(observation[None])
-        z = (mu + np.exp(logvar / 2) * noise.standard_normal(mu.shape)).astype(np.float32)
-        action = controller_actions(controller, z, state["features"])
+        z = agent.sample_codes(observation[None], [noise])
+        action = controller_actions(controller, z, state["features"], agent.spec.actions)
         state = agent.memory_step(z, action, state)
-        mixture = agent.memory.mixture(state["features"])
-        predicted = sample_next_latent(*mixture, args.temperature, seed=None)
-        panels = [
-            observation,
-            to_image(agent.vae.decode(mu)),
-            to_image(agent.vae.decode(predicted)),
-        ]
+        frame = observation[None].astype(np.float32) / 255.0
+        panels = [observation, to_image(agent.vae.reconstruct(frame))]
+        if agent.memory is not None:  # M's prediction of the next frame
+            mixture = agent.memory.mixture(state["features"])
+            predicted = sample_next_latent(*mixture, args.temperature, seed=None)
+            panels.append(to_image(agent.vae.decode(predicted)))
         frames.append(compose(panels, args.scale, f"step {step}   reward {total:7.1f}"))
         observation, reward, terminated, truncated, _ = env.step(action[0])
         total += float(reward)

@@ -21,7 +21,7 @@ from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from worldmodels.control.agent import AgentModels
-from worldmodels.control.controller import controller_actions
+from worldmodels.control.controller import ControllerSpec, controller_actions
 from worldmodels.data.car_racing import make_env
 from worldmodels.data.tf_records import save_episode
 from worldmodels.params import EnvParams
@@ -31,8 +31,8 @@ from worldmodels.workers import WorkerPool
 
 @dataclass(frozen=True)
 class EpisodeTask:
-    """One episode on the track of `seed`, driven by controller `parameters` (867; None for
-    the random policies, which need none).
+    """One episode on the track of `seed`, driven by controller `parameters` (867 for the
+    paper's; None for the random policies, which need none).
 
     With a `record_path` the episode is saved there as an episode record of `policy`.
     """
@@ -68,9 +68,10 @@ class RolloutEngine:
     """Runs episode tasks on `envs` in lock-step with one agent's V and M.
 
     The step order is the paper's: observe x_t, z_t = mu + sigma * eps (eps from the episode's
-    `latent_noise` stream), a_t = C(z_t, h_t), step the env with a_t, then
-    h_{t+1} = LSTM(z_t, a_t, h_t); with the attentive memory, C reads h_t and its attention
-    context. A finished slot starts the next task at once.
+    `latent_noise` stream; a hard one-hot sample with a discrete VAE), a_t = C(z_t, h_t), step
+    the env with a_t, then h_{t+1} = LSTM(z_t, a_t, h_t); with the attentive memory, C reads
+    h_t and its attention context, and a V-only controller reads z_t alone. A finished slot
+    starts the next task at once.
     """
 
     def __init__(self, agent, envs: Sequence):
@@ -96,11 +97,12 @@ class RolloutEngine:
         while any(episode is not None for episode in slots):
             active = [slot for slot, episode in enumerate(slots) if episode is not None]
             episodes = [slots[slot] for slot in active]
-            mu, logvar = self.agent.encode(np.stack([e.observation for e in episodes]))
-            noise = np.stack([e.noise.standard_normal(mu.shape[1]) for e in episodes])
-            z = (mu + np.exp(logvar / 2) * noise).astype(np.float32)
+            frames = np.stack([e.observation for e in episodes])
+            z = self.agent.sample_codes(frames, [e.noise for e in episodes])
             parameters = np.stack([e.task.parameters for e in episodes])
-            actions = controller_actions(parameters, z, state["features"][active])
+            actions = controller_actions(
+                parameters, z, state["features"][active], self.agent.spec.actions
+            )
             for row, (slot, episode) in enumerate(zip(active, episodes)):
                 observation, reward, terminated, truncated, _ = self.envs[slot].step(actions[row])
                 done = terminated or truncated
@@ -142,6 +144,7 @@ class RolloutConfig:
     env: EnvParams
     envs_per_worker: int
     model_seed: int = 0
+    controller: ControllerSpec = ControllerSpec()
 
 
 def use_one_thread() -> None:
@@ -165,7 +168,8 @@ class RolloutWorker:
         use_one_thread()
         home = Path(config.home) if config.home is not None else None
         envs = [make_env(config.env) for _ in range(config.envs_per_worker)]
-        self.engine = RolloutEngine(AgentModels(home, config.model_seed), envs)
+        agent = AgentModels(home, config.model_seed, spec=config.controller)
+        self.engine = RolloutEngine(agent, envs)
 
     def __call__(self, tasks: Sequence[EpisodeTask]) -> list[EpisodeResult]:
         return self.engine.run(tasks)

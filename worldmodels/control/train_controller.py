@@ -26,7 +26,12 @@ from worldmodels import layout
 from worldmodels.cli import add_rollout_arguments, make_parser, non_negative_int, positive_int
 from worldmodels.control.agent import build_world_model, fingerprint, require_trained_models
 from worldmodels.control.cma_es import make_optimizer
-from worldmodels.control.controller import LATENT_DIM, parameter_count
+from worldmodels.control.controller import (
+    ACTION_MODES,
+    CONTROLLER_INPUTS,
+    ControllerSpec,
+    parameter_count,
+)
 from worldmodels.control.generations import (
     complete_generations,
     load_optimizer,
@@ -98,6 +103,21 @@ def parse_args(argv: list[str] | None = None):
         default=defaults.keep_optimizer_states,
         help="latest generations that keep optimizer.pkl, ~12 MB each (0: all)",
     )
+    parser.add_argument(
+        "--controller-inputs",
+        choices=CONTROLLER_INPUTS,
+        default=defaults.controller_inputs,
+        help="zh: z and the MDN-RNN's features (the paper's agent); z: z alone, the V-only agent "
+        "(no MDN-RNN needed; the only choice on a discrete VAE)",
+    )
+    parser.add_argument(
+        "--actions",
+        type=int,
+        choices=ACTION_MODES,
+        default=defaults.actions,
+        help="controller outputs: 3, (steer, gas, brake) as the paper; 2, (steer, throttle) with "
+        "throttle > 0 gas and < 0 brake. The environment always gets all three",
+    )
     add_rollout_arguments(parser)
     return parser.parse_args(argv)
 
@@ -105,10 +125,12 @@ def parse_args(argv: list[str] | None = None):
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     home = layout.resolve_home(args.home)
-    require_trained_models(home)
-    vae, memory = build_world_model(home)
+    spec = ControllerSpec(args.controller_inputs, args.actions)
+    require_trained_models(home, spec.uses_memory)
+    vae, memory = build_world_model(home, spec.uses_memory)
     world_model = fingerprint(vae, memory)
-    dimension = parameter_count(LATENT_DIM + memory.feature_dim)
+    features = vae.code_width + (memory.feature_dim if memory is not None else 0)
+    dimension = parameter_count(features, spec.actions)
     params = dataclasses.replace(
         ControllerParams(),
         popsize=args.popsize,
@@ -121,8 +143,12 @@ def main(argv: list[str] | None = None) -> None:
         envs_per_worker=args.envs_per_worker,
         worker_timeout=args.timeout,
         keep_optimizer_states=args.keep_optimizer_states,
+        controller_inputs=spec.inputs,
+        actions=spec.actions,
     )
     settings = {
+        "controller_inputs": spec.inputs,
+        "actions": spec.actions,
         "popsize": params.popsize,
         "episodes_per_candidate": params.episodes_per_candidate,
         "sigma0": params.sigma0,
@@ -135,7 +161,10 @@ def main(argv: list[str] | None = None) -> None:
     run_file = layout.control_run_file(home)
     done = complete_generations(home)
     if done:
-        changes = changed_settings(json.loads(run_file.read_text())["settings"], settings)
+        # Runs recorded before these were settings trained the paper's controller.
+        saved = {"controller_inputs": "zh", "actions": 3}
+        saved.update(json.loads(run_file.read_text())["settings"])
+        changes = changed_settings(saved, settings)
         if changes:
             sys.exit(
                 f"error: {home / 'control'} holds a run with other settings ({changes}); "
@@ -170,6 +199,7 @@ def main(argv: list[str] | None = None) -> None:
         home=str(home),
         env=EnvParams(env=args.env, episode_length=args.episode_length),
         envs_per_worker=params.envs_per_worker,
+        controller=spec,
     )
     summaries = tf.summary.create_file_writer(str(layout.control_tensorboard(home)))
     try:

@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from worldmodels import layout
 from worldmodels.cli import add_on_corrupt_argument, make_parser, positive_int
+from worldmodels.control.agent import vae_latent
 from worldmodels.data.tf_records import (
     LATENT_STATS,
     CorruptEpisodeError,
@@ -60,6 +61,12 @@ def main(argv: list[str] | None = None) -> None:
     home = layout.resolve_home(args.home)
     episodes_directory = layout.rollouts(home, args.dataset)
     output = layout.latent_stats(home, args.dataset)
+    if vae_latent(home) == "discrete":
+        sys.exit(
+            f"error: the VAE in {layout.vae_training(home)} is discrete; latent statistics feed "
+            "the MDN-RNN, which this project has only on continuous latents. A discrete VAE "
+            "drives a V-only controller: train_controller --controller-inputs z"
+        )
     vae = VAE()
     vae(tf.zeros((1, *FRAME_SHAPE)))
     checkpoint = restore_latest_weights(

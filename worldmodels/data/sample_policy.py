@@ -237,11 +237,14 @@ def main(argv: list[str] | None = None) -> None:
 
     controller = None
     if args.policy == "controller":
-        from worldmodels.control.generations import load_agent_controller
+        from worldmodels.control.generations import controller_spec, load_agent_controller
 
         _, controller = load_agent_controller(home, args.generation)
         make_handler = partial(
-            RolloutWorker, RolloutConfig(str(home), env_params, args.envs_per_worker)
+            RolloutWorker,
+            RolloutConfig(
+                str(home), env_params, args.envs_per_worker, controller=controller_spec(home)
+            ),
         )
     elif args.policy == "agent-random":
         make_handler = partial(RandomAgentSampler, env_params, args.seed)

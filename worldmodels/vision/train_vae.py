@@ -36,7 +36,7 @@ from worldmodels.images import image_grid, save_png
 from worldmodels.params import DATASETS, VAEParams
 from worldmodels.seeds import SEED_SCHEME, Model, Stream, derive_seed
 from worldmodels.training import RunMismatchError, TrainingRun, mean_losses, split_episodes
-from worldmodels.vision.vae import FRAME_SHAPE, VAE
+from worldmodels.vision.vae import FRAME_SHAPE, LATENTS, annealed, build_vae
 
 PREVIEW_FRAMES = 8
 
@@ -47,6 +47,36 @@ def parse_args(argv: list[str] | None = None):
     parser.add_argument(
         "--dataset", choices=DATASETS, default="random", help="train on <home>/<dataset>-rollouts"
     )
+    parser.add_argument(
+        "--latent",
+        choices=LATENTS,
+        default=defaults.latent,
+        help="continuous: the paper's 32 Gaussians; discrete: 32 categorical variables of 32 "
+        "classes, Gumbel-softmax relaxed in training, a hard one-hot sample in agents",
+    )
+    for name, what in (
+        ("gumbel_temperature", "the discrete VAE's Gumbel-softmax temperature"),
+        ("kl_weight", "the discrete VAE's weight of KL(q || uniform)"),
+    ):
+        flag = name.replace("_", "-")
+        parser.add_argument(
+            f"--{flag}-start",
+            type=float,
+            default=getattr(defaults, f"{name}_start"),
+            help=f"{what} at epoch 0",
+        )
+        parser.add_argument(
+            f"--{flag}-end",
+            type=float,
+            default=getattr(defaults, f"{name}_end"),
+            help=f"{what} it anneals exponentially towards",
+        )
+        parser.add_argument(
+            f"--{flag}-half-life",
+            type=float,
+            default=getattr(defaults, f"{name}_half_life"),
+            help=f"epochs in which {what} halves its distance to the end value",
+        )
     parser.add_argument(
         "--epochs",
         type=positive_int,
@@ -115,6 +145,12 @@ def main(argv: list[str] | None = None) -> None:
         learning_rate=args.learning_rate,
         kl_tolerance=args.kl_tolerance,
         validation_share=args.validation_share,
+        latent=args.latent,
+        **{
+            f"{name}_{part}": getattr(args, f"{name}_{part}")
+            for name in ("gumbel_temperature", "kl_weight")
+            for part in ("start", "end", "half_life")
+        },
     )
     paths, validation = split_episodes(
         layout.vae_training(home),
@@ -125,12 +161,19 @@ def main(argv: list[str] | None = None) -> None:
     )
 
     keras.utils.set_random_seed(derive_seed(args.seed, Stream.MODEL_INIT, Model.VAE, bits=32))
-    vae = VAE(kl_tolerance=params.kl_tolerance)
-    vae(tf.zeros((1, *FRAME_SHAPE)))
+    vae = build_vae(params.latent, params.kl_tolerance)
     optimizer = keras.optimizers.Adam(params.learning_rate)
     optimizer.build(vae.trainable_variables)
+    # The discrete VAE's schedules are settings of its run; the continuous VAE has none.
+    schedules = {
+        key: value
+        for key, value in dataclasses.asdict(params).items()
+        if key.startswith(("gumbel_temperature_", "kl_weight_")) and params.latent == "discrete"
+    }
     settings = {
         "dataset": args.dataset,
+        "latent": params.latent,
+        **schedules,
         "batch_size": params.batch_size,
         "learning_rate": params.learning_rate,
         "kl_tolerance": params.kl_tolerance,
@@ -189,7 +232,25 @@ def main(argv: list[str] | None = None) -> None:
         preview = preview_frames(load_first_episode(validation or paths, args.on_corrupt))
     except (CorruptEpisodeError, FileNotFoundError) as error:
         sys.exit(f"error: {error}")
-    prior_draws = tf.random.stateless_normal((16, vae.latent_dim), seed=[args.seed, 0])
+    prior_draws = vae.prior_codes(16, args.seed)
+
+    def anneal(epoch: int) -> None:
+        """The discrete VAE's temperature and KL weight for `epoch` (0-based)."""
+        if params.latent == "discrete":
+            vae.temperature.assign(
+                annealed(
+                    params.gumbel_temperature_start,
+                    params.gumbel_temperature_end,
+                    params.gumbel_temperature_half_life,
+                    epoch,
+                )
+            )
+            vae.kl_weight.assign(
+                annealed(
+                    params.kl_weight_start, params.kl_weight_end, params.kl_weight_half_life, epoch
+                )
+            )
+
     try:
         with corrupt_episodes_raise():
             run.fit(
@@ -200,6 +261,7 @@ def main(argv: list[str] | None = None) -> None:
                 after_epoch=lambda epoch: save_epoch_images(run, vae, preview, prior_draws, epoch),
                 validate=validation_losses if validation else None,
                 validate_every=args.validate_every,
+                before_epoch=anneal,
             )
     except CorruptEpisodeError as error:
         sys.exit(f"error: {error}")
@@ -217,10 +279,12 @@ def preview_frames(episode: dict) -> np.ndarray:
     return observation[picks].astype(np.float32) / 255.0
 
 
-def save_epoch_images(run: TrainingRun, vae: VAE, preview, prior_draws, epoch: int) -> None:
-    """Reconstructions of the preview frames and decoded prior draws, as PNG and TensorBoard."""
-    mu, _ = vae.encode(preview)
-    reconstruction = image_grid(np.concatenate([preview, vae.decode(mu).numpy()]), PREVIEW_FRAMES)
+def save_epoch_images(run: TrainingRun, vae, preview, prior_draws, epoch: int) -> None:
+    """Reconstructions of the preview frames (from the mode of q(z|x)) and decoded prior
+    draws, as PNG and TensorBoard."""
+    reconstruction = image_grid(
+        np.concatenate([preview, vae.reconstruct(preview).numpy()]), PREVIEW_FRAMES
+    )
     samples = image_grid(vae.decode(prior_draws).numpy(), 8)
     images = run.directory / layout.IMAGES
     save_png(images / f"epoch-{epoch:03d}-reconstruction.png", reconstruction)
