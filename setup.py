@@ -29,6 +29,7 @@ setup(
         "console_scripts": [
             "worldmodels-sample-policy=worldmodels.data.sample_policy:main",
             "worldmodels-train-vae=worldmodels.vision.train_vae:main",
+            "worldmodels-latent-structure=worldmodels.vision.latent_structure:main",
             "worldmodels-sample-latent-stats=worldmodels.data.sample_latent_stats:main",
             "worldmodels-train-memory=worldmodels.memory.train_memory:main",
             "worldmodels-evaluate-memory=worldmodels.memory.evaluate_memory:main",

@@ -30,7 +30,11 @@ COMMANDS = {
         "--on-corrupt",
         "--validation-share",
         "--validate-every",
+        "--latent",
+        "--gumbel-temperature-start",
+        "--kl-weight-half-life",
     ],
+    "worldmodels-latent-structure": ["--homes", "--episodes", "--max-episodes", "--seed", "--out"],
     "worldmodels-sample-latent-stats": ["--dataset", "--batch-size", "--overwrite", "--on-corrupt"],
     "worldmodels-train-memory": [
         "--dataset",
@@ -62,6 +66,8 @@ COMMANDS = {
         "--envs-per-worker",
         "--timeout",
         "--env",
+        "--controller-inputs",
+        "--actions",
     ],
     "worldmodels-evaluate": [
         "--generation",

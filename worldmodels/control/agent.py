@@ -26,6 +26,7 @@ from worldmodels.vision.vae import FRAME_SHAPE, build_vae, hard_sample
 def require_trained_models(home: Path, with_memory: bool = True) -> None:
     """Exits with the command to run when the home has no VAE checkpoint, or no MDN-RNN
     checkpoint `with_memory`; exits too when an MDN-RNN is asked for on a discrete VAE."""
+
     def require_checkpoint(run: Path, command: str) -> None:
         if tf.train.latest_checkpoint(str(run / layout.CHECKPOINTS)) is None:
             raise SystemExit(

@@ -1,0 +1,201 @@
+"""How a VAE's latent space is organised along time: frame-to-frame KL, and reconstruction error.
+
+    python -m worldmodels.vision.latent_structure --homes ~/wm-continuous ~/wm-discrete
+
+For each VAE (the latest checkpoint of each home), encodes the same episodes — the episodes the
+first home's VAE held out for validation, or those of --episodes — and measures, along each
+episode: KL(q(z|x_t) || q(z|x_{t+1})) between consecutive frames, and the same for the
+episode's frames in a shuffled order (a latent space that follows time gives the ordered
+sequence a far smaller KL); and the reconstruction error of each frame (mean squared pixel
+error of the frame decoded from the mode of q(z|x)). Gaussians' KL in closed form, summed over
+the 32 dimensions; categoricals' summed over the 32 variables. Writes --out.json (per VAE: the
+means and standard deviations, and the per-step curves: mean and std over episodes) and
+--out.png.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+from matplotlib.figure import Figure
+
+from worldmodels import layout
+from worldmodels.cli import add_on_corrupt_argument, make_parser, non_negative_int, positive_int
+from worldmodels.control.agent import require_trained_models, vae_latent
+from worldmodels.data.tf_records import CorruptEpisodeError, list_episodes, load_episode
+from worldmodels.files import atomic_path, atomic_write_text
+from worldmodels.training import restore_latest_weights
+from worldmodels.vision.vae import build_vae
+
+
+def gaussian_kl(mu_p, logvar_p, mu_q, logvar_q) -> np.ndarray:
+    """KL(N(mu_p, exp logvar_p) || N(mu_q, exp logvar_q)) of diagonal Gaussians in nats,
+    summed over the last axis, in closed form."""
+    return 0.5 * np.sum(
+        logvar_q - logvar_p + (np.exp(logvar_p) + (mu_p - mu_q) ** 2) / np.exp(logvar_q) - 1.0,
+        axis=-1,
+    )
+
+
+def categorical_kl(logits_p, logits_q) -> np.ndarray:
+    """KL(softmax(logits_p) || softmax(logits_q)) in nats, summed over the variables: inputs
+    [..., variables, classes] -> [...]."""
+    log_p = logits_p - np.logaddexp.reduce(logits_p, axis=-1, keepdims=True)
+    log_q = logits_q - np.logaddexp.reduce(logits_q, axis=-1, keepdims=True)
+    return np.sum(np.exp(log_p) * (log_p - log_q), axis=(-1, -2))
+
+
+def consecutive_kl(parameters: tuple[np.ndarray, ...], latent: str) -> np.ndarray:
+    """KL(q_t || q_{t+1}) for t = 0 .. T-2, from the encoder's outputs along a sequence."""
+    if latent == "discrete":
+        (logits,) = parameters
+        return categorical_kl(logits[:-1], logits[1:])
+    mu, logvar = parameters
+    return gaussian_kl(mu[:-1], logvar[:-1], mu[1:], logvar[1:])
+
+
+def episode_structure(vae, frames: np.ndarray, order: np.ndarray) -> dict[str, np.ndarray]:
+    """Per step of one episode: ordered and shuffled consecutive KL, reconstruction error."""
+    inputs = tf.constant(frames.astype(np.float32) / 255.0)
+    if vae.latent == "discrete":
+        parameters = (vae.logits(inputs).numpy().astype(np.float64),)
+    else:
+        parameters = tuple(p.numpy().astype(np.float64) for p in vae.encode(inputs))
+    reconstruction = vae.reconstruct(inputs).numpy()
+    return {
+        "kl_ordered": consecutive_kl(parameters, vae.latent),
+        "kl_shuffled": consecutive_kl(tuple(p[order] for p in parameters), vae.latent),
+        "reconstruction_error": np.mean((reconstruction - inputs.numpy()) ** 2, axis=(1, 2, 3)),
+    }
+
+
+def summarise(curves: list[np.ndarray]) -> dict:
+    """Mean and std over every step of every episode, and per step over episodes."""
+    length = min(len(curve) for curve in curves)
+    aligned = np.stack([curve[:length] for curve in curves])
+    everything = np.concatenate(curves)
+    return {
+        "mean": float(everything.mean()),
+        "std": float(everything.std()),
+        "per_step_mean": aligned.mean(0).tolist(),
+        "per_step_std": aligned.std(0).tolist(),
+    }
+
+
+def parse_args(argv: list[str] | None = None):
+    parser = make_parser(__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--homes",
+        nargs="+",
+        default=None,
+        help="homes whose latest VAEs to compare (default: --home alone)",
+    )
+    parser.add_argument(
+        "--episodes",
+        default=None,
+        help="folder of episode records to measure on (default: the episodes the first "
+        "home's VAE held out for validation)",
+    )
+    parser.add_argument(
+        "--max-episodes", type=positive_int, default=20, help="episodes measured at most"
+    )
+    parser.add_argument(
+        "--seed", type=non_negative_int, default=0, help="seeds the shuffled orders"
+    )
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="path of the .json and .png without suffix (default: <first home>/plots/"
+        "latent-structure)",
+    )
+    add_on_corrupt_argument(parser)
+    return parser.parse_args(argv)
+
+
+def held_out_episodes(home: Path) -> list[Path]:
+    """The episodes the home's VAE run held out for validation."""
+    run = json.loads((layout.vae_training(home) / layout.RUN_FILE).read_text())
+    directory = layout.rollouts(home, run["settings"]["dataset"])
+    return [directory / name for name in run.get("validation_episodes", [])]
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    homes = [layout.resolve_home(h) for h in (args.homes or [args.home])]
+    for home in homes:
+        require_trained_models(home, with_memory=False)
+    paths = list_episodes(args.episodes) if args.episodes else held_out_episodes(homes[0])
+    if not paths:
+        sys.exit(
+            f"error: no episodes to measure on: the VAE of {homes[0]} held none out "
+            "(train it with --validation-share > 0) and no --episodes folder was given"
+        )
+    episodes = []
+    for path in paths[: args.max_episodes]:
+        try:
+            episodes.append(load_episode(path)["observation"])
+        except CorruptEpisodeError as error:
+            if args.on_corrupt == "error":
+                sys.exit(f"error: {error}")
+            print(f"warning: skipping {error}", file=sys.stderr)
+    episodes = [frames for frames in episodes if len(frames) >= 2]
+    orders = [
+        np.random.default_rng([args.seed, i]).permutation(len(f)) for i, f in enumerate(episodes)
+    ]
+
+    report = {"episodes": len(episodes), "vaes": {}}
+    for home in homes:
+        vae = build_vae(vae_latent(home))
+        restore_latest_weights(layout.vae_training(home), vae, "train_vae")
+        measured = [episode_structure(vae, f, o) for f, o in zip(episodes, orders)]
+        label = f"{vae.latent} ({home.name})"
+        report["vaes"][label] = {
+            "home": str(home),
+            "latent": vae.latent,
+            **{name: summarise([m[name] for m in measured]) for name in measured[0]},
+        }
+
+    out = Path(args.out) if args.out else layout.plots(homes[0]) / "latent-structure"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out.with_suffix(".json"), json.dumps(report, indent=2) + "\n")
+    save_figure(out.with_suffix(".png"), report)
+    for label, result in report["vaes"].items():
+        print(
+            f"{label}: KL ordered {result['kl_ordered']['mean']:.2f} ± "
+            f"{result['kl_ordered']['std']:.2f}, shuffled {result['kl_shuffled']['mean']:.2f} ± "
+            f"{result['kl_shuffled']['std']:.2f} nats; reconstruction error "
+            f"{result['reconstruction_error']['mean']:.5f} ± "
+            f"{result['reconstruction_error']['std']:.5f}"
+        )
+    print(f"measured {len(episodes)} episodes; wrote {out}.json and {out}.png")
+
+
+def save_figure(path: Path, report: dict) -> None:
+    vaes = report["vaes"]
+    figure = Figure(figsize=(5 * (len(vaes) + 1), 3.8))
+    axes = figure.subplots(1, len(vaes) + 1)
+    for panel, (label, result) in zip(axes, vaes.items()):
+        for name, style in (("kl_shuffled", "-"), ("kl_ordered", "-")):
+            panel.plot(result[name]["per_step_mean"], style, label=name.split("_")[1])
+        panel.set(xlabel="step", ylabel="KL(q_t || q_t+1), nats", title=label)
+        panel.legend()
+    errors = axes[-1]
+    for label, result in vaes.items():
+        mean = np.array(result["reconstruction_error"]["per_step_mean"])
+        std = np.array(result["reconstruction_error"]["per_step_std"])
+        errors.plot(mean, label=label)
+        errors.fill_between(np.arange(len(mean)), mean - std, mean + std, alpha=0.25)
+    errors.set(xlabel="step", ylabel="reconstruction MSE", title="reconstruction error")
+    errors.legend()
+    figure.suptitle(f"latent structure over {report['episodes']} episodes (mean over episodes)")
+    figure.tight_layout()
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, format="png", dpi=100)
+
+
+if __name__ == "__main__":
+    main()
