@@ -69,7 +69,8 @@ def mean_losses(
     weight: Callable[..., float] = lambda first, *rest: len(first),
 ) -> dict[str, float]:
     """Each loss of `step(*batch)` averaged over `batches`, each batch weighted by
-    `weight(*batch)`: by default its size, for a loss that is a mean over the batch."""
+    `weight(*batch)`: by default its size, for a loss that is a mean over the batch. Empty
+    when there is no batch (every held-out episode damaged and skipped)."""
     totals: dict[str, float] = {}
     count = 0.0
     for batch in batches:
@@ -78,7 +79,7 @@ def mean_losses(
         for name, value in step(*batch).items():
             totals[name] = totals.get(name, 0.0) + float(value) * size
         count += size
-    return {name: total / count for name, total in totals.items()}
+    return {name: total / count for name, total in totals.items()} if count else {}
 
 
 class RunMismatchError(RuntimeError):
@@ -219,12 +220,12 @@ class TrainingRun:
                 self.log.write(self.step, epoch + 1, losses)
                 progress.set_postfix(loss=f"{float(losses['loss']):.4g}")
                 if validate is not None and validate_every and self.step % validate_every == 0:
-                    self.validation_log.write(self.step, epoch + 1, validate())
+                    self._log_validation(epoch, validate())
                     validated_at = self.step
                 if self.step % checkpoint_every == 0:
                     self.save()
             if validate is not None and validated_at != self.step:
-                self.validation_log.write(self.step, epoch + 1, validate())
+                self._log_validation(epoch, validate())
             self.batches_per_epoch.assign(self.batch_in_epoch)
             self.epoch.assign_add(1)
             self.batch_in_epoch.assign(0)
@@ -232,6 +233,10 @@ class TrainingRun:
             after_epoch(epoch + 1)
         self.log.close()
         self.validation_log.close()
+
+    def _log_validation(self, epoch: int, losses: dict) -> None:
+        if losses:  # nothing to log when no held-out episode could be read
+            self.validation_log.write(self.step, epoch + 1, losses)
 
     def _make_manager(self, checkpoints_to_keep: int) -> tf.train.CheckpointManager:
         return tf.train.CheckpointManager(

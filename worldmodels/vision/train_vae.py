@@ -229,7 +229,8 @@ def main(argv: list[str] | None = None) -> None:
         return mean_losses(validation_step, validation_frames)
 
     try:
-        preview = preview_frames(load_first_episode(validation or paths, args.on_corrupt))
+        # Held-out frames first: reconstructions of frames the VAE never trained on.
+        preview = preview_frames(load_first_episode(validation + paths, args.on_corrupt))
     except (CorruptEpisodeError, FileNotFoundError) as error:
         sys.exit(f"error: {error}")
     prior_draws = vae.prior_codes(16, args.seed)
