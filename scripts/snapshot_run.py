@@ -3,8 +3,9 @@
     python scripts/snapshot_run.py ~/world-models-runs/budget runs/budget
 
 Writes, in the home's layout: the latest VAE and MDN-RNN weights as weights-only checkpoints
-with their run.json, losses.csv and epoch images, and `control/` whole (every generation, the
-optimizer state the home kept, evaluations). Episode records and latent statistics are left
+with their run.json, losses.csv, validation.csv, epoch images and TensorBoard events (whose wall
+times say how long each stage took), and `control/` whole (every generation, the optimizer
+state the home kept, evaluations, TensorBoard events). Episode records and latent statistics are left
 out (hundreds of MB; stage 1 resamples them identically from their seeds). Copying the folder
 into an empty home and rerunning `train_controller` with the run's flags resumes the controller
 run where the snapshot was taken; `evaluate`, `render` and `export` work on it as they are.
@@ -39,7 +40,7 @@ def main():
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
     write_world_model_weights(home, AgentModels(home, spec=spec), staging)
     for run in (layout.vae_training(home), layout.memory_training(home)):
-        for name in (layout.LOSSES, layout.IMAGES):
+        for name in (layout.LOSSES, layout.VALIDATION, layout.IMAGES, layout.TENSORBOARD):
             if (run / name).is_file():
                 shutil.copyfile(run / name, staging / run.name / name)
             elif (run / name).is_dir():
@@ -48,7 +49,7 @@ def main():
         shutil.copytree(
             layout.control(home),
             staging / layout.CONTROL,
-            ignore=shutil.ignore_patterns(".*", layout.TENSORBOARD),
+            ignore=shutil.ignore_patterns(".*"),
         )
     if out.exists():
         shutil.rmtree(out)
