@@ -3,12 +3,13 @@
     python scripts/snapshot_run.py ~/world-models-runs/budget runs/budget
 
 Writes, in the home's layout: the latest VAE and MDN-RNN weights as weights-only checkpoints
-with their run.json, losses.csv, validation.csv, epoch images and TensorBoard events (whose wall
-times say how long each stage took), and `control/` whole (every generation, the optimizer
-state the home kept, evaluations, TensorBoard events). Episode records and latent statistics are left
-out (hundreds of MB; stage 1 resamples them identically from their seeds). Copying the folder
-into an empty home and rerunning `train_controller` with the run's flags resumes the controller
-run where the snapshot was taken; `evaluate`, `render` and `export` work on it as they are.
+with their run.json, losses.csv, validation.csv, epoch images and TensorBoard events (whose
+wall times say how long each stage took), and `control/` whole (every generation, the
+optimizer state the home kept, evaluations, TensorBoard events). Episode records and latent
+statistics are left out (hundreds of MB; stage 1 resamples them identically from their seeds).
+Copying the folder into an empty home and rerunning `train_controller` with the run's flags
+resumes the controller run where the snapshot was taken; `evaluate`, `render` and `export`
+work on it as they are.
 The destination is replaced atomically: a snapshot is complete or absent.
 """
 
