@@ -32,6 +32,7 @@ def read_losses(path: Path) -> dict[str, np.ndarray]:
 
 
 def save(figure: Figure, path: Path) -> None:
+    """Writes `figure` as a PNG at `path`, atomically."""
     figure.tight_layout()
     with atomic_path(path) as temporary:
         figure.savefig(temporary, format="png", dpi=100)

@@ -27,8 +27,9 @@ from worldmodels import layout
 from worldmodels.cli import add_on_corrupt_argument, make_parser, positive_int
 from worldmodels.control.agent import AgentModels, require_trained_models
 from worldmodels.data.tf_records import LATENT_STATS, CorruptEpisodeError, load_record
-from worldmodels.files import atomic_path, atomic_write_text
+from worldmodels.files import atomic_write_text
 from worldmodels.memory.memory import MDNRNN, sample_next_latent
+from worldmodels.plots import save
 from worldmodels.seeds import Stream, derive_seed
 
 LOG_SQRT_TWO_PI = 0.5 * math.log(2 * math.pi)
@@ -225,9 +226,7 @@ def save_figure(path, memory: dict, baseline: dict, report: dict) -> None:
         axes.set(xlabel="steps ahead (k)", ylabel=label)
         axes.legend()
     figure.suptitle(f"open-loop prediction, {report['starts']} starts on held-out episodes")
-    figure.tight_layout()
-    with atomic_path(path) as temporary:
-        figure.savefig(temporary, format="png", dpi=100)
+    save(figure, path)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,8 @@ from worldmodels import layout
 from worldmodels.cli import add_on_corrupt_argument, make_parser, non_negative_int, positive_int
 from worldmodels.control.agent import require_trained_models, vae_latent
 from worldmodels.data.tf_records import CorruptEpisodeError, list_episodes, load_episode
-from worldmodels.files import atomic_path, atomic_write_text
+from worldmodels.files import atomic_write_text
+from worldmodels.plots import save
 from worldmodels.training import restore_latest_weights
 from worldmodels.vision.vae import build_vae
 
@@ -192,9 +193,7 @@ def save_figure(path: Path, report: dict) -> None:
     errors.set(xlabel="step", ylabel="reconstruction MSE", title="reconstruction error")
     errors.legend()
     figure.suptitle(f"latent structure over {report['episodes']} episodes (mean over episodes)")
-    figure.tight_layout()
-    with atomic_path(path) as temporary:
-        figure.savefig(temporary, format="png", dpi=100)
+    save(figure, path)
 
 
 if __name__ == "__main__":
