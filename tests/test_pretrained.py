@@ -180,3 +180,33 @@ def test_a_snapshot_of_a_run_resumes_its_controller_training_in_a_fresh_home(
     assert "resuming after generation 1" in resumed.stdout
     assert "V and M changed" not in resumed.stdout
     assert "generation 2: best" in resumed.stdout
+
+
+def test_without_a_source_it_installs_the_agent_shipped_beside_the_script(served, tmp_path):
+    url, folder, _ = served
+    repository = tmp_path / "repository"
+    (repository / "pretrained").mkdir(parents=True)
+    shutil.copyfile(REPO / "pretrained.sh", repository / "pretrained.sh")
+    for name in ("agent.tar.gz", "agent.tar.gz.sha256"):
+        shutil.copyfile(folder / name, repository / "pretrained" / name)
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    home = tmp_path / "home"
+    result = subprocess.run(
+        ["bash", str(repository / "pretrained.sh"), "--home", str(home)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PATH": path},
+    )
+    assert result.returncode == 0, result.stderr
+    assert (home / "control" / "generations" / "generation_1" / "mean.npy").exists()
+    # The checksum beside it is checked: a damaged shipped archive installs nothing.
+    (repository / "pretrained" / "agent.tar.gz.sha256").write_text("0" * 64 + "  agent.tar.gz\n")
+    other = tmp_path / "other"
+    result = subprocess.run(
+        ["bash", str(repository / "pretrained.sh"), "--home", str(other)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PATH": path},
+    )
+    assert result.returncode != 0 and "checksum mismatch" in result.stderr
+    assert not (other / "control").exists()
