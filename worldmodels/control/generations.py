@@ -1,14 +1,15 @@
 """Controller training's files: one folder per generation, complete only with its marker.
 
     control/generations/generation_N/
-        population.npy   popsize x 867, the candidates CMA-ES asked for
+        population.npy   popsize x P, the candidates CMA-ES asked for (P = 867 for the paper's
+                         controller; see control/run.json for what a run's controller reads)
         rewards.npy      popsize x episodes, total reward of every episode
         fitness.npy      popsize, mean reward per candidate (what CMA-ES was told)
-        best.npy         867, the candidate with the highest fitness
-        mean.npy         867, the distribution mean after the update (pycma's xfavorite)
+        best.npy         P, the candidate with the highest fitness
+        mean.npy         P, the distribution mean after the update (pycma's xfavorite)
         optimizer.pkl    the pickled CMA-ES state after the update (kept for the latest ones)
-        summary.json     fitness statistics, sigma, timing, seeds, any evaluation and the
-                         fingerprint of the V and M it was trained on
+        summary.json     fitness statistics, sigma, timing, seeds and their scheme, any
+                         evaluation and the fingerprint of the V (and M) it was trained on
         complete         written last: a folder without it is ignored and redone
 
 A generation is written to a hidden temporary folder and renamed into place.
@@ -123,7 +124,7 @@ def resolve_generation(home: Path, which: str, world_model: str | None = None) -
 
 
 def load_controller(home: Path, number: int, candidate: str = "mean") -> np.ndarray:
-    """Controller parameters (867) of a generation: its distribution `mean` or `best` candidate."""
+    """Controller parameters of a generation: its distribution `mean` or `best` candidate."""
     if candidate not in ("mean", "best"):
         raise ValueError(f"candidate must be 'mean' or 'best', got {candidate!r}")
     return np.load(layout.generation(home, number) / f"{candidate}.npy")
