@@ -269,3 +269,19 @@ def test_validation_loss_is_the_nll_of_the_held_out_episodes(trained_home, tmp_p
     (logit_pi, mu, log_sigma), _ = memory(inputs)
     expected = float(mdn_loss(logit_pi, mu, log_sigma, targets, mask))
     assert float(rows_[-1]["loss"]) == pytest.approx(expected, rel=1e-5)
+
+
+def test_validate_every_adds_validation_between_epochs(trained_home, tmp_path):
+    home = tmp_path / "home"
+    shutil.copytree(trained_home, home)
+    shutil.rmtree(home / "vae-training")
+    train_vae.main(
+        ["--home", str(home), "--epochs", "2", "--batch-size", "8", "--shuffle-buffer", "32"]
+        + ["--validation-share", "0.5", "--validate-every", "2"]
+    )
+    steps = [int(r["step"]) for r in rows(home / "vae-training" / "losses.csv")]
+    validated = [int(r["step"]) for r in rows(home / "vae-training" / "validation.csv")]
+    # 40 training frames in batches of 8: 5 steps an epoch. Every 2 steps, and after each
+    # epoch, never twice at one step.
+    assert steps == list(range(1, 11))
+    assert validated == [2, 4, 5, 6, 8, 10]
