@@ -24,6 +24,7 @@ controller.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -76,6 +77,13 @@ IMAGES = "images"
 PREVIOUS_RUNS = "previous-runs"
 # What --load-model moves aside.
 RUN_FILES = (RUN_FILE, CHECKPOINTS, LOSSES, VALIDATION, TENSORBOARD, IMAGES)
+
+
+def recorded_run(directory: Path) -> dict:
+    """What the run in `directory` (a training run, or control/) recorded in its run.json:
+    "settings", "config", ...; empty when it has none yet."""
+    run_file = Path(directory) / RUN_FILE
+    return json.loads(run_file.read_text()) if run_file.exists() else {}
 
 
 def control(home: Path) -> Path:

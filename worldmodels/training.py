@@ -51,10 +51,7 @@ def split_episodes(
     train), so resuming never moves an episode between the two; a new run (no run.json, or
     `new_run`, as with --load-model) draws one with `held_out_episodes`.
     """
-    run_file = Path(directory) / layout.RUN_FILE
-    recorded = None
-    if run_file.exists() and not new_run:
-        recorded = json.loads(run_file.read_text()).get("validation_episodes")
+    recorded = None if new_run else layout.recorded_run(directory).get("validation_episodes")
     if recorded is None:
         validation = held_out_episodes(paths, share, seed)
     else:
@@ -244,8 +241,7 @@ class TrainingRun:
         )
 
     def _check_settings(self, settings: dict) -> None:
-        run_file = self.directory / layout.RUN_FILE
-        saved = json.loads(run_file.read_text())["settings"] if run_file.exists() else {}
+        saved = layout.recorded_run(self.directory).get("settings", {})
         changes = changed_settings(saved, settings)
         if changes:
             raise RunMismatchError(

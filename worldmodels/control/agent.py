@@ -8,7 +8,6 @@ The MDN head is never evaluated in a rollout: the controller reads only the memo
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
 import keras
@@ -47,10 +46,10 @@ def require_trained_models(home: Path, with_memory: bool = True) -> None:
 
 def vae_latent(home: Path | None) -> str:
     """The latent type of the home's VAE ("continuous" or "discrete"), from its run.json."""
-    run_file = layout.vae_training(home) / layout.RUN_FILE if home is not None else None
-    if run_file is None or not run_file.exists():
+    if home is None:
         return "continuous"
-    return json.loads(run_file.read_text())["settings"].get("latent", "continuous")
+    settings = layout.recorded_run(layout.vae_training(home)).get("settings", {})
+    return settings.get("latent", "continuous")
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -58,27 +57,17 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def memory_settings(home: Path | None) -> dict:
-    """The kind and sizes of the home's MDN-RNN (`kind`, `window`, `lstm_units`,
+    """The kind and sizes of the home's MDN-RNN (`memory`, `attention_window`, `lstm_units`,
     `num_mixtures`), from its run.json: the paper's plain 256-unit LSTM with 5 mixtures without
     a home, or for a run recorded before these were settings."""
     defaults = MemoryParams()
     settings = {
-        "kind": defaults.memory,
-        "window": defaults.attention_window,
-        "lstm_units": defaults.lstm_units,
-        "num_mixtures": defaults.num_mixtures,
+        key: getattr(defaults, key)
+        for key in ("memory", "attention_window", "lstm_units", "num_mixtures")
     }
-    run_file = layout.memory_training(home) / layout.RUN_FILE if home is not None else None
-    if run_file is not None and run_file.exists():
-        recorded = json.loads(run_file.read_text())["settings"]
-        names = {"kind": "memory", "window": "attention_window"}
-        settings.update(
-            {
-                key: recorded[names.get(key, key)]
-                for key in settings
-                if names.get(key, key) in recorded
-            }
-        )
+    if home is not None:
+        recorded = layout.recorded_run(layout.memory_training(home)).get("settings", {})
+        settings.update({key: recorded[key] for key in settings if key in recorded})
     return settings
 
 
@@ -197,10 +186,7 @@ class AgentModels:
 
     @tf.function(input_signature=[tf.TensorSpec([None, *FRAME_SHAPE], tf.uint8)], autograph=False)
     def _encode(self, frames):
-        frames = tf.cast(frames, tf.float32) / 255.0
-        if self.vae.latent == "discrete":
-            return (self.vae.logits(frames),)
-        return self.vae.encode(frames)
+        return self.vae.posterior(tf.cast(frames, tf.float32) / 255.0)
 
     def encode(self, frames: np.ndarray) -> tuple[np.ndarray, ...]:
         """B x 64 x 64 x 3 uint8 frames -> the parameters of q(z|x), float32 (any B, one

@@ -133,8 +133,7 @@ def load_controller(home: Path, number: int, candidate: str = "mean") -> np.ndar
 def controller_spec(home: Path) -> ControllerSpec:
     """What the home's controllers read and output, from control/run.json (the paper's
     controller for a run recorded before these were settings, or none yet)."""
-    run_file = layout.control_run_file(home)
-    settings = json.loads(run_file.read_text())["settings"] if run_file.exists() else {}
+    settings = layout.recorded_run(layout.control(home)).get("settings", {})
     return ControllerSpec(settings.get("controller_inputs", "zh"), settings.get("actions", 3))
 
 

@@ -34,6 +34,7 @@ from worldmodels.control.controller import (
 )
 from worldmodels.control.generations import (
     complete_generations,
+    controller_spec,
     load_optimizer,
     prune_optimizer_states,
     save_generation,
@@ -161,9 +162,10 @@ def main(argv: list[str] | None = None) -> None:
     run_file = layout.control_run_file(home)
     done = complete_generations(home)
     if done:
-        # Runs recorded before these were settings trained the paper's controller.
-        saved = {"controller_inputs": "zh", "actions": 3}
-        saved.update(json.loads(run_file.read_text())["settings"])
+        # A run recorded before these were settings trained the paper's controller.
+        recorded = controller_spec(home)
+        saved = layout.recorded_run(layout.control(home))["settings"]
+        saved = {**saved, "controller_inputs": recorded.inputs, "actions": recorded.actions}
         changes = changed_settings(saved, settings)
         if changes:
             sys.exit(

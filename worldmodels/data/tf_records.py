@@ -163,19 +163,32 @@ def load_record(path: str | os.PathLike, record_format: RecordFormat) -> dict:
     return loaded
 
 
-def load_first_episode(paths: Sequence[str | os.PathLike], on_corrupt: str = "error") -> dict:
-    """`load_episode` of the first of `paths` that reads back whole.
+def readable_records(
+    paths: Sequence[str | os.PathLike],
+    record_format: RecordFormat,
+    on_corrupt: str = "error",
+) -> Iterator[tuple[int, dict]]:
+    """(position in `paths`, `load_record`) of each of `paths` that reads back whole, in order.
 
-    A damaged file before it raises CorruptEpisodeError (`on_corrupt="error"`) or is skipped
-    with a warning on stderr (`"skip"`). Raises FileNotFoundError when none is readable.
+    A damaged file raises CorruptEpisodeError (`on_corrupt="error"`) or is skipped with a
+    warning on stderr (`"skip"`).
     """
-    for path in paths:
+    for position, path in enumerate(paths):
         try:
-            return load_episode(path)
+            record = load_record(path, record_format)
         except CorruptEpisodeError as error:
             if on_corrupt == "error":
                 raise
             print(f"warning: skipping {error}", file=sys.stderr)
+            continue
+        yield position, record
+
+
+def load_first_episode(paths: Sequence[str | os.PathLike], on_corrupt: str = "error") -> dict:
+    """`load_episode` of the first of `paths` that reads back whole (see `readable_records`);
+    FileNotFoundError when none is."""
+    for _, episode in readable_records(paths, EPISODE, on_corrupt):
+        return episode
     raise FileNotFoundError(f"no readable episode among {len(paths)} files")
 
 

@@ -26,7 +26,12 @@ from matplotlib.figure import Figure
 from worldmodels import layout
 from worldmodels.cli import add_on_corrupt_argument, make_parser, positive_int
 from worldmodels.control.agent import AgentModels, require_trained_models
-from worldmodels.data.tf_records import LATENT_STATS, CorruptEpisodeError, load_record
+from worldmodels.data.tf_records import (
+    LATENT_STATS,
+    CorruptEpisodeError,
+    list_episodes,
+    readable_records,
+)
 from worldmodels.files import atomic_write_text
 from worldmodels.memory.memory import MDNRNN, sample_next_latent
 from worldmodels.plots import save
@@ -145,7 +150,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     home = layout.resolve_home(args.home)
     require_trained_models(home)
-    run = json.loads((layout.memory_training(home) / layout.RUN_FILE).read_text())
+    run = layout.recorded_run(layout.memory_training(home))
     held_out_names = set(run.get("validation_episodes", []))
     if not held_out_names:
         sys.exit(
@@ -155,19 +160,16 @@ def main(argv: list[str] | None = None) -> None:
     stats_directory = layout.latent_stats(home, run["settings"]["dataset"])
     horizon = max(args.steps)
     held_out, training = [], []
-    for index, path in enumerate(sorted(stats_directory.glob("episode-*.tfrecord"))):
-        try:
-            stats = load_record(path, LATENT_STATS)
-        except CorruptEpisodeError as error:
-            if args.on_corrupt == "error":
-                sys.exit(f"error: {error}")
-            print(f"warning: skipping {error}", file=sys.stderr)
-            continue
-        z = recorded_latents(stats, derive_seed(args.seed, Stream.PREDICTION, index))
-        if path.name in held_out_names:
-            held_out.append((z, stats["action"]))
-        else:
-            training.append(z)
+    paths = list_episodes(stats_directory)
+    try:
+        for index, stats in readable_records(paths, LATENT_STATS, args.on_corrupt):
+            z = recorded_latents(stats, derive_seed(args.seed, Stream.PREDICTION, index))
+            if paths[index].name in held_out_names:
+                held_out.append((z, stats["action"]))
+            else:
+                training.append(z)
+    except CorruptEpisodeError as error:
+        sys.exit(f"error: {error}")
     held_out = [(z, a) for z, a in held_out if len(z) > horizon]
     if not held_out:
         sys.exit(f"error: no held-out episode is longer than {horizon} steps")

@@ -138,13 +138,14 @@ def banded_attention(values, queries, keys, score_vector, window: int) -> tf.Ten
     )
 
 
-def build_memory(kind: str = "lstm", window: int = 32, **sizes) -> MDNRNN:
-    """The memory of `kind` ("lstm" or "attention"), `window` for the attentive one."""
-    if kind == "lstm":
+def build_memory(memory: str = "lstm", attention_window: int = 32, **sizes) -> MDNRNN:
+    """The `memory` of that kind ("lstm" or "attention", attending to `attention_window`
+    outputs); the names are those of the settings train_memory records."""
+    if memory == "lstm":
         return MDNRNN(**sizes)
-    if kind == "attention":
-        return AttentiveMDNRNN(window=window, **sizes)
-    raise ValueError(f"memory must be one of {MEMORIES}, got {kind!r}")
+    if memory == "attention":
+        return AttentiveMDNRNN(window=attention_window, **sizes)
+    raise ValueError(f"memory must be one of {MEMORIES}, got {memory!r}")
 
 
 def mdn_loss(logit_pi, mu, log_sigma, target, mask=None) -> tf.Tensor:

@@ -26,7 +26,12 @@ from matplotlib.figure import Figure
 from worldmodels import layout
 from worldmodels.cli import add_on_corrupt_argument, make_parser, non_negative_int, positive_int
 from worldmodels.control.agent import require_trained_models, vae_latent
-from worldmodels.data.tf_records import CorruptEpisodeError, list_episodes, load_episode
+from worldmodels.data.tf_records import (
+    EPISODE,
+    CorruptEpisodeError,
+    list_episodes,
+    readable_records,
+)
 from worldmodels.files import atomic_write_text
 from worldmodels.plots import save
 from worldmodels.training import restore_latest_weights
@@ -62,10 +67,7 @@ def consecutive_kl(parameters: tuple[np.ndarray, ...], latent: str) -> np.ndarra
 def episode_structure(vae, frames: np.ndarray, order: np.ndarray) -> dict[str, np.ndarray]:
     """Per step of one episode: ordered and shuffled consecutive KL, reconstruction error."""
     inputs = tf.constant(frames.astype(np.float32) / 255.0)
-    if vae.latent == "discrete":
-        parameters = (vae.logits(inputs).numpy().astype(np.float64),)
-    else:
-        parameters = tuple(p.numpy().astype(np.float64) for p in vae.encode(inputs))
+    parameters = tuple(p.numpy().astype(np.float64) for p in vae.posterior(inputs))
     reconstruction = vae.reconstruct(inputs).numpy()
     return {
         "kl_ordered": consecutive_kl(parameters, vae.latent),
@@ -119,7 +121,7 @@ def parse_args(argv: list[str] | None = None):
 
 def held_out_episodes(home: Path) -> list[Path]:
     """The episodes the home's VAE run held out for validation."""
-    run = json.loads((layout.vae_training(home) / layout.RUN_FILE).read_text())
+    run = layout.recorded_run(layout.vae_training(home))
     directory = layout.rollouts(home, run["settings"]["dataset"])
     return [directory / name for name in run.get("validation_episodes", [])]
 
@@ -135,14 +137,13 @@ def main(argv: list[str] | None = None) -> None:
             f"error: no episodes to measure on: the VAE of {homes[0]} held none out "
             "(train it with --validation-share > 0) and no --episodes folder was given"
         )
-    episodes = []
-    for path in paths[: args.max_episodes]:
-        try:
-            episodes.append(load_episode(path)["observation"])
-        except CorruptEpisodeError as error:
-            if args.on_corrupt == "error":
-                sys.exit(f"error: {error}")
-            print(f"warning: skipping {error}", file=sys.stderr)
+    try:
+        episodes = [
+            episode["observation"]
+            for _, episode in readable_records(paths[: args.max_episodes], EPISODE, args.on_corrupt)
+        ]
+    except CorruptEpisodeError as error:
+        sys.exit(f"error: {error}")
     episodes = [frames for frames in episodes if len(frames) >= 2]
     orders = [
         np.random.default_rng([args.seed, i]).permutation(len(f)) for i, f in enumerate(episodes)

@@ -72,6 +72,10 @@ class VAE(keras.Model):
         """Width of the z a controller reads."""
         return self.latent_dim
 
+    def posterior(self, frames: tf.Tensor) -> tuple[tf.Tensor, ...]:
+        """The parameters of q(z|x): (mu, logvar), each B x latent_dim."""
+        return self.encode(frames)
+
     def reconstruct(self, frames: tf.Tensor) -> tf.Tensor:
         """Frames decoded from the mode of q(z|x): mu."""
         return self.decode(self.encode(frames)[0])
@@ -124,6 +128,10 @@ class DiscreteVAE(keras.Model):
     @property
     def code_width(self) -> int:
         return self.categoricals * self.classes
+
+    def posterior(self, frames: tf.Tensor) -> tuple[tf.Tensor, ...]:
+        """The parameters of q(z|x): (logits B x categoricals x classes,)."""
+        return (self.logits(frames),)
 
     def reconstruct(self, frames: tf.Tensor) -> tf.Tensor:
         """Frames decoded from the mode of q(z|x): each variable's most likely class."""
