@@ -54,11 +54,11 @@ def served(trained_controller_home, tmp_path_factory):
     server.shutdown()
 
 
-def pretrained_sh(*args):
+def pretrained_sh(*args, script=REPO / "pretrained.sh"):
     # The script runs `python`: the one of the environment running the tests.
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
     return subprocess.run(
-        ["bash", str(REPO / "pretrained.sh"), *args],
+        ["bash", str(script), *args],
         capture_output=True,
         text=True,
         env={**os.environ, "PATH": path},
@@ -189,24 +189,13 @@ def test_without_a_source_it_installs_the_agent_shipped_beside_the_script(served
     shutil.copyfile(REPO / "pretrained.sh", repository / "pretrained.sh")
     for name in ("agent.tar.gz", "agent.tar.gz.sha256"):
         shutil.copyfile(folder / name, repository / "pretrained" / name)
-    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
     home = tmp_path / "home"
-    result = subprocess.run(
-        ["bash", str(repository / "pretrained.sh"), "--home", str(home)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PATH": path},
-    )
+    result = pretrained_sh("--home", str(home), script=repository / "pretrained.sh")
     assert result.returncode == 0, result.stderr
     assert (home / "control" / "generations" / "generation_1" / "mean.npy").exists()
     # The checksum beside it is checked: a damaged shipped archive installs nothing.
     (repository / "pretrained" / "agent.tar.gz.sha256").write_text("0" * 64 + "  agent.tar.gz\n")
     other = tmp_path / "other"
-    result = subprocess.run(
-        ["bash", str(repository / "pretrained.sh"), "--home", str(other)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PATH": path},
-    )
+    result = pretrained_sh("--home", str(other), script=repository / "pretrained.sh")
     assert result.returncode != 0 and "checksum mismatch" in result.stderr
     assert not (other / "control").exists()

@@ -54,6 +54,14 @@ class SamplingParams:
             )
 
 
+# The discrete VAE's annealing schedules, each a start, an end and a half-life (VAEParams).
+VAE_SCHEDULES = tuple(
+    f"{name}_{part}"
+    for name in ("gumbel_temperature", "kl_weight")
+    for part in ("start", "end", "half_life")
+)
+
+
 @dataclass(frozen=True)
 class VAEParams:
     """Stage 2: the convolutional VAE."""

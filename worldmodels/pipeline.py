@@ -19,7 +19,7 @@ from pathlib import Path
 
 from worldmodels import __version__, layout
 from worldmodels.cli import make_parser, positive_int
-from worldmodels.params import PRESETS, ConfigError, config_from_dict
+from worldmodels.params import PRESETS, VAE_SCHEDULES, ConfigError, config_from_dict
 
 
 def parse_overrides(assignments: list[str]) -> dict:
@@ -39,6 +39,16 @@ def parse_overrides(assignments: list[str]) -> dict:
             value = text
         overrides.setdefault(section, {})[name] = value
     return overrides
+
+
+def as_flags(params, *names: str) -> list[str]:
+    """["--name-with-dashes", "value", ...] for the named fields of a params dataclass: a
+    stage's flag is named after the setting it takes."""
+    return [
+        part
+        for name in names
+        for part in (f"--{name.replace('_', '-')}", str(getattr(params, name)))
+    ]
 
 
 def agent_home(home: str | None = None) -> Path:
@@ -117,9 +127,8 @@ def main(argv: list[str] | None = None) -> None:
     dataset = ["--dataset", sampling.policy]
     rollout_flags = [
         "--num-process", str(args.num_process),
-        "--envs-per-worker", str(controller.envs_per_worker),
-        "--episode-length", str(config.env.episode_length),
-        "--env", config.env.env,
+        *as_flags(controller, "envs_per_worker"),
+        *as_flags(config.env, "episode_length", "env"),
         "--timeout", str(controller.worker_timeout),
     ]  # fmt: skip
     stages = [
@@ -127,10 +136,7 @@ def main(argv: list[str] | None = None) -> None:
             f"sample {sampling.policy} rollouts",
             sample_policy.main,
             [
-                "--policy", sampling.policy,
-                "--episodes", str(sampling.episodes),
-                "--seed", str(sampling.seed),
-                "--brownian-dt", str(sampling.brownian_dt),
+                *as_flags(sampling, "policy", "episodes", "seed", "brownian_dt"),
                 *rollout_flags,
             ],
         ),
@@ -139,20 +145,8 @@ def main(argv: list[str] | None = None) -> None:
             train_vae.main,
             [
                 *dataset,
-                "--latent", vae.latent,
-                *[
-                    f"--{key.replace('_', '-')}={getattr(vae, key)}"
-                    for key in (
-                        "gumbel_temperature_start", "gumbel_temperature_end",
-                        "gumbel_temperature_half_life", "kl_weight_start", "kl_weight_end",
-                        "kl_weight_half_life",
-                    )
-                ],
-                "--epochs", str(vae.epochs),
-                "--batch-size", str(vae.batch_size),
-                "--learning-rate", str(vae.learning_rate),
-                "--kl-tolerance", str(vae.kl_tolerance),
-                "--validation-share", str(vae.validation_share),
+                *as_flags(vae, "latent", *VAE_SCHEDULES, "epochs", "batch_size", "learning_rate"),
+                *as_flags(vae, "kl_tolerance", "validation_share"),
             ],
         ),
         ("encode the episodes", sample_latent_stats.main, dataset),
@@ -161,31 +155,23 @@ def main(argv: list[str] | None = None) -> None:
             train_memory.main,
             [
                 *dataset,
-                "--memory", memory.memory,
-                "--attention-window", str(memory.attention_window),
-                "--lstm-units", str(memory.lstm_units),
-                "--num-mixtures", str(memory.num_mixtures),
-                "--epochs", str(memory.epochs),
-                "--batch-size", str(memory.batch_size),
-                "--learning-rate", str(memory.learning_rate),
-                "--final-learning-rate", str(memory.final_learning_rate),
-                "--gradient-clip", str(memory.gradient_clip),
-                "--validation-share", str(memory.validation_share),
+                *as_flags(
+                    memory,
+                    "memory", "attention_window", "lstm_units", "num_mixtures", "epochs",
+                    "batch_size", "learning_rate", "final_learning_rate", "gradient_clip",
+                    "validation_share",
+                ),
             ],
         ),
         (
             "train the controller",
             train_controller.main,
             [
-                "--generations", str(controller.generations),
-                "--popsize", str(controller.popsize),
-                "--episodes-per-candidate", str(controller.episodes_per_candidate),
-                "--sigma0", str(controller.sigma0),
-                "--eval-every", str(controller.eval_every),
-                "--eval-episodes", str(controller.eval_episodes),
-                "--keep-optimizer-states", str(controller.keep_optimizer_states),
-                "--controller-inputs", controller.controller_inputs,
-                "--actions", str(controller.actions),
+                *as_flags(
+                    controller,
+                    "generations", "popsize", "episodes_per_candidate", "sigma0", "eval_every",
+                    "eval_episodes", "keep_optimizer_states", "controller_inputs", "actions",
+                ),
                 *(["--cma-diagonal"] if controller.cma_diagonal else []),
                 *rollout_flags,
             ],

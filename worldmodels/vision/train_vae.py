@@ -33,7 +33,7 @@ from worldmodels.data.tf_records import (
     load_first_episode,
 )
 from worldmodels.images import image_grid, save_png
-from worldmodels.params import DATASETS, VAEParams
+from worldmodels.params import DATASETS, VAE_SCHEDULES, VAEParams
 from worldmodels.seeds import SEED_SCHEME, Model, Stream, derive_seed
 from worldmodels.training import RunMismatchError, TrainingRun, mean_losses, split_episodes
 from worldmodels.vision.vae import FRAME_SHAPE, LATENTS, annealed, build_vae
@@ -146,11 +146,7 @@ def main(argv: list[str] | None = None) -> None:
         kl_tolerance=args.kl_tolerance,
         validation_share=args.validation_share,
         latent=args.latent,
-        **{
-            f"{name}_{part}": getattr(args, f"{name}_{part}")
-            for name in ("gumbel_temperature", "kl_weight")
-            for part in ("start", "end", "half_life")
-        },
+        **{key: getattr(args, key) for key in VAE_SCHEDULES},
     )
     paths, validation = split_episodes(
         layout.vae_training(home),
@@ -165,11 +161,9 @@ def main(argv: list[str] | None = None) -> None:
     optimizer = keras.optimizers.Adam(params.learning_rate)
     optimizer.build(vae.trainable_variables)
     # The discrete VAE's schedules are settings of its run; the continuous VAE has none.
-    schedules = {
-        key: value
-        for key, value in dataclasses.asdict(params).items()
-        if key.startswith(("gumbel_temperature_", "kl_weight_")) and params.latent == "discrete"
-    }
+    schedules = (
+        {key: getattr(params, key) for key in VAE_SCHEDULES} if params.latent == "discrete" else {}
+    )
     settings = {
         "dataset": args.dataset,
         "latent": params.latent,
