@@ -15,10 +15,21 @@ from worldmodels.control.agent import AgentModels
 from worldmodels.control.controller import PARAMETER_COUNT, controller_actions
 from worldmodels.control.rollouts import EpisodeTask, RolloutEngine
 from worldmodels.data.car_racing import make_env
-from worldmodels.data.tf_records import load_episode
+from worldmodels.data.tf_records import load_episode, write_record_file
 from worldmodels.params import EnvParams
 from worldmodels.seeds import latent_noise
 from worldmodels.workers import WorkerError, WorkerPool
+
+
+def written_episodes(results, directory) -> dict:
+    """The episodes whose records came back in `results`, written as the driver writes them
+    and read back, by key."""
+    episodes = {}
+    for result in results:
+        path = directory / f"episode-{result.key}.tfrecord"
+        assert write_record_file(path, result.record) == path.stat().st_size
+        episodes[result.key] = load_episode(path)
+    return episodes
 
 
 def test_pool_returns_every_result_in_order():
@@ -81,7 +92,7 @@ def test_engine_steps_equal_the_unbatched_computation_for_each_env(tmp_path):
             i,
             0.3 * rng.standard_normal(PARAMETER_COUNT),
             seed=100 + i,
-            record_path=str(tmp_path / f"episode-{i}.tfrecord"),
+            keep_record=True,
         )
         for i in range(3)
     ]
@@ -89,8 +100,9 @@ def test_engine_steps_equal_the_unbatched_computation_for_each_env(tmp_path):
     results = RolloutEngine(agent, envs).run(tasks)
     assert sorted((r.key, r.steps) for r in results) == [(0, 12), (1, 7), (2, 9)]
 
+    episodes = written_episodes(results, tmp_path)
     for task, length in zip(tasks, lengths):
-        episode = load_episode(task.record_path)
+        episode = episodes[task.key]
         assert episode["policy"] == "controller" and episode["seed"] == task.seed
         noise = latent_noise(task.seed)  # its own stream, not the track's
         h = c = tf.zeros((1, 256))
@@ -210,14 +222,13 @@ def test_engine_with_a_v_only_controller_on_a_discrete_vae_equals_the_unbatched_
     rng = np.random.default_rng(0)
     lengths = (9, 5)
     tasks = [
-        EpisodeTask(i, 0.05 * rng.standard_normal(1024 * 2 + 2), seed=200 + i,
-                    record_path=str(tmp_path / f"episode-{i}.tfrecord"))
+        EpisodeTask(i, 0.05 * rng.standard_normal(1024 * 2 + 2), seed=200 + i, keep_record=True)
         for i in range(2)
-    ]  # fmt: skip
+    ]
     envs = [make_env(EnvParams(episode_length=length)) for length in lengths]
-    RolloutEngine(agent, envs).run(tasks)
+    episodes = written_episodes(RolloutEngine(agent, envs).run(tasks), tmp_path)
     for task, length in zip(tasks, lengths):
-        episode = load_episode(task.record_path)
+        episode = episodes[task.key]
         noise = latent_noise(task.seed)
         env = make_env(EnvParams(episode_length=length))
         observation, _ = env.reset(seed=task.seed)

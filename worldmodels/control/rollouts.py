@@ -23,7 +23,7 @@ from tqdm import tqdm
 from worldmodels.control.agent import AgentModels
 from worldmodels.control.controller import ControllerSpec, controller_actions
 from worldmodels.data.car_racing import make_env
-from worldmodels.data.tf_records import save_episode
+from worldmodels.data.tf_records import EPISODE, encode_record
 from worldmodels.params import EnvParams
 from worldmodels.seeds import latent_noise
 from worldmodels.workers import WorkerPool
@@ -34,13 +34,14 @@ class EpisodeTask:
     """One episode on the track of `seed`, driven by controller `parameters` (867 for the
     paper's; None for the random policies, which need none).
 
-    With a `record_path` the episode is saved there as an episode record of `policy`.
+    With `keep_record` the result carries the episode as a record of `policy` (the bytes of its
+    file, for the driver to write: workers never write into the home).
     """
 
     key: Hashable
     parameters: np.ndarray | None
     seed: int
-    record_path: str | None = None
+    keep_record: bool = False
     policy: str = "controller"
 
 
@@ -49,7 +50,7 @@ class EpisodeResult:
     key: Hashable
     total_reward: float
     steps: int
-    bytes_written: int = 0
+    record: bytes | None = None  # `encode_record` of the episode, with EpisodeTask.keep_record
 
 
 @dataclass
@@ -106,7 +107,7 @@ class RolloutEngine:
             for row, (slot, episode) in enumerate(zip(active, episodes)):
                 observation, reward, terminated, truncated, _ = self.envs[slot].step(actions[row])
                 done = terminated or truncated
-                if episode.task.record_path is not None:
+                if episode.task.keep_record:
                     for key, value in zip(
                         ("observation", "action", "reward", "done"),
                         (episode.observation, actions[row], reward, done),
@@ -116,14 +117,14 @@ class RolloutEngine:
                 episode.total_reward += float(reward)
                 episode.steps += 1
                 if done:
-                    written = 0
-                    if episode.task.record_path is not None:
+                    encoded = None
+                    if episode.task.keep_record:
                         record = {key: np.stack(values) for key, values in episode.record.items()}
                         record.update(seed=episode.task.seed, policy=episode.task.policy)
-                        written = save_episode(episode.task.record_path, record)
+                        encoded = encode_record(record, EPISODE)
                     results.append(
                         EpisodeResult(
-                            episode.task.key, episode.total_reward, episode.steps, written
+                            episode.task.key, episode.total_reward, episode.steps, encoded
                         )
                     )
                     slots[slot] = None

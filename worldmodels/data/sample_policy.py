@@ -34,10 +34,12 @@ from worldmodels.control.rollouts import (
 )
 from worldmodels.data.car_racing import make_env
 from worldmodels.data.tf_records import (
+    EPISODE,
+    encode_record,
     episode_filename,
     list_episodes,
     load_first_episode,
-    save_episode,
+    write_record_file,
 )
 from worldmodels.files import atomic_write_text
 from worldmodels.params import EnvParams, SamplingParams
@@ -109,10 +111,12 @@ class RandomPolicySampler:
                 actions = brownian_actions(self.env.action_space, task.seed, self.brownian_dt)
             episode = run_episode(self.env, actions, task.seed)
             episode["policy"] = task.policy
-            written = save_episode(task.record_path, episode)
             results.append(
                 EpisodeResult(
-                    task.key, float(episode["reward"].sum()), len(episode["action"]), written
+                    task.key,
+                    float(episode["reward"].sum()),
+                    len(episode["action"]),
+                    encode_record(episode, EPISODE),
                 )
             )
         return results
@@ -256,8 +260,8 @@ def main(argv: list[str] | None = None) -> None:
             index,
             controller,
             episode_seed(args.seed, index),
-            str(directory / episode_filename(index)),
-            args.policy,
+            keep_record=True,
+            policy=args.policy,
         )
         for index in range(args.start_episode, args.episodes)
         if not (directory / episode_filename(index)).exists()
@@ -274,6 +278,16 @@ def main(argv: list[str] | None = None) -> None:
     )
 
     frames = written_bytes = 0
+
+    def write_records(job_index: int, results: list[EpisodeResult]) -> None:
+        """Writes each finished episode as it arrives, so an interrupted run keeps them."""
+        nonlocal frames, written_bytes
+        for result in results:
+            path = directory / episode_filename(result.key)
+            written_bytes += write_record_file(path, result.record)
+            frames += result.steps
+        progress.update(len(results))
+
     if tasks:
         # Only the trained agent steps several environments in lock-step; the other policies
         # run one episode at a time (agent-random's V and M change with every episode).
@@ -282,11 +296,7 @@ def main(argv: list[str] | None = None) -> None:
         progress = tqdm(total=len(tasks), unit="episode")
         try:
             with WorkerPool(make_handler, min(args.num_process, len(jobs)), args.timeout) as pool:
-                for job in pool.map(
-                    jobs, on_result=lambda i, results: progress.update(len(results))
-                ):
-                    frames += sum(result.steps for result in job)
-                    written_bytes += sum(result.bytes_written for result in job)
+                pool.map(jobs, on_result=write_records)
         except WorkerError as error:
             sys.exit(f"error: {error}")
         finally:

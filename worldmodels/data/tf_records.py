@@ -26,6 +26,7 @@ import contextlib
 import os
 import re
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -104,8 +105,9 @@ def list_episodes(directory: str | os.PathLike) -> list[Path]:
     return sorted(Path(directory).expanduser().glob(EPISODE_PATTERN))
 
 
-def save_record(path: str | os.PathLike, record: dict, record_format: RecordFormat) -> int:
-    """Writes `record` (its format's arrays, `seed`, `policy`) atomically; returns its bytes.
+def encode_record(record: dict, record_format: RecordFormat) -> bytes:
+    """The bytes of the file `save_record` writes for `record` (its format's arrays, `seed`,
+    `policy`): how a worker without the home hands an episode to the process that writes it.
 
     Raises ValueError naming the key when an array has the wrong shape or dtype.
     """
@@ -134,11 +136,25 @@ def save_record(path: str | os.PathLike, record: dict, record_format: RecordForm
         else:
             feature[name] = _ints(array.astype(np.int64).ravel())
     example = tf.train.Example(features=tf.train.Features(feature=feature))
-    with atomic_path(path) as temporary:
+    # TFRecordWriter frames and compresses only into a file; a private scratch file it is.
+    with tempfile.TemporaryDirectory() as scratch:
+        path = os.path.join(scratch, "record.tfrecord")
         options = tf.io.TFRecordOptions(compression_type=COMPRESSION)
-        with tf.io.TFRecordWriter(str(temporary), options) as writer:
+        with tf.io.TFRecordWriter(path, options) as writer:
             writer.write(example.SerializeToString())
-    return os.path.getsize(path)
+        return Path(path).read_bytes()
+
+
+def write_record_file(path: str | os.PathLike, encoded: bytes) -> int:
+    """Writes the bytes of `encode_record` to `path` atomically; returns their size."""
+    with atomic_path(path) as temporary:
+        temporary.write_bytes(encoded)
+    return len(encoded)
+
+
+def save_record(path: str | os.PathLike, record: dict, record_format: RecordFormat) -> int:
+    """Writes `record` atomically (see `encode_record`); returns its bytes."""
+    return write_record_file(path, encode_record(record, record_format))
 
 
 def load_record(path: str | os.PathLike, record_format: RecordFormat) -> dict:
