@@ -24,6 +24,8 @@ setup(
         "gpu": ["tensorflow[and-cuda]>=2.16"],
         "test": ["pytest>=8", "nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6.29"],
         "notebooks": ["ipykernel>=6.29"],
+        # --backend ray: rollouts on a Ray cluster ([default] brings the dashboard).
+        "ray": ["ray[default]>=2.40"],
     },
     entry_points={
         "console_scripts": [

@@ -47,3 +47,28 @@ class TargetFitness:
             )
             for task in tasks
         ]
+
+
+class FailsOnce:
+    """Squares numbers, except that the first attempt at "die" kills its worker and the first
+    at "hang" hangs it; later attempts return 0 (attempts are counted in files in `directory`,
+    which outlive the workers). Every attempt is logged there too."""
+
+    def __init__(self, directory):
+        self.directory = directory
+
+    def __call__(self, job):
+        results = []
+        for value in job:
+            with open(os.path.join(self.directory, "attempts"), "a") as log:
+                log.write(f"{value}\n")
+            if value in ("die", "hang"):
+                marker = os.path.join(self.directory, value)
+                if not os.path.exists(marker):
+                    open(marker, "w").close()
+                    if value == "die":
+                        os._exit(1)
+                    time.sleep(3600)
+                value = 0
+            results.append(value * value)
+        return results

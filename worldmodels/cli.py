@@ -35,6 +35,17 @@ def add_on_corrupt_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_strategy_argument(parser: argparse.ArgumentParser) -> None:
+    """--strategy, for the commands that train V and M."""
+    parser.add_argument(
+        "--strategy",
+        choices=("default", "mirrored"),
+        default="default",
+        help="default: one device; mirrored: tf.distribute.MirroredStrategy, each batch split "
+        "over all visible GPUs (the same training, the same checkpoints)",
+    )
+
+
 def share(text: str) -> float:
     """argparse type: a fraction in [0, 1)."""
     value = float(text)
@@ -115,4 +126,24 @@ def add_rollout_arguments(parser: argparse.ArgumentParser) -> None:
         default=controller.worker_timeout,
         help="seconds a worker may spend on one job of episodes before it is "
         "killed and the job given to another",
+    )
+    add_backend_arguments(parser)
+
+
+def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
+    """--backend and --ray-address: where a command's rollout workers run."""
+    from worldmodels.workers import BACKENDS
+
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="local",
+        help="local: worker processes on this machine; ray: Ray actors, one CPU each "
+        "(pip install -e '.[ray]'), on the instance of --ray-address",
+    )
+    parser.add_argument(
+        "--ray-address",
+        default=None,
+        help="with --backend ray: 'auto' or host:port joins a running Ray cluster (then "
+        "--num-process actors run on it); unset starts a local instance with --num-process CPUs",
     )

@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 from worldmodels import __version__, layout
-from worldmodels.cli import make_parser, positive_int
+from worldmodels.cli import add_backend_arguments, make_parser, positive_int
 from worldmodels.params import PRESETS, VAE_SCHEDULES, ConfigError, config_from_dict
 
 
@@ -104,6 +104,7 @@ def main(argv: list[str] | None = None) -> None:
         default=multiprocessing.cpu_count(),
         help="worker processes for sampling, training and evaluating",
     )
+    add_backend_arguments(parser)
     args = parser.parse_args(argv)
     try:
         config = config_from_dict(parse_overrides(args.set), base=PRESETS[args.preset])
@@ -130,6 +131,8 @@ def main(argv: list[str] | None = None) -> None:
         *as_flags(controller, "envs_per_worker"),
         *as_flags(config.env, "episode_length", "env"),
         "--timeout", str(controller.worker_timeout),
+        "--backend", args.backend,
+        *(["--ray-address", args.ray_address] if args.ray_address else []),
     ]  # fmt: skip
     stages = [
         (

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import io
 import os
 import shutil
 import sys
@@ -100,6 +101,28 @@ def write_world_model_weights(home: Path, agent, destination: Path) -> list[Path
             shutil.copyfile(run / layout.RUN_FILE, destination / run.name / layout.RUN_FILE)
             written.append(destination / run.name / layout.RUN_FILE)
     return written
+
+
+def pack_world_model(home: Path, with_memory: bool = True) -> bytes:
+    """The weights of the home's latest V (and M) with their run.json files, as the bytes of
+    a .tar archive in the home's layout: what a worker on a machine without the home needs
+    (`unpack_world_model`)."""
+    from worldmodels.control.agent import AgentModels, require_trained_models
+    from worldmodels.control.controller import ControllerSpec
+
+    require_trained_models(home, with_memory)
+    agent = AgentModels(home, spec=ControllerSpec("zh" if with_memory else "z"))
+    packed = io.BytesIO()
+    with tempfile.TemporaryDirectory() as staging, tarfile.open(fileobj=packed, mode="w") as tar:
+        for path in write_world_model_weights(home, agent, Path(staging)):
+            tar.add(path, arcname=str(path.relative_to(staging)))
+    return packed.getvalue()
+
+
+def unpack_world_model(packed: bytes, destination: Path) -> None:
+    """Writes the files of `pack_world_model` into `destination`, which then reads as a home."""
+    with tarfile.open(fileobj=io.BytesIO(packed), mode="r") as tar:
+        tar.extractall(destination, filter="data")
 
 
 def fetch(source: str, destination: Path, what: str) -> None:

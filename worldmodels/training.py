@@ -79,6 +79,66 @@ def mean_losses(
     return {name: total / count for name, total in totals.items()} if count else {}
 
 
+STRATEGIES = ("default", "mirrored")
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    """`default`: TensorFlow's default strategy (one device, nothing distributed); `mirrored`:
+    `tf.distribute.MirroredStrategy` over every visible GPU, or over the logical CPU devices
+    when there is no GPU (one on a plain machine; tests configure two)."""
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name != "mirrored":
+        raise ValueError(f"strategy must be one of {STRATEGIES}, got {name!r}")
+    devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+    return tf.distribute.MirroredStrategy([device.name for device in devices])
+
+
+def describe_strategy(strategy: tf.distribute.Strategy) -> str:
+    """ "on one device", or "on N replicas (devices)", for a training command's first line."""
+    if strategy.num_replicas_in_sync == 1:
+        return "on one device"
+    devices = ", ".join(strategy.extended.worker_devices)
+    return f"on {strategy.num_replicas_in_sync} replicas ({devices})"
+
+
+def distributed_train_step(
+    strategy: tf.distribute.Strategy,
+    losses_of_batch: Callable[..., tuple[dict, tf.Tensor]],
+    model: keras.Model,
+    optimizer: keras.optimizers.Optimizer,
+) -> Callable[..., dict]:
+    """One optimizer step on a global batch whose parts sit on the strategy's replicas, equal
+    (to float rounding) to the step on the whole batch on one device.
+
+    `losses_of_batch(*batch)` gives a replica's losses as means over its part, with the part's
+    weight (frames, or unmasked steps). Each replica's means count by its share of the global
+    weight, so they add up to the global batch's means, however unevenly the batch was split;
+    the gradients of those shares are summed over the replicas, then clipped and applied once,
+    as on one device (Keras would clip each replica's share before summing them). Returns the
+    global losses. With the default strategy, it is the plain step.
+    """
+
+    def replica_step(*batch):
+        with tf.GradientTape() as tape:
+            losses, weight = losses_of_batch(*batch)
+            context = tf.distribute.get_replica_context()
+            share = weight / context.all_reduce(tf.distribute.ReduceOp.SUM, weight)
+            # A replica may get no part of a short last batch: its means are NaN, its share 0.
+            shares = {name: tf.math.multiply_no_nan(value, share) for name, value in losses.items()}
+        return shares, tape.gradient(shares["loss"], model.trainable_variables)
+
+    def total(per_replica):
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+
+    def step(*batch):
+        shares, gradients = strategy.run(replica_step, args=batch)
+        optimizer.apply_gradients(zip(map(total, gradients), model.trainable_variables))
+        return {name: total(value) for name, value in shares.items()}
+
+    return step
+
+
 class RunMismatchError(RuntimeError):
     """The directory holds a run with different settings than the ones asked for."""
 
@@ -188,6 +248,7 @@ class TrainingRun:
         validate: Callable[[], dict] | None = None,
         validate_every: int = 0,
         before_epoch: Callable[[int], None] = lambda epoch: None,
+        strategy: tf.distribute.Strategy | None = None,
     ) -> None:
         """Trains from where the run stands to the end of epoch `epochs`.
 
@@ -199,10 +260,14 @@ class TrainingRun:
         steps and after each epoch, then calls `after_epoch(epoch)` with the 1-based number of
         the epoch just completed. `before_epoch(epoch)` runs before an epoch's (or a resumed
         epoch's) first batch with its 0-based number, for settings that change per epoch.
+        With a `strategy`, each batch reaches `train_step` split over its replicas (see
+        `distributed_train_step`).
         """
         for epoch in range(int(self.epoch), epochs):
             before_epoch(epoch)
             batches = batches_for_epoch(epoch).skip(int(self.batch_in_epoch))
+            if strategy is not None:
+                batches = strategy.experimental_distribute_dataset(batches)
             progress = tqdm(
                 batches,
                 desc=f"epoch {epoch + 1}/{epochs}",

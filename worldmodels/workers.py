@@ -80,6 +80,7 @@ class WorkerPool:
         self.timeout = timeout
         self.startup_timeout = startup_timeout
         self.max_attempts = max_attempts
+        self.num_workers = num_workers
         self.workers = [_Worker(self._context, make_handler) for _ in range(num_workers)]
         self.replaced = 0
         self._calls = 0  # tags jobs, so a result of an abandoned earlier map is not taken
@@ -152,3 +153,25 @@ class WorkerPool:
                         )
                     pending.appendleft(lost[1])
         return results
+
+
+BACKENDS = ("local", "ray")
+
+
+def open_pool(
+    backend: str,
+    make_handler: Callable,
+    num_workers: int,
+    timeout: float,
+    ray_address: str | None = None,
+):
+    """The pool of a command's `--backend`: `WorkerPool` ("local": processes on this machine)
+    or `worldmodels.ray_pool.RayPool` ("ray": actors on the Ray instance at `ray_address`).
+    Both have `num_workers`, `map(jobs, on_result)` and are context managers."""
+    if backend == "ray":
+        from worldmodels.ray_pool import RayPool
+
+        return RayPool(make_handler, num_workers, timeout, address=ray_address)
+    if backend != "local":
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    return WorkerPool(make_handler, num_workers, timeout)

@@ -21,14 +21,13 @@ from worldmodels.cli import add_rollout_arguments, make_parser, non_negative_int
 from worldmodels.control.generations import controller_spec, load_agent_controller
 from worldmodels.control.rollouts import (
     EpisodeTask,
-    RolloutConfig,
     RolloutWorker,
+    rollout_config,
     run_episode_tasks,
 )
 from worldmodels.files import atomic_path, atomic_write_text
-from worldmodels.params import EnvParams
 from worldmodels.seeds import SEED_SCHEME, Stream, derive_seed
-from worldmodels.workers import WorkerError, WorkerPool
+from worldmodels.workers import WorkerError, open_pool
 
 
 def parse_args(argv: list[str] | None = None):
@@ -58,17 +57,16 @@ def main(argv: list[str] | None = None) -> None:
     home = layout.resolve_home(args.home)
     generation, controller = load_agent_controller(home, args.generation, args.candidate)
 
-    config = RolloutConfig(
-        home=str(home),
-        env=EnvParams(env=args.env, episode_length=args.episode_length),
-        envs_per_worker=args.envs_per_worker,
-        controller=controller_spec(home),
-    )
+    config = rollout_config(args, home, args.envs_per_worker, controller_spec(home))
     seeds = [derive_seed(args.seed, Stream.EVALUATION_TRACKS, j) for j in range(args.episodes)]
     tasks = [EpisodeTask(j, controller, seed) for j, seed in enumerate(seeds)]
     try:
-        with WorkerPool(
-            partial(RolloutWorker, config), min(args.num_process, len(tasks)), args.timeout
+        with open_pool(
+            args.backend,
+            partial(RolloutWorker, config),
+            min(args.num_process, len(tasks)),
+            args.timeout,
+            args.ray_address,
         ) as pool:
             results = run_episode_tasks(pool, tasks, args.envs_per_worker, "evaluating")
     except WorkerError as error:

@@ -4,13 +4,15 @@
 every running episode, one batched controller product and one batched numpy memory step. V and M
 are built once per worker (`RolloutWorker`), never per episode, and the MDN head is not run.
 
-`run_episode_tasks` spreads episodes over a `worldmodels.workers.WorkerPool` of such workers.
+`run_episode_tasks` spreads episodes over a pool of such workers (`worldmodels.workers.open_pool`:
+processes on this machine, or Ray actors).
 """
 
 from __future__ import annotations
 
 import collections
 import math
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Hashable, Sequence
@@ -25,8 +27,8 @@ from worldmodels.control.controller import ControllerSpec, controller_actions
 from worldmodels.data.car_racing import make_env
 from worldmodels.data.tf_records import EPISODE, encode_record
 from worldmodels.params import EnvParams
+from worldmodels.pretrained import pack_world_model, unpack_world_model
 from worldmodels.seeds import latent_noise
-from worldmodels.workers import WorkerPool
 
 
 @dataclass(frozen=True)
@@ -146,6 +148,26 @@ class RolloutConfig:
     envs_per_worker: int
     model_seed: int = 0
     controller: ControllerSpec = ControllerSpec()
+    # V and M of `home` as `pretrained.pack_world_model` packs them, for workers on machines
+    # that cannot read the home (Ray's nodes); None: workers read the home.
+    world_model: bytes | None = None
+
+
+def rollout_config(
+    args, home: Path, envs_per_worker: int, controller: ControllerSpec
+) -> RolloutConfig:
+    """What each rollout worker of a command builds, from its rollout flags (`--env`,
+    `--episode-length`, `--backend`): with `--backend ray`, V and M travel inside it."""
+    world_model = None
+    if args.backend == "ray":
+        world_model = pack_world_model(home, controller.uses_memory)
+    return RolloutConfig(
+        str(home),
+        EnvParams(env=args.env, episode_length=args.episode_length),
+        envs_per_worker,
+        controller=controller,
+        world_model=world_model,
+    )
 
 
 def use_one_thread() -> None:
@@ -168,6 +190,10 @@ class RolloutWorker:
     def __init__(self, config: RolloutConfig):
         use_one_thread()
         home = Path(config.home) if config.home is not None else None
+        if config.world_model is not None:
+            self._home_copy = tempfile.TemporaryDirectory(prefix="worldmodels-home-")
+            home = Path(self._home_copy.name)
+            unpack_world_model(config.world_model, home)
         envs = [make_env(config.env) for _ in range(config.envs_per_worker)]
         agent = AgentModels(home, config.model_seed, spec=config.controller)
         self.engine = RolloutEngine(agent, envs)
@@ -185,10 +211,11 @@ def episode_jobs(tasks: Sequence, envs_per_worker: int, num_workers: int) -> lis
 
 
 def run_episode_tasks(
-    pool: WorkerPool, tasks: Sequence[EpisodeTask], envs_per_worker: int, description: str
+    pool, tasks: Sequence[EpisodeTask], envs_per_worker: int, description: str
 ) -> dict[Hashable, EpisodeResult]:
-    """Runs `tasks` on the pool (see `episode_jobs`), with a progress bar."""
-    jobs = episode_jobs(tasks, envs_per_worker, len(pool.workers))
+    """Runs `tasks` on the pool (`worldmodels.workers.open_pool`; see `episode_jobs`), with a
+    progress bar."""
+    jobs = episode_jobs(tasks, envs_per_worker, pool.num_workers)
     with tqdm(total=len(tasks), desc=description, unit="episode", leave=False) as progress:
         finished = pool.map(jobs, on_result=lambda index, results: progress.update(len(results)))
     return {result.key: result for job in finished for result in job}

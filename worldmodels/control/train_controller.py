@@ -42,15 +42,15 @@ from worldmodels.control.generations import (
 )
 from worldmodels.control.rollouts import (
     EpisodeTask,
-    RolloutConfig,
     RolloutWorker,
+    rollout_config,
     run_episode_tasks,
 )
 from worldmodels.files import atomic_write_text
-from worldmodels.params import ControllerParams, EnvParams
+from worldmodels.params import ControllerParams
 from worldmodels.seeds import SEED_SCHEME, Stream, derive_seed
 from worldmodels.training import changed_settings
-from worldmodels.workers import WorkerError, WorkerPool
+from worldmodels.workers import WorkerError, open_pool
 
 
 def parse_args(argv: list[str] | None = None):
@@ -197,16 +197,15 @@ def main(argv: list[str] | None = None) -> None:
         ),
     )
 
-    config = RolloutConfig(
-        home=str(home),
-        env=EnvParams(env=args.env, episode_length=args.episode_length),
-        envs_per_worker=params.envs_per_worker,
-        controller=spec,
-    )
+    config = rollout_config(args, home, params.envs_per_worker, spec)
     summaries = tf.summary.create_file_writer(str(layout.control_tensorboard(home)))
     try:
-        with WorkerPool(
-            partial(RolloutWorker, config), args.num_process, params.worker_timeout
+        with open_pool(
+            args.backend,
+            partial(RolloutWorker, config),
+            args.num_process,
+            params.worker_timeout,
+            args.ray_address,
         ) as pool:
             for generation in range(first, params.generations):
                 started = time.monotonic()

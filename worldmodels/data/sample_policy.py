@@ -26,10 +26,10 @@ from worldmodels.control.controller import PARAMETER_COUNT
 from worldmodels.control.rollouts import (
     EpisodeResult,
     EpisodeTask,
-    RolloutConfig,
     RolloutEngine,
     RolloutWorker,
     episode_jobs,
+    rollout_config,
     use_one_thread,
 )
 from worldmodels.data.car_racing import make_env
@@ -44,7 +44,7 @@ from worldmodels.data.tf_records import (
 from worldmodels.files import atomic_write_text
 from worldmodels.params import EnvParams, SamplingParams
 from worldmodels.seeds import SEED_SCHEME, Stream, derive_seed
-from worldmodels.workers import WorkerError, WorkerPool
+from worldmodels.workers import WorkerError, open_pool
 
 POLICIES = ("random", "brownian", "agent-random", "controller")
 # The official random agent's weights are Cauchy x s with s ~ U(0, RANDOM_AGENT_MAX_SCALE).
@@ -245,10 +245,7 @@ def main(argv: list[str] | None = None) -> None:
 
         _, controller = load_agent_controller(home, args.generation)
         make_handler = partial(
-            RolloutWorker,
-            RolloutConfig(
-                str(home), env_params, args.envs_per_worker, controller=controller_spec(home)
-            ),
+            RolloutWorker, rollout_config(args, home, args.envs_per_worker, controller_spec(home))
         )
     elif args.policy == "agent-random":
         make_handler = partial(RandomAgentSampler, env_params, args.seed)
@@ -295,7 +292,13 @@ def main(argv: list[str] | None = None) -> None:
         jobs = episode_jobs(tasks, per_job, args.num_process)
         progress = tqdm(total=len(tasks), unit="episode")
         try:
-            with WorkerPool(make_handler, min(args.num_process, len(jobs)), args.timeout) as pool:
+            with open_pool(
+                args.backend,
+                make_handler,
+                min(args.num_process, len(jobs)),
+                args.timeout,
+                args.ray_address,
+            ) as pool:
                 pool.map(jobs, on_result=write_records)
         except WorkerError as error:
             sys.exit(f"error: {error}")

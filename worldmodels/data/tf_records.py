@@ -136,12 +136,13 @@ def encode_record(record: dict, record_format: RecordFormat) -> bytes:
         else:
             feature[name] = _ints(array.astype(np.int64).ravel())
     example = tf.train.Example(features=tf.train.Features(feature=feature))
-    # TFRecordWriter frames and compresses only into a file; a private scratch file it is.
+    # Deterministic: map entries sorted, so one episode always gives the same bytes, whichever
+    # process writes it. TFRecordWriter frames and compresses only into a file: a scratch one.
     with tempfile.TemporaryDirectory() as scratch:
         path = os.path.join(scratch, "record.tfrecord")
         options = tf.io.TFRecordOptions(compression_type=COMPRESSION)
         with tf.io.TFRecordWriter(path, options) as writer:
-            writer.write(example.SerializeToString())
+            writer.write(example.SerializeToString(deterministic=True))
         return Path(path).read_bytes()
 
 

@@ -20,6 +20,7 @@ import tensorflow as tf
 from worldmodels import layout
 from worldmodels.cli import (
     add_on_corrupt_argument,
+    add_strategy_argument,
     add_validation_arguments,
     make_parser,
     non_negative_int,
@@ -36,7 +37,15 @@ from worldmodels.data.tf_records import (
 from worldmodels.memory.memory import MEMORIES, build_memory, mdn_loss
 from worldmodels.params import DATASETS, MemoryParams
 from worldmodels.seeds import SEED_SCHEME, Model, Stream, derive_seed
-from worldmodels.training import RunMismatchError, TrainingRun, mean_losses, split_episodes
+from worldmodels.training import (
+    RunMismatchError,
+    TrainingRun,
+    describe_strategy,
+    distributed_train_step,
+    make_strategy,
+    mean_losses,
+    split_episodes,
+)
 
 
 def parse_args(argv: list[str] | None = None):
@@ -120,6 +129,7 @@ def parse_args(argv: list[str] | None = None):
         help="start a new run from the weights of the last checkpoint; the old run is kept aside",
     )
     add_validation_arguments(parser, defaults.validation_share)
+    add_strategy_argument(parser)
     add_on_corrupt_argument(parser)
     return parser.parse_args(argv)
 
@@ -180,20 +190,22 @@ def main(argv: list[str] | None = None) -> None:
     )
 
     keras.utils.set_random_seed(derive_seed(args.seed, Stream.MODEL_INIT, Model.MEMORY, bits=32))
-    memory = build_memory(
-        params.memory,
-        params.attention_window,
-        lstm_units=params.lstm_units,
-        num_mixtures=params.num_mixtures,
-    )
-    memory(tf.zeros((1, 2, memory.latent_dim + ACTION_DIM)))
-    steps_per_epoch = math.ceil(len(paths) / params.batch_size)
-    schedule = keras.optimizers.schedules.PolynomialDecay(
-        params.learning_rate, params.epochs * steps_per_epoch, params.final_learning_rate
-    )
-    # Element-wise clipping, as the paper's code (tf.clip_by_value on each gradient).
-    optimizer = keras.optimizers.Adam(schedule, clipvalue=params.gradient_clip)
-    optimizer.build(memory.trainable_variables)
+    strategy = make_strategy(args.strategy)
+    with strategy.scope():
+        memory = build_memory(
+            params.memory,
+            params.attention_window,
+            lstm_units=params.lstm_units,
+            num_mixtures=params.num_mixtures,
+        )
+        memory(tf.zeros((1, 2, memory.latent_dim + ACTION_DIM)))
+        steps_per_epoch = math.ceil(len(paths) / params.batch_size)
+        schedule = keras.optimizers.schedules.PolynomialDecay(
+            params.learning_rate, params.epochs * steps_per_epoch, params.final_learning_rate
+        )
+        # Element-wise clipping, as the paper's code (tf.clip_by_value on each gradient).
+        optimizer = keras.optimizers.Adam(schedule, clipvalue=params.gradient_clip)
+        optimizer.build(memory.trainable_variables)
     settings = {
         "dataset": args.dataset,
         "memory": params.memory,
@@ -220,7 +232,7 @@ def main(argv: list[str] | None = None) -> None:
         )
     except (RunMismatchError, FileNotFoundError) as error:
         sys.exit(f"error: {error}")
-    print(run.description)
+    print(f"{run.description}; {describe_strategy(strategy)}")
 
     sequence_spec = [
         tf.TensorSpec([None, None, memory.latent_dim + ACTION_DIM], tf.float32),
@@ -228,14 +240,18 @@ def main(argv: list[str] | None = None) -> None:
         tf.TensorSpec([None, None], tf.float32),
     ]
 
-    @tf.function(input_signature=sequence_spec)
-    def train_step(inputs, targets, mask):
-        with tf.GradientTape() as tape:
-            (logit_pi, mu, log_sigma), _ = memory(inputs)
-            loss = mdn_loss(logit_pi, mu, log_sigma, targets, mask)
-        gradients = tape.gradient(loss, memory.trainable_variables)
-        optimizer.apply_gradients(zip(gradients, memory.trainable_variables))
-        return {"loss": loss, "learning_rate": schedule(optimizer.iterations - 1)}
+    def losses_of_batch(inputs, targets, mask):
+        (logit_pi, mu, log_sigma), _ = memory(inputs)
+        losses = {
+            "loss": mdn_loss(logit_pi, mu, log_sigma, targets, mask),
+            "learning_rate": schedule(optimizer.iterations),
+        }
+        return losses, tf.reduce_sum(mask)
+
+    train_step = tf.function(
+        distributed_train_step(strategy, losses_of_batch, memory, optimizer),
+        reduce_retracing=True,
+    )
 
     @tf.function(input_signature=sequence_spec)
     def validation_step(inputs, targets, mask):
@@ -261,6 +277,7 @@ def main(argv: list[str] | None = None) -> None:
                 args.checkpoint_every,
                 validate=validation_losses if validation else None,
                 validate_every=args.validate_every,
+                strategy=strategy,
             )
     except CorruptEpisodeError as error:
         sys.exit(f"error: {error}")

@@ -20,6 +20,7 @@ import tensorflow as tf
 from worldmodels import layout
 from worldmodels.cli import (
     add_on_corrupt_argument,
+    add_strategy_argument,
     add_validation_arguments,
     make_parser,
     non_negative_int,
@@ -35,7 +36,15 @@ from worldmodels.data.tf_records import (
 from worldmodels.images import image_grid, save_png
 from worldmodels.params import DATASETS, VAE_SCHEDULES, VAEParams
 from worldmodels.seeds import SEED_SCHEME, Model, Stream, derive_seed
-from worldmodels.training import RunMismatchError, TrainingRun, mean_losses, split_episodes
+from worldmodels.training import (
+    RunMismatchError,
+    TrainingRun,
+    describe_strategy,
+    distributed_train_step,
+    make_strategy,
+    mean_losses,
+    split_episodes,
+)
 from worldmodels.vision.vae import FRAME_SHAPE, LATENTS, annealed, build_vae
 
 PREVIEW_FRAMES = 8
@@ -124,6 +133,7 @@ def parse_args(argv: list[str] | None = None):
         "(e.g. on --dataset controller); the old run is kept aside",
     )
     add_validation_arguments(parser, defaults.validation_share)
+    add_strategy_argument(parser)
     add_on_corrupt_argument(parser)
     return parser.parse_args(argv)
 
@@ -157,9 +167,11 @@ def main(argv: list[str] | None = None) -> None:
     )
 
     keras.utils.set_random_seed(derive_seed(args.seed, Stream.MODEL_INIT, Model.VAE, bits=32))
-    vae = build_vae(params.latent, params.kl_tolerance)
-    optimizer = keras.optimizers.Adam(params.learning_rate)
-    optimizer.build(vae.trainable_variables)
+    strategy = make_strategy(args.strategy)
+    with strategy.scope():
+        vae = build_vae(params.latent, params.kl_tolerance)
+        optimizer = keras.optimizers.Adam(params.learning_rate)
+        optimizer.build(vae.trainable_variables)
     # The discrete VAE's schedules are settings of its run; the continuous VAE has none.
     schedules = (
         {key: getattr(params, key) for key in VAE_SCHEDULES} if params.latent == "discrete" else {}
@@ -188,15 +200,14 @@ def main(argv: list[str] | None = None) -> None:
         )
     except (RunMismatchError, FileNotFoundError) as error:
         sys.exit(f"error: {error}")
-    print(run.description)
+    print(f"{run.description}; {describe_strategy(strategy)}")
 
-    @tf.function(input_signature=[tf.TensorSpec([None, *FRAME_SHAPE], tf.float32)])
-    def train_step(frames):
-        with tf.GradientTape() as tape:
-            losses = vae.loss_terms(frames)
-        gradients = tape.gradient(losses["loss"], vae.trainable_variables)
-        optimizer.apply_gradients(zip(gradients, vae.trainable_variables))
-        return losses
+    def losses_of_batch(frames):
+        return vae.loss_terms(frames), tf.cast(tf.shape(frames)[0], tf.float32)
+
+    train_step = tf.function(
+        distributed_train_step(strategy, losses_of_batch, vae, optimizer), reduce_retracing=True
+    )
 
     def frames_for_epoch(epoch: int) -> tf.data.Dataset:
         return frame_dataset(
@@ -257,6 +268,7 @@ def main(argv: list[str] | None = None) -> None:
                 validate=validation_losses if validation else None,
                 validate_every=args.validate_every,
                 before_epoch=anneal,
+                strategy=strategy,
             )
     except CorruptEpisodeError as error:
         sys.exit(f"error: {error}")
