@@ -285,3 +285,6 @@ def test_validate_every_adds_validation_between_epochs(trained_home, tmp_path):
     # epoch, never twice at one step.
     assert steps == list(range(1, 11))
     assert validated == [2, 4, 5, 6, 8, 10]
+    # Burda et al.'s active units, counted on the held-out frames at each validation.
+    active = [float(r["active_dimensions"]) for r in rows(home / "vae-training" / "validation.csv")]
+    assert all(count.is_integer() and 0 <= count <= 32 for count in active)

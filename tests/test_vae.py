@@ -3,7 +3,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from worldmodels.vision.vae import VAE, kl_divergence, sample_latent, vae_loss
+from worldmodels.vision.vae import (
+    ACTIVITY_THRESHOLD,
+    VAE,
+    kl_divergence,
+    latent_activity,
+    sample_latent,
+    vae_loss,
+)
 
 
 @pytest.fixture(scope="module")
@@ -172,3 +179,15 @@ def test_discrete_vae_shapes_and_parameters():
     assert codes.shape == (5, 1024) and np.all(codes.reshape(5, 32, 32).sum(-1) == 1)
     # The continuous VAE's layers, with 1024 logits out of the encoder and into the decoder.
     assert vae.count_params() == 4_348_547 + 1024 * (1024 - 64) + (1024 - 64) + (1024 - 32) * 1024
+
+
+def test_latent_activity_is_the_variance_of_mu_over_all_frames():
+    rng = np.random.default_rng(0)
+    # Two dimensions that move (std 1 and 0.3), one that barely does (std 0.05), one constant.
+    mu = rng.normal(size=(1000, 4)) * [1.0, 0.3, 0.05, 0.0] + [0.0, 5.0, -2.0, 3.0]
+    batches = [mu[:300], mu[300:301], mu[301:]]
+    activity = latent_activity(batches)
+    np.testing.assert_allclose(activity, mu.var(axis=0), rtol=1e-9, atol=1e-12)
+    assert list(activity > ACTIVITY_THRESHOLD) == [True, True, False, False]
+    with pytest.raises(ValueError):
+        latent_activity([])

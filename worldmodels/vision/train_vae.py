@@ -45,7 +45,14 @@ from worldmodels.training import (
     mean_losses,
     split_episodes,
 )
-from worldmodels.vision.vae import FRAME_SHAPE, LATENTS, annealed, build_vae
+from worldmodels.vision.vae import (
+    ACTIVITY_THRESHOLD,
+    FRAME_SHAPE,
+    LATENTS,
+    annealed,
+    build_vae,
+    latent_activity,
+)
 
 PREVIEW_FRAMES = 8
 
@@ -223,7 +230,8 @@ def main(argv: list[str] | None = None) -> None:
         return vae.loss_terms(frames)
 
     def validation_losses() -> dict:
-        """The losses on the held-out episodes' frames (z sampled as in training)."""
+        """The losses on the held-out episodes' frames (z sampled as in training) and, for the
+        continuous VAE, how many latent dimensions are active on them."""
         validation_frames = frame_dataset(
             validation,
             params.batch_size,
@@ -231,7 +239,11 @@ def main(argv: list[str] | None = None) -> None:
             seed=derive_seed(args.seed, Stream.VALIDATION, Model.VAE),
             on_corrupt=args.on_corrupt,
         )
-        return mean_losses(validation_step, validation_frames)
+        losses = mean_losses(validation_step, validation_frames)
+        if losses and params.latent == "continuous":
+            activity = latent_activity(vae.encode(frames)[0] for frames in validation_frames)
+            losses["active_dimensions"] = int(np.sum(activity > ACTIVITY_THRESHOLD))
+        return losses
 
     try:
         # Held-out frames first: reconstructions of frames the VAE never trained on.

@@ -225,6 +225,26 @@ def kl_divergence(mu: tf.Tensor, logvar: tf.Tensor) -> tf.Tensor:
     return -0.5 * tf.reduce_sum(1.0 + logvar - tf.square(mu) - tf.exp(logvar), axis=-1)
 
 
+# Burda et al. (2016)'s threshold on Cov_x(E_q[z_u]): a latent dimension whose mean moves less
+# than this over the data carries almost nothing, and its sampled z is mostly N(0, 1) noise.
+ACTIVITY_THRESHOLD = 0.01
+
+
+def latent_activity(mu_batches) -> np.ndarray:
+    """The variance over all frames of each dimension of mu, from batches [B, D] of it: Burda
+    et al. (2016)'s activity of each latent dimension (float64, D)."""
+    count, total, squares = 0, 0.0, 0.0
+    for mu in mu_batches:
+        mu = np.asarray(mu, np.float64)
+        count += len(mu)
+        total = total + mu.sum(axis=0)
+        squares = squares + np.square(mu).sum(axis=0)
+    if count == 0:
+        raise ValueError("latent activity needs at least one frame")
+    mean = total / count
+    return np.maximum(squares / count - np.square(mean), 0.0)
+
+
 def vae_loss(frames, reconstruction, mu, logvar, kl_floor: float) -> dict[str, tf.Tensor]:
     """Per sample: summed squared pixel error + max(KL, kl_floor); both averaged over the batch.
 
