@@ -46,6 +46,8 @@ def test_mirrored_memory_training_equals_one_device_and_resumes_from_its_checkpo
             "mu": rng.normal(size=(length, 32)).astype(np.float32),
             "logvar": rng.normal(-2, 0.1, size=(length, 32)).astype(np.float32),
             "action": rng.uniform(-1, 1, size=(length, 3)).astype(np.float32),
+            "reward": rng.normal(size=length).astype(np.float32),
+            "done": np.arange(length) == length - 1,
             "seed": index,
             "policy": "random",
         }

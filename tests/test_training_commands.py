@@ -78,7 +78,8 @@ def test_latent_stats_are_the_encoder_outputs_of_each_whole_episode(trained_home
         mu, logvar = vae.encode(episode["observation"].astype(np.float32) / 255.0)
         np.testing.assert_allclose(stats["mu"], mu, atol=1e-5)
         np.testing.assert_allclose(stats["logvar"], logvar, atol=1e-5)
-        np.testing.assert_array_equal(stats["action"], episode["action"])
+        for name in ("action", "reward", "done"):
+            np.testing.assert_array_equal(stats[name], episode[name])
         assert (stats["seed"], stats["policy"]) == (episode["seed"], episode["policy"])
 
 
@@ -108,6 +109,8 @@ def test_memory_batches_pad_and_mask_short_episodes_without_mixing(tmp_path):
             "mu": mus[index],
             "logvar": np.full((length, 32), -60.0, np.float32),  # z == mu to float precision
             "action": actions[index],
+            "reward": np.zeros(length, np.float32),
+            "done": np.arange(length) == length - 1,
             "seed": index,
             "policy": "random",
         }
@@ -154,6 +157,40 @@ def test_latent_stats_of_another_vae_need_overwrite(trained_home):
         sample_latent_stats.main(["--home", home])
     sample_latent_stats.main(["--home", home, "--overwrite"])
     assert len(list_episodes(trained_home / "latent-stats" / "random")) == 2
+
+
+def test_latent_stats_of_the_older_format_are_refused_until_encoded_again(trained_home, tmp_path):
+    """Statistics written before they carried rewards and done flags (format 1: no "format" in
+    encoded-with.json, records of mu, logvar and action only)."""
+    from worldmodels.data.tf_records import RecordFormat
+
+    home = tmp_path / "home"
+    shutil.copytree(trained_home, home)
+    stats = home / "latent-stats" / "random"
+    provenance = json.loads((stats / "encoded-with.json").read_text())
+    (stats / "encoded-with.json").write_text(
+        json.dumps({"vae_checkpoint": provenance["vae_checkpoint"]})
+    )
+    old_format = RecordFormat(
+        {name: LATENT_STATS.arrays[name] for name in ("mu", "logvar", "action")}
+    )
+    for path in list_episodes(stats):
+        save_record(path, load_record(path, LATENT_STATS), old_format)
+
+    for command in (
+        lambda: train_memory.main(["--home", str(home), "--epochs", "3"]),
+        lambda: sample_latent_stats.main(["--home", str(home)]),
+    ):
+        with pytest.raises(SystemExit, match="older format.*--overwrite"):
+            command()
+    sample_latent_stats.main(["--home", str(home), "--overwrite"])
+    for path in list_episodes(stats):
+        episode = load_episode(home / "random-rollouts" / path.name)
+        np.testing.assert_array_equal(load_record(path, LATENT_STATS)["done"], episode["done"])
+    train_memory.main(
+        ["--home", str(home), "--epochs", "3", "--batch-size", "2"] + ["--validation-share", "0"]
+    )
+    assert len(rows(home / "memory-training" / "losses.csv")) == 3
 
 
 def memory_command(home, *flags):

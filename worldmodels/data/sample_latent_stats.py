@@ -4,8 +4,9 @@
 
 Reads `<home>/<dataset>-rollouts/` and the latest checkpoint in `<home>/vae-training/`; writes
 `<home>/latent-stats/<dataset>/episode-NNNNNN.tfrecord`, one per episode, holding per step the
-encoder's mu and logvar (T x 32) and the action (T x 3). Episodes keep their own length.
-Rerunning skips episodes already encoded with the same VAE checkpoint.
+encoder's mu and logvar (T x 32) and the episode's action (T x 3), reward and done flag (T).
+Episodes keep their own length. Rerunning skips episodes already encoded with the same VAE
+checkpoint.
 """
 
 from __future__ import annotations
@@ -36,6 +37,35 @@ from worldmodels.training import restore_latest_weights
 from worldmodels.vision.vae import FRAME_SHAPE, VAE
 
 PROVENANCE_FILE = "encoded-with.json"
+# 2: with each step's reward and done flag (for M's reward and done heads); 1 (no "format" in
+# the provenance file): without.
+LATENT_STATS_FORMAT = 2
+
+
+def stale_latent_stats(directory: Path) -> str | None:
+    """Why the latent statistics in `directory` cannot be read by this version, or None.
+
+    A directory without a provenance file (made by hand) is taken as current."""
+    provenance = Path(directory) / PROVENANCE_FILE
+    if not provenance.exists():
+        return None
+    if json.loads(provenance.read_text()).get("format", 1) != LATENT_STATS_FORMAT:
+        return (
+            f"{directory} holds latent statistics of an older format, without each step's "
+            "reward and done flag"
+        )
+    return None
+
+
+def require_current_latent_stats(directory: Path, dataset: str) -> None:
+    """Exits with what to run when the latent statistics in `directory` are of an older
+    format."""
+    reason = stale_latent_stats(directory)
+    if reason is not None:
+        sys.exit(
+            f"error: {reason}; encode them again: python -m "
+            f"worldmodels.data.sample_latent_stats --dataset {dataset} --overwrite"
+        )
 
 
 def parse_args(argv: list[str] | None = None):
@@ -49,8 +79,8 @@ def parse_args(argv: list[str] | None = None):
     parser.add_argument(
         "--overwrite",
         action="store_true",
-        help="delete latent statistics made with another VAE checkpoint and "
-        "encode everything again",
+        help="delete latent statistics made with another VAE checkpoint, or of an older "
+        "format, and encode everything again",
     )
     add_on_corrupt_argument(parser)
     return parser.parse_args(argv)
@@ -74,16 +104,20 @@ def main(argv: list[str] | None = None) -> None:
     )
 
     provenance = output / PROVENANCE_FILE
-    if provenance.exists() and json.loads(provenance.read_text())["vae_checkpoint"] != checkpoint:
-        if not args.overwrite:
-            sys.exit(
-                f"error: {output} holds latent statistics of another VAE checkpoint "
-                f"({json.loads(provenance.read_text())['vae_checkpoint']}); pass --overwrite "
-                "to encode the episodes again with the latest one"
-            )
-        shutil.rmtree(output)
+    if provenance.exists():
+        encoded_with = json.loads(provenance.read_text())["vae_checkpoint"]
+        reason = stale_latent_stats(output)
+        if reason is None and encoded_with != checkpoint:
+            reason = f"{output} holds latent statistics of another VAE checkpoint ({encoded_with})"
+        if reason is not None:
+            if not args.overwrite:
+                sys.exit(f"error: {reason}; pass --overwrite to encode the episodes again")
+            shutil.rmtree(output)
     output.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(provenance, json.dumps({"vae_checkpoint": checkpoint}, indent=2))
+    atomic_write_text(
+        provenance,
+        json.dumps({"vae_checkpoint": checkpoint, "format": LATENT_STATS_FORMAT}, indent=2),
+    )
 
     all_paths = list_episodes(episodes_directory)
     if not all_paths:
@@ -110,6 +144,8 @@ def main(argv: list[str] | None = None) -> None:
                         "mu": np.concatenate([mu for mu, _ in encoded]),
                         "logvar": np.concatenate([logvar for _, logvar in encoded]),
                         "action": episode["action"].numpy(),
+                        "reward": episode["reward"].numpy(),
+                        "done": episode["done"].numpy(),
                         "seed": int(episode["seed"]),
                         "seed_scheme": int(episode["seed_scheme"]),
                         "policy": episode["policy"].numpy().decode(),

@@ -8,7 +8,7 @@ scalars. Stage 1 writes episodes (`EPISODE`):
   done         T bool, true on the last step of an episode that terminated or was truncated
 stage 3 writes the VAE's encoding of an episode (`LATENT_STATS`):
   mu, logvar   T x 32 float32
-  action       T x 3 float32
+  action, reward, done   the episode's own
 and both carry
   length       T
   seed         the env seed: `reset(seed=seed)` then the actions replays the episode
@@ -80,6 +80,8 @@ LATENT_STATS = RecordFormat(
         "mu": (np.float32, (LATENT_DIM,)),
         "logvar": (np.float32, (LATENT_DIM,)),
         "action": (np.float32, (ACTION_DIM,)),
+        "reward": (np.float32, ()),
+        "done": (bool, ()),
     }
 )
 

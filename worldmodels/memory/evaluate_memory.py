@@ -26,6 +26,7 @@ from matplotlib.figure import Figure
 from worldmodels import layout
 from worldmodels.cli import add_on_corrupt_argument, make_parser, positive_int
 from worldmodels.control.agent import AgentModels, require_trained_models
+from worldmodels.data.sample_latent_stats import require_current_latent_stats
 from worldmodels.data.tf_records import (
     LATENT_STATS,
     CorruptEpisodeError,
@@ -158,6 +159,7 @@ def main(argv: list[str] | None = None) -> None:
             "train it with --validation-share > 0 to measure its predictions on unseen ones"
         )
     stats_directory = layout.latent_stats(home, run["settings"]["dataset"])
+    require_current_latent_stats(stats_directory, run["settings"]["dataset"])
     horizon = max(args.steps)
     held_out, training = [], []
     paths = list_episodes(stats_directory)

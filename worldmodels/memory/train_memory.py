@@ -26,6 +26,7 @@ from worldmodels.cli import (
     non_negative_int,
     positive_int,
 )
+from worldmodels.data.sample_latent_stats import require_current_latent_stats
 from worldmodels.data.tf_records import (
     ACTION_DIM,
     LATENT_STATS,
@@ -162,6 +163,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     home = layout.resolve_home(args.home)
     stats_directory = layout.latent_stats(home, args.dataset)
+    require_current_latent_stats(stats_directory, args.dataset)
     all_paths = list_episodes(stats_directory)
     if not all_paths:
         sys.exit(
