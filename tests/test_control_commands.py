@@ -206,6 +206,7 @@ PIPELINE_OVERRIDES = {
     "vae.validation_share": 0.3,
     "memory.memory": "attention",
     "memory.attention_window": 4,
+    "memory.reward_done_heads": True,
     "memory.lstm_units": 16,
     "memory.num_mixtures": 2,
     "memory.learning_rate": 0.002,
@@ -293,8 +294,11 @@ def test_tiny_pipeline_runs_all_stages_and_every_setting_reaches_its_stage(tmp_p
     assert memory.lstm.cell.units == 16 and memory.mdn.units == 32 * 2 * 3
     memory_run = json.loads((home / "memory-training" / "run.json").read_text())["settings"]
     assert memory_run["gradient_clip"] == 0.5 and memory_run["batch_size"] == 3
-    memory_losses = (home / "memory-training" / "losses.csv").read_text().splitlines()[1:]
-    learning_rates = [float(row.split(",")[-1]) for row in memory_losses]
+    assert memory.reward_done_heads and memory.reward_done.built
+    with open(home / "memory-training" / "losses.csv", newline="") as file:
+        memory_losses = list(csv.DictReader(file))
+    assert {"nll", "reward_loss", "done_loss"} <= set(memory_losses[0])
+    learning_rates = [float(row["learning_rate"]) for row in memory_losses]
     assert len(learning_rates) == 2  # 2 epochs of one batch of the 2 training episodes
     # Linear decay from 0.002 to 0.0001 over the run's 2 steps, logged before each step.
     assert learning_rates == pytest.approx([0.002, 0.002 - (0.002 - 0.0001) / 2])

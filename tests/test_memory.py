@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from worldmodels.memory.memory import MDNRNN, mdn_loss, sample_next_latent
+from worldmodels.memory.memory import MDNRNN, mdn_loss, reward_done_losses, sample_next_latent
 
 
 def reference_nll(logit_pi, mu, log_sigma, target):
@@ -190,3 +190,31 @@ def test_the_rollout_step_equals_the_sequence_model_step_by_step(kind):
         state = agent.memory_step(inputs[:, t, :32], inputs[:, t, 32:], state)
         np.testing.assert_allclose(state["features"], features[:, t], atol=1e-5)
     assert agent.feature_dim == (32 if kind == "attention" else 16)
+
+
+def test_reward_and_done_losses_equal_numpy_references():
+    rng = np.random.default_rng(0)
+    predicted, logit = rng.normal(size=(2, 3, 7)).astype(np.float32)
+    reward = rng.normal(size=(3, 7)).astype(np.float32)
+    done = rng.uniform(size=(3, 7)) < 0.3
+    mask = np.ones((3, 7), np.float32)
+    mask[2, 4:] = 0
+    losses = reward_done_losses(predicted, logit, reward, done, mask)
+    kept = mask == 1
+    probability = 1 / (1 + np.exp(-logit.astype(np.float64)))
+    cross_entropy = -(done * np.log(probability) + (1 - done) * np.log(1 - probability))
+    np.testing.assert_allclose(
+        float(losses["reward_loss"]), np.mean((predicted - reward)[kept] ** 2), rtol=1e-5
+    )
+    np.testing.assert_allclose(float(losses["done_loss"]), cross_entropy[kept].mean(), rtol=1e-5)
+
+
+def test_the_heads_read_the_features_and_a_memory_without_them_says_so():
+    memory = MDNRNN(lstm_units=8, num_mixtures=2, reward_done_heads=True)
+    features, _ = memory.sequence_features(tf.zeros((2, 5, 35)))
+    reward, done_logit = memory.predict_reward_done(features)
+    assert reward.shape == done_logit.shape == (2, 5)
+    weights, bias = memory.reward_done.get_weights()
+    np.testing.assert_allclose(reward, features.numpy() @ weights[:, 0] + bias[0], atol=1e-6)
+    with pytest.raises(ValueError, match="--reward-done-heads"):
+        MDNRNN(lstm_units=8).predict_reward_done(features)

@@ -102,31 +102,76 @@ def test_short_episode_next_to_long_one_stays_separate_in_latent_stats(trained_h
 def test_memory_batches_pad_and_mask_short_episodes_without_mixing(tmp_path):
     rng = np.random.default_rng(0)
     mus, actions = {}, {}
+    rewards = {}
     for index, length in enumerate((5, 40)):
         mus[index] = rng.normal(size=(length, 32)).astype(np.float32)
         actions[index] = rng.uniform(size=(length, 3)).astype(np.float32)
+        rewards[index] = rng.normal(size=length).astype(np.float32)
         stats = {
             "mu": mus[index],
             "logvar": np.full((length, 32), -60.0, np.float32),  # z == mu to float precision
             "action": actions[index],
-            "reward": np.zeros(length, np.float32),
+            "reward": rewards[index],
             "done": np.arange(length) == length - 1,
             "seed": index,
             "policy": "random",
         }
         save_record(tmp_path / episode_filename(index), stats, LATENT_STATS)
-    ((inputs, targets, mask),) = list(sequences_for_epoch(list_episodes(tmp_path), 2, 0, "error"))
-    assert inputs.shape == (2, 39, 35) and targets.shape == (2, 39, 32)
+    ((inputs, targets, mask, reward, done, step_mask),) = list(
+        sequences_for_epoch(list_episodes(tmp_path), 2, 0, "error")
+    )
+    assert inputs.shape == (2, 40, 35) and targets.shape == (2, 40, 32)
     for row in range(2):
-        length = int(mask[row].numpy().sum()) + 1
-        mu, action = (mus[0], actions[0]) if length == 5 else (mus[1], actions[1])
-        # Input t is (z_t, a_t): the action taken on z_t, not the one after it.
-        np.testing.assert_allclose(inputs[row, : length - 1, :32], mu[:-1], atol=1e-6)
-        np.testing.assert_array_equal(inputs[row, : length - 1, 32:], action[:-1])
-        np.testing.assert_allclose(targets[row, : length - 1], mu[1:], atol=1e-6)
-        assert np.all(inputs[row, length - 1 :].numpy() == 0)
-        assert np.all(mask[row, length - 1 :].numpy() == 0)
-    assert sorted(int(m) for m in mask.numpy().sum(1)) == [4, 39]
+        length = int(step_mask[row].numpy().sum())
+        index = 0 if length == 5 else 1
+        # Input t is (z_t, a_t): the action taken on z_t, not the one after it; every step of
+        # the episode is an input, the last one included (its reward and done flag count).
+        np.testing.assert_allclose(inputs[row, :length, :32], mus[index], atol=1e-6)
+        np.testing.assert_array_equal(inputs[row, :length, 32:], actions[index])
+        np.testing.assert_array_equal(reward[row, :length], rewards[index])
+        np.testing.assert_array_equal(done[row, :length], np.arange(length) == length - 1)
+        # The target of step t is z_{t+1}: there is none for the last step.
+        np.testing.assert_allclose(targets[row, : length - 1], mus[index][1:], atol=1e-6)
+        np.testing.assert_array_equal(mask[row], np.arange(40) < length - 1)
+        assert np.all(inputs[row, length:].numpy() == 0)
+        assert np.all(step_mask[row, length:].numpy() == 0)
+    assert sorted(int(m) for m in step_mask.numpy().sum(1)) == [5, 40]
+
+
+def test_reward_and_done_heads_train_and_log_their_losses(trained_home, tmp_path):
+    from worldmodels.control.agent import build_world_model
+
+    home = tmp_path / "home"
+    shutil.copytree(trained_home, home)
+    flags = ["--home", str(home), "--epochs", "1", "--batch-size", "2", "--validation-share", "0.5"]
+    with pytest.raises(SystemExit, match="reward_done_heads: False -> True"):
+        train_memory.main([*flags, "--reward-done-heads"])
+    train_memory.main([*flags, "--reward-done-heads", "--load-model"])
+    logged = rows(home / "memory-training" / "losses.csv")
+    validated = rows(home / "memory-training" / "validation.csv")
+    for row in logged[-1], validated[-1]:
+        parts = float(row["nll"]) + float(row["reward_loss"]) + float(row["done_loss"])
+        assert float(row["loss"]) == pytest.approx(parts, rel=1e-5)
+    _, memory = build_world_model(home)  # every later stage builds M with its heads
+    assert memory.reward_done_heads and memory.reward_done.built
+
+
+def test_an_mdn_rnn_run_recorded_before_the_heads_existed_resumes(trained_home, tmp_path, capsys):
+    home = tmp_path / "home"
+    shutil.copytree(trained_home, home)
+    run_file = home / "memory-training" / "run.json"
+    run = json.loads(run_file.read_text())
+    settings = run["settings"]
+    del settings["reward_done_heads"]
+    run_file.write_text(json.dumps(run))
+    steps = len(rows(home / "memory-training" / "losses.csv"))
+    train_memory.main(
+        ["--home", str(home), "--epochs", str(run["config"]["memory"]["epochs"] + 1)]
+        + ["--batch-size", str(settings["batch_size"])]
+        + ["--validation-share", str(settings["validation_share"])]
+    )
+    assert "resumed" in capsys.readouterr().out
+    assert len(rows(home / "memory-training" / "losses.csv")) > steps
 
 
 def test_train_memory_decays_the_learning_rate_and_logs_each_step(trained_home):
@@ -187,10 +232,8 @@ def test_latent_stats_of_the_older_format_are_refused_until_encoded_again(traine
     for path in list_episodes(stats):
         episode = load_episode(home / "random-rollouts" / path.name)
         np.testing.assert_array_equal(load_record(path, LATENT_STATS)["done"], episode["done"])
-    train_memory.main(
-        ["--home", str(home), "--epochs", "3", "--batch-size", "2"] + ["--validation-share", "0"]
-    )
-    assert len(rows(home / "memory-training" / "losses.csv")) == 3
+    train_memory.main(["--home", str(home), "--epochs", "1", "--batch-size", "2", "--load-model"])
+    assert len(rows(home / "memory-training" / "losses.csv")) == 1
 
 
 def memory_command(home, *flags):
@@ -300,7 +343,7 @@ def test_validation_loss_is_the_nll_of_the_held_out_episodes(trained_home, tmp_p
     memory(tf.zeros((1, 2, 35)))
     restore_latest_weights(home / "memory-training", memory, "train_memory")
     seed = derive_seed(0, Stream.VALIDATION, Model.MEMORY)
-    ((inputs, targets, mask),) = list(
+    ((inputs, targets, mask, *_),) = list(
         sequences_for_epoch([home / "latent-stats" / "random" / held_out], 1, seed, "error")
     )
     (logit_pi, mu, log_sigma), _ = memory(inputs)

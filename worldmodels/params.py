@@ -95,6 +95,9 @@ class MemoryParams:
 
     memory: str = "lstm"  # "lstm": the paper's; "attention": + attention over the last outputs
     attention_window: int = 32  # outputs the attentive memory attends to (0.64 s of driving)
+    # Heads predicting each step's reward and done flag, for training in the dream; not in the
+    # paper's CarRacing model.
+    reward_done_heads: bool = False
     lstm_units: int = 256
     num_mixtures: int = 5
     learning_rate: float = 1e-3  # decays polynomially to final_learning_rate over the run

@@ -164,6 +164,7 @@ def main(argv: list[str] | None = None) -> None:
                     "batch_size", "learning_rate", "final_learning_rate", "gradient_clip",
                     "validation_share",
                 ),
+                *(["--reward-done-heads"] if memory.reward_done_heads else []),
             ],
         ),
         (

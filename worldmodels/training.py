@@ -143,8 +143,12 @@ class RunMismatchError(RuntimeError):
     """The directory holds a run with different settings than the ones asked for."""
 
 
-def changed_settings(saved: dict, requested: dict) -> str:
-    """ "key: old -> new, ..." for every setting that differs; empty when none does."""
+def changed_settings(saved: dict, requested: dict, added_later: dict | None = None) -> str:
+    """ "key: old -> new, ..." for every setting that differs; empty when none does.
+
+    `added_later`: settings that runs recorded before they existed had implicitly, with that
+    value (e.g. {"reward_done_heads": False}), so that such runs still resume."""
+    saved = {**(added_later or {}), **saved}
     differing = sorted(
         k for k in saved.keys() | requested.keys() if saved.get(k) != requested.get(k)
     )
@@ -163,6 +167,8 @@ class TrainingRun:
     - new.
     `description` says which. The model's and optimizer's variables must exist already.
     `validation_episodes` (see `split_episodes`) are recorded in run.json by name.
+    `settings_added_later` (see `changed_settings`) lets runs recorded before a setting existed
+    resume.
     """
 
     def __init__(
@@ -175,6 +181,7 @@ class TrainingRun:
         load_model: bool = False,
         checkpoints_to_keep: int = 3,
         validation_episodes: list[Path] = (),
+        settings_added_later: dict | None = None,
     ):
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -202,7 +209,7 @@ class TrainingRun:
             self._manager = self._make_manager(checkpoints_to_keep)
             self.description = f"new run from the weights of {latest} (old run in {archived})"
         elif latest is not None:
-            self._check_settings(settings)
+            self._check_settings(settings, settings_added_later)
             self._checkpoint.restore(latest).assert_existing_objects_matched()
             self.description = (
                 f"resumed from {latest} at epoch {int(self.epoch) + 1}, "
@@ -305,9 +312,9 @@ class TrainingRun:
             self._checkpoint, str(self.directory / layout.CHECKPOINTS), checkpoints_to_keep
         )
 
-    def _check_settings(self, settings: dict) -> None:
+    def _check_settings(self, settings: dict, added_later: dict | None) -> None:
         saved = layout.recorded_run(self.directory).get("settings", {})
-        changes = changed_settings(saved, settings)
+        changes = changed_settings(saved, settings, added_later)
         if changes:
             raise RunMismatchError(
                 f"{self.directory} holds a run with other settings ({changes}). Rerun with the "

@@ -58,12 +58,12 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 def memory_settings(home: Path | None) -> dict:
     """The kind and sizes of the home's MDN-RNN (`memory`, `attention_window`, `lstm_units`,
-    `num_mixtures`), from its run.json: the paper's plain 256-unit LSTM with 5 mixtures without
-    a home, or for a run recorded before these were settings."""
+    `num_mixtures`, `reward_done_heads`), from its run.json: the paper's plain 256-unit LSTM
+    with 5 mixtures without a home, or for a run recorded before these were settings."""
     defaults = MemoryParams()
     settings = {
         key: getattr(defaults, key)
-        for key in ("memory", "attention_window", "lstm_units", "num_mixtures")
+        for key in ("memory", "attention_window", "lstm_units", "num_mixtures", "reward_done_heads")
     }
     if home is not None:
         recorded = layout.recorded_run(layout.memory_training(home)).get("settings", {})

@@ -22,7 +22,12 @@ MEMORIES = ("lstm", "attention")
 
 
 class MDNRNN(keras.Model):
-    """LSTM(lstm_units) -> Dense(latent_dim * num_mixtures * 3): logit pi, mu, log sigma."""
+    """LSTM(lstm_units) -> Dense(latent_dim * num_mixtures * 3): logit pi, mu, log sigma.
+
+    With `reward_done_heads`, a linear layer on the same features also predicts the reward r_t
+    and the logit of done_t of the step whose input was (z_t, a_t): what a dream needs besides
+    z_{t+1}.
+    """
 
     kind = "lstm"
 
@@ -32,6 +37,7 @@ class MDNRNN(keras.Model):
         action_dim: int = 3,
         lstm_units: int = 256,
         num_mixtures: int = 5,
+        reward_done_heads: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -39,8 +45,13 @@ class MDNRNN(keras.Model):
         self.action_dim = action_dim
         self.lstm_units = lstm_units
         self.num_mixtures = num_mixtures
+        self.reward_done_heads = reward_done_heads
         self.lstm = keras.layers.LSTM(lstm_units, return_sequences=True, return_state=True)
         self.mdn = keras.layers.Dense(latent_dim * num_mixtures * 3)
+        self.reward_done = None
+        if reward_done_heads:
+            self.reward_done = keras.layers.Dense(2, name="reward_done")
+            self.reward_done.build((None, self.feature_dim))
 
     def call(self, inputs: tf.Tensor, initial_state=None):
         """B x T x (latent + action) -> ((logit_pi, mu, log_sigma), (h, c)).
@@ -48,8 +59,22 @@ class MDNRNN(keras.Model):
         Mixture parameters are B x T x latent_dim x num_mixtures; h and c are the final
         B x lstm_units states.
         """
+        features, state = self.sequence_features(inputs, initial_state)
+        return self.mixture(features), state
+
+    def sequence_features(self, inputs: tf.Tensor, initial_state=None):
+        """B x T x (latent + action) -> (features B x T x feature_dim, final (h, c))."""
         outputs, h, c = self.lstm(inputs, initial_state=initial_state)
-        return self.mixture(self.features(outputs)), (h, c)
+        return self.features(outputs), (h, c)
+
+    def predict_reward_done(self, features: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """Features [..., feature_dim] -> (r_t [...], logit of done_t [...]); needs the heads."""
+        if self.reward_done is None:
+            raise ValueError(
+                "this MDN-RNN has no reward and done heads (train_memory --reward-done-heads)"
+            )
+        predicted = self.reward_done(features)
+        return predicted[..., 0], predicted[..., 1]
 
     @property
     def feature_dim(self) -> int:
@@ -164,6 +189,22 @@ def mdn_loss(logit_pi, mu, log_sigma, target, mask=None) -> tf.Tensor:
         return tf.reduce_mean(nll)
     weights = tf.broadcast_to(tf.cast(mask, nll.dtype)[..., None], tf.shape(nll))
     return tf.reduce_sum(nll * weights) / tf.maximum(tf.reduce_sum(weights), 1.0)
+
+
+def reward_done_losses(reward_predicted, done_logit, reward, done, mask) -> dict:
+    """`reward_loss`: mean squared error of the predicted rewards; `done_loss`: mean sigmoid
+    cross-entropy of the done logits against the done flags; both over the steps where `mask`
+    is 1 (all inputs [...])."""
+    mask = tf.cast(mask, reward_predicted.dtype)
+    steps = tf.maximum(tf.reduce_sum(mask), 1.0)
+    squared_error = tf.square(reward_predicted - reward)
+    cross_entropy = tf.nn.sigmoid_cross_entropy_with_logits(
+        labels=tf.cast(done, done_logit.dtype), logits=done_logit
+    )
+    return {
+        "reward_loss": tf.reduce_sum(squared_error * mask) / steps,
+        "done_loss": tf.reduce_sum(cross_entropy * mask) / steps,
+    }
 
 
 def sample_next_latent(

@@ -35,7 +35,7 @@ from worldmodels.data.tf_records import (
     list_episodes,
     record_dataset,
 )
-from worldmodels.memory.memory import MEMORIES, build_memory, mdn_loss
+from worldmodels.memory.memory import MEMORIES, build_memory, mdn_loss, reward_done_losses
 from worldmodels.params import DATASETS, MemoryParams
 from worldmodels.seeds import SEED_SCHEME, Model, Stream, derive_seed
 from worldmodels.training import (
@@ -74,6 +74,13 @@ def parse_args(argv: list[str] | None = None):
     )
     parser.add_argument(
         "--lstm-units", type=positive_int, default=defaults.lstm_units, help="LSTM width (h)"
+    )
+    parser.add_argument(
+        "--reward-done-heads",
+        action="store_true",
+        help="also predict each step's reward (squared error) and done flag (cross-entropy) "
+        "from the features, for training the controller in the dream; the loss is then the "
+        "mixture NLL plus both",
     )
     parser.add_argument(
         "--num-mixtures",
@@ -136,19 +143,27 @@ def parse_args(argv: list[str] | None = None):
 
 
 def sequences_for_epoch(paths, batch_size: int, seed: int, on_corrupt: str) -> tf.data.Dataset:
-    """Padded batches of (inputs B x T x 35, targets B x T x 32, mask B x T) for one epoch.
+    """Padded batches of (inputs B x T x 35, targets B x T x 32, mask B x T, reward B x T,
+    done B x T, step_mask B x T) for one epoch.
 
-    inputs_t = concat(z_t, a_t), targets_t = z_{t+1}, z drawn from (mu, logvar) with a seed
-    fixed by (`seed`, position in the epoch). An episode of length L gives L - 1 steps; the
-    mask is 0 on the padding after them.
+    An episode of length L gives L steps: inputs_t = concat(z_t, a_t) and the reward and done
+    flag of that step, for t < L (`step_mask` 1); targets_t = z_{t+1}, which exists for
+    t < L - 1 only (`mask` 1; the last step has no next z, but its reward and done flag, e.g.
+    the -100 of leaving the playfield, are what the heads must learn). z is drawn from
+    (mu, logvar) with a seed fixed by (`seed`, position in the epoch). Both masks are 0 on the
+    padding.
     """
     episodes = record_dataset(paths, LATENT_STATS, shuffle=True, seed=seed, on_corrupt=on_corrupt)
 
     def to_sequence(position, episode):
         noise = tf.random.stateless_normal(tf.shape(episode["mu"]), seed=[seed, position])
         z = episode["mu"] + tf.exp(episode["logvar"] / 2) * noise
-        inputs = tf.concat([z[:-1], episode["action"][:-1]], axis=-1)
-        return inputs, z[1:], tf.ones(tf.shape(z)[0] - 1)
+        inputs = tf.concat([z, episode["action"]], axis=-1)
+        length = tf.shape(z)[0]
+        targets = tf.concat([z[1:], tf.zeros_like(z[:1])], axis=0)
+        mask = tf.cast(tf.range(length) < length - 1, tf.float32)
+        done = tf.cast(episode["done"], tf.float32)
+        return inputs, targets, mask, episode["reward"], done, tf.ones(length)
 
     return (
         episodes.filter(lambda episode: tf.shape(episode["mu"])[0] >= 2)
@@ -199,6 +214,7 @@ def main(argv: list[str] | None = None) -> None:
             params.attention_window,
             lstm_units=params.lstm_units,
             num_mixtures=params.num_mixtures,
+            reward_done_heads=args.reward_done_heads,
         )
         memory(tf.zeros((1, 2, memory.latent_dim + ACTION_DIM)))
         steps_per_epoch = math.ceil(len(paths) / params.batch_size)
@@ -214,6 +230,7 @@ def main(argv: list[str] | None = None) -> None:
         "attention_window": params.attention_window,
         "lstm_units": params.lstm_units,
         "num_mixtures": params.num_mixtures,
+        "reward_done_heads": args.reward_done_heads,
         "batch_size": params.batch_size,
         "learning_rate": params.learning_rate,
         "final_learning_rate": params.final_learning_rate,
@@ -231,34 +248,31 @@ def main(argv: list[str] | None = None) -> None:
             config={"memory": dataclasses.asdict(params), "command": vars(args)},
             load_model=args.load_model,
             validation_episodes=validation,
+            settings_added_later={"reward_done_heads": False},
         )
     except (RunMismatchError, FileNotFoundError) as error:
         sys.exit(f"error: {error}")
     print(f"{run.description}; {describe_strategy(strategy)}")
 
-    sequence_spec = [
-        tf.TensorSpec([None, None, memory.latent_dim + ACTION_DIM], tf.float32),
-        tf.TensorSpec([None, None, memory.latent_dim], tf.float32),
-        tf.TensorSpec([None, None], tf.float32),
-    ]
+    def sequence_losses(inputs, targets, mask, reward, done, step_mask) -> dict:
+        """`loss`: the mixture NLL per step, plus with the heads their two losses."""
+        features, _ = memory.sequence_features(inputs)
+        nll = mdn_loss(*memory.mixture(features), targets, mask)
+        if not memory.reward_done_heads:
+            return {"loss": nll}
+        heads = reward_done_losses(*memory.predict_reward_done(features), reward, done, step_mask)
+        return {"loss": nll + heads["reward_loss"] + heads["done_loss"], "nll": nll, **heads}
 
-    def losses_of_batch(inputs, targets, mask):
-        (logit_pi, mu, log_sigma), _ = memory(inputs)
-        losses = {
-            "loss": mdn_loss(logit_pi, mu, log_sigma, targets, mask),
-            "learning_rate": schedule(optimizer.iterations),
-        }
-        return losses, tf.reduce_sum(mask)
+    def losses_of_batch(*batch):
+        losses = sequence_losses(*batch)
+        losses["learning_rate"] = schedule(optimizer.iterations)
+        return losses, tf.reduce_sum(batch[2])
 
     train_step = tf.function(
         distributed_train_step(strategy, losses_of_batch, memory, optimizer),
         reduce_retracing=True,
     )
-
-    @tf.function(input_signature=sequence_spec)
-    def validation_step(inputs, targets, mask):
-        (logit_pi, mu, log_sigma), _ = memory(inputs)
-        return {"loss": mdn_loss(logit_pi, mu, log_sigma, targets, mask)}
+    validation_step = tf.function(sequence_losses, reduce_retracing=True)
 
     def validation_losses() -> dict:
         """The mixture NLL of the held-out episodes, per step (z drawn with a fixed seed)."""
