@@ -1,0 +1,144 @@
+"""Episodes inside the world model: the controller drives M instead of CarRacing.
+
+A dream episode starts from z_0 drawn from q(z|x_0) of a real first frame (the latent
+statistics of a recorded episode) and then, each step t:
+
+    a_t = C(z_t, h_t)                     the controller, as in a real rollout
+    h_{t+1} = LSTM(z_t, a_t, h_t)         M's memory, carried as in a real rollout
+    r_t, done_t from M's heads on h_{t+1} (train_memory --reward-done-heads); done when the
+                                          predicted probability of done_t exceeds one half
+    z_{t+1} ~ M's mixture on h_{t+1} at `temperature`: logits / tau, sigma * sqrt(tau)
+
+until done or `episode_length` steps. No frame is rendered or encoded: a step costs one LSTM
+step and one mixture sample, for a whole batch of episodes at once in numpy. Each episode's
+randomness (its first frame, z_0, every mixture draw) comes from its own generator, seeded by
+its task, so an episode's course does not depend on what it is batched with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from worldmodels.control.agent import AgentModels
+from worldmodels.control.controller import controller_actions
+from worldmodels.control.rollouts import EpisodeResult, EpisodeTask
+
+
+def sample_mixture(
+    logit_pi: np.ndarray,
+    mu: np.ndarray,
+    log_sigma: np.ndarray,
+    temperature: float,
+    generator: np.random.Generator,
+) -> np.ndarray:
+    """One draw of each dimension's Gaussian mixture at `temperature` (inputs [D, K]): a
+    component k ~ softmax(logit_pi / tau) (the Gumbel-max trick), then mu_k +
+    exp(log_sigma_k) * sqrt(tau) * eps. Returns [D] float32."""
+    uniform = generator.uniform(size=logit_pi.shape)
+    gumbel = -np.log(-np.log(np.clip(uniform, 1e-20, 1.0)))
+    component = np.argmax(logit_pi / temperature + gumbel, axis=-1)
+    rows = np.arange(len(component))
+    sigma = np.exp(log_sigma[rows, component]) * np.sqrt(temperature)
+    noise = generator.standard_normal(len(component))
+    return (mu[rows, component] + sigma * noise).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class FirstFrames:
+    """q(z|x_0) of real first frames, one row per recorded episode: mu and logvar [N, 32]."""
+
+    mu: np.ndarray
+    logvar: np.ndarray
+
+
+class DreamEngine:
+    """Runs dream episodes of controllers on one agent's M (which needs reward and done
+    heads); `run` takes `EpisodeTask`s, as the real rollout engine does, and returns their
+    `EpisodeResult`s (total predicted reward, steps)."""
+
+    def __init__(
+        self,
+        agent: AgentModels,
+        first_frames: FirstFrames,
+        temperature: float,
+        episode_length: int,
+    ):
+        memory = agent.memory
+        if memory is None or not memory.reward_done_heads:
+            raise ValueError(
+                "a dream needs an MDN-RNN with reward and done heads: train_memory "
+                "--reward-done-heads (with --load-model to start from an existing one)"
+            )
+        if temperature <= 0:
+            raise ValueError(f"the temperature must be positive, got {temperature}")
+        self.agent = agent
+        self.first_frames = first_frames
+        self.temperature = temperature
+        self.episode_length = episode_length
+        self._mixture_kernel, self._mixture_bias = (w.numpy() for w in memory.mdn.weights)
+        self._heads_kernel, self._heads_bias = (w.numpy() for w in memory.reward_done.weights)
+        self._mixture_shape = (memory.latent_dim, memory.num_mixtures, 3)
+
+    def predictions(self, features: np.ndarray) -> tuple[np.ndarray, ...]:
+        """What M's heads say on features [B, F]: (logit_pi, mu, log_sigma) [B, D, K], the
+        reward [B] and the logit of done [B]."""
+        mixture = (features @ self._mixture_kernel + self._mixture_bias).reshape(
+            len(features), *self._mixture_shape
+        )
+        heads = features @ self._heads_kernel + self._heads_bias
+        return mixture[..., 0], mixture[..., 1], mixture[..., 2], heads[:, 0], heads[:, 1]
+
+    def run(self, tasks: Sequence[EpisodeTask], trajectories: dict | None = None) -> list:
+        """Runs `tasks` together; with a `trajectories` dict, also fills it with each task's
+        key -> {"z": [T + 1, D], "action": [T, A], "reward": [T]}."""
+        count = len(tasks)
+        generators = [np.random.default_rng(task.seed) for task in tasks]
+        starts = [generator.integers(len(self.first_frames.mu)) for generator in generators]
+        mu, logvar = self.first_frames.mu[starts], self.first_frames.logvar[starts]
+        noise = np.stack([generator.standard_normal(mu.shape[1]) for generator in generators])
+        z = (mu + np.exp(logvar / 2) * noise).astype(np.float32)
+        parameters = np.stack([task.parameters for task in tasks])
+        state = self.agent.initial_state(count)
+        totals, steps = np.zeros(count), np.zeros(count, np.int64)
+        running = np.ones(count, bool)
+        history = [{"z": [z[i].copy()], "action": [], "reward": []} for i in range(count)]
+        for _ in range(self.episode_length):
+            active = np.flatnonzero(running)
+            if not len(active):
+                break
+            actions = controller_actions(
+                parameters[active], z[active], state["features"][active], self.agent.spec.actions
+            )
+            stepped = self.agent.memory_step(
+                z[active], actions, {name: value[active] for name, value in state.items()}
+            )
+            for name, value in stepped.items():
+                state[name][active] = value
+            logit_pi, mixture_mu, log_sigma, reward, done_logit = self.predictions(
+                stepped["features"]
+            )
+            for row, episode in enumerate(active):
+                z[episode] = sample_mixture(
+                    logit_pi[row],
+                    mixture_mu[row],
+                    log_sigma[row],
+                    self.temperature,
+                    generators[episode],
+                )
+                if trajectories is not None:
+                    history[episode]["action"].append(actions[row])
+                    history[episode]["reward"].append(reward[row])
+                    history[episode]["z"].append(z[episode].copy())
+            totals[active] += reward
+            steps[active] += 1
+            running[active[done_logit > 0]] = False  # P(done) > 1/2
+        if trajectories is not None:
+            for task, episode in zip(tasks, history):
+                trajectories[task.key] = {name: np.stack(v) for name, v in episode.items()}
+        return [
+            EpisodeResult(task.key, float(total), int(length))
+            for task, total, length in zip(tasks, totals, steps)
+        ]
