@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from worldmodels import layout, pipeline
-from worldmodels.control import evaluate
+from worldmodels.control import evaluate, train_controller
 from worldmodels.control.generations import (
     complete_generations,
     load_optimizer,
@@ -226,6 +226,8 @@ PIPELINE_OVERRIDES = {
     "controller.worker_timeout": 300.0,
     "controller.keep_optimizer_states": 1,
     "controller.evaluation_episodes": 2,
+    "controller.in_dream": True,
+    "controller.dream_temperature": 1.2,
 }
 
 
@@ -317,6 +319,9 @@ def test_tiny_pipeline_runs_all_stages_and_every_setting_reaches_its_stage(tmp_p
     assert not (layout.generation(home, 0) / "optimizer.pkl").exists()  # keeps 1
     assert "evaluation" not in load_summary(home, 0)  # every 2 generations
     assert len(load_summary(home, 1)["evaluation"]["rewards"]) == 3
+    # Trained in M's dream (its heads), evaluated on CarRacing.
+    assert load_summary(home, 1)["dream"] == {"temperature": 1.2}
+    assert control["settings"]["in_dream"] is True
 
     # The final evaluation: 2 episodes.
     (report,) = layout.evaluations(home).glob("*.json")
@@ -446,6 +451,13 @@ def test_what_a_discrete_vae_cannot_do_is_refused_clearly(discrete_home, tmp_pat
         train_controller.main(["--home", str(home), "--generations", "1"])
     with pytest.raises(SystemExit):
         pipeline.main(["--home", str(tmp_path / "other"), "--set", "vae.latent=discrete"])
+
+
+def test_dreaming_needs_an_mdn_rnn_with_heads(agent_home, tmp_path):
+    home = tmp_path / "home"
+    shutil.copytree(agent_home, home)
+    with pytest.raises(SystemExit, match="--reward-done-heads"):
+        train_controller.main(["--home", str(home), "--in-dream", "--generations", "1"])
 
 
 def test_a_full_agent_without_an_mdn_rnn_is_refused(agent_home, tmp_path):

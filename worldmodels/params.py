@@ -134,6 +134,11 @@ class ControllerParams:
     evaluation_episodes: int = 100  # the paper's protocol: mean over 100 random tracks
     controller_inputs: str = "zh"  # "zh": z and M's features; "z": the V-only agent
     actions: int = 3  # 3: (steer, gas, brake); 2: (steer, throttle), the discrete source's
+    # Train inside M (its reward and done heads) instead of CarRacing; mid-training evaluations
+    # stay real. Not the paper's way for CarRacing (it dreamed only in VizDoom).
+    in_dream: bool = False
+    dream_temperature: float = 1.0  # the mixture's tau in the dream; the paper's knob against
+    # a controller exploiting M's mistakes (VizDoom: 1.15)
 
 
 @dataclass(frozen=True)

@@ -177,6 +177,8 @@ def main(argv: list[str] | None = None) -> None:
                     "eval_episodes", "keep_optimizer_states", "controller_inputs", "actions",
                 ),
                 *(["--cma-diagonal"] if controller.cma_diagonal else []),
+                *(["--in-dream"] if controller.in_dream else []),
+                *as_flags(controller, "dream_temperature"),
                 *rollout_flags,
             ],
         ),

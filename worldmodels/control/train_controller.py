@@ -24,7 +24,12 @@ import tensorflow as tf
 
 from worldmodels import layout
 from worldmodels.cli import add_rollout_arguments, make_parser, non_negative_int, positive_int
-from worldmodels.control.agent import build_world_model, fingerprint, require_trained_models
+from worldmodels.control.agent import (
+    AgentModels,
+    build_world_model,
+    fingerprint,
+    require_trained_models,
+)
 from worldmodels.control.cma_es import make_optimizer
 from worldmodels.control.controller import (
     ACTION_MODES,
@@ -32,6 +37,7 @@ from worldmodels.control.controller import (
     ControllerSpec,
     parameter_count,
 )
+from worldmodels.control.dream import DreamEngine, FirstFrames
 from worldmodels.control.generations import (
     complete_generations,
     controller_spec,
@@ -46,6 +52,7 @@ from worldmodels.control.rollouts import (
     rollout_config,
     run_episode_tasks,
 )
+from worldmodels.data.tf_records import LATENT_STATS, list_episodes, readable_records
 from worldmodels.files import atomic_write_text
 from worldmodels.params import ControllerParams
 from worldmodels.seeds import SEED_SCHEME, Stream, derive_seed
@@ -119,8 +126,23 @@ def parse_args(argv: list[str] | None = None):
         help="controller outputs: 3, (steer, gas, brake) as the paper; 2, (steer, throttle) with "
         "throttle > 0 gas and < 0 brake. The environment always gets all three",
     )
+    parser.add_argument(
+        "--in-dream",
+        action="store_true",
+        help="fitness from dream episodes in M (needs train_memory --reward-done-heads), all "
+        "run in this process; mid-training evaluations still drive CarRacing",
+    )
+    parser.add_argument(
+        "--dream-temperature",
+        type=float,
+        default=defaults.dream_temperature,
+        help="with --in-dream: temperature of M's mixture (logits / tau, sigma * sqrt(tau))",
+    )
     add_rollout_arguments(parser)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.dream_temperature <= 0:
+        parser.error(f"--dream-temperature must be positive, got {args.dream_temperature}")
+    return args
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -146,6 +168,8 @@ def main(argv: list[str] | None = None) -> None:
         keep_optimizer_states=args.keep_optimizer_states,
         controller_inputs=spec.inputs,
         actions=spec.actions,
+        in_dream=args.in_dream,
+        dream_temperature=args.dream_temperature,
     )
     settings = {
         "controller_inputs": spec.inputs,
@@ -158,7 +182,10 @@ def main(argv: list[str] | None = None) -> None:
         "episode_length": args.episode_length,
         "seed_scheme": SEED_SCHEME,
         "controller_parameters": dimension,
+        "in_dream": params.in_dream,
+        "dream_temperature": params.dream_temperature if params.in_dream else None,
     }
+    dream = dream_engine(home, spec, params, args.episode_length) if params.in_dream else None
     run_file = layout.control_run_file(home)
     done = complete_generations(home)
     if done:
@@ -166,7 +193,9 @@ def main(argv: list[str] | None = None) -> None:
         recorded = controller_spec(home)
         saved = layout.recorded_run(layout.control(home))["settings"]
         saved = {**saved, "controller_inputs": recorded.inputs, "actions": recorded.actions}
-        changes = changed_settings(saved, settings)
+        changes = changed_settings(
+            saved, settings, added_later={"in_dream": False, "dream_temperature": None}
+        )
         if changes:
             sys.exit(
                 f"error: {home / 'control'} holds a run with other settings ({changes}); "
@@ -220,9 +249,12 @@ def main(argv: list[str] | None = None) -> None:
                     for candidate in candidates
                     for j, seed in enumerate(seeds)
                 ]
-                results = run_episode_tasks(
-                    pool, tasks, params.envs_per_worker, f"generation {generation}"
-                )
+                if dream is not None:
+                    results = {result.key: result for result in dream.run(tasks)}
+                else:
+                    results = run_episode_tasks(
+                        pool, tasks, params.envs_per_worker, f"generation {generation}"
+                    )
                 rewards = np.array(
                     [
                         [results[(candidate, j)].total_reward for j in range(len(seeds))]
@@ -246,6 +278,8 @@ def main(argv: list[str] | None = None) -> None:
                     "seed_scheme": SEED_SCHEME,
                     "world_model": world_model,
                 }
+                if dream is not None:  # fitness predicted by M, not scored by CarRacing
+                    summary["dream"] = {"temperature": params.dream_temperature}
                 mean = np.asarray(optimizer.result.xfavorite)
                 if params.eval_every and (generation + 1) % params.eval_every == 0:
                     summary["evaluation"] = evaluate_mean(pool, mean, args.seed, generation, params)
@@ -273,6 +307,29 @@ def main(argv: list[str] | None = None) -> None:
     )
 
 
+def dream_engine(home, spec: ControllerSpec, params: ControllerParams, episode_length: int):
+    """The DreamEngine of `home`'s V and M, starting from the first frames of the episodes M
+    was trained on (their latent statistics); exits with what is missing."""
+    dataset = layout.recorded_run(layout.memory_training(home))["settings"]["dataset"]
+    paths = list_episodes(layout.latent_stats(home, dataset))
+    if not spec.uses_memory or not paths:
+        sys.exit(
+            "error: --in-dream needs the full agent's M and the latent statistics it was "
+            f"trained on (none in {layout.latent_stats(home, dataset)})"
+        )
+    first = [stats for _, stats in readable_records(paths, LATENT_STATS, on_corrupt="skip")]
+    first_frames = FirstFrames(
+        np.stack([stats["mu"][0] for stats in first]),
+        np.stack([stats["logvar"][0] for stats in first]),
+    )
+    try:
+        return DreamEngine(
+            AgentModels(home, spec=spec), first_frames, params.dream_temperature, episode_length
+        )
+    except ValueError as error:
+        sys.exit(f"error: --in-dream: {error}")
+
+
 def evaluate_mean(pool, mean, seed: int, generation: int, params: ControllerParams) -> dict:
     """Total rewards of the distribution mean on `eval_episodes` tracks never trained on."""
     tasks = [
@@ -297,8 +354,9 @@ def write_summaries(writer, summary: dict) -> None:
 
 
 def generation_line(summary: dict) -> str:
+    where = f" (in the dream, tau {summary['dream']['temperature']})" if "dream" in summary else ""
     line = (
-        f"generation {summary['generation']}: best {summary['best_fitness']:.1f} "
+        f"generation {summary['generation']}{where}: best {summary['best_fitness']:.1f} "
         f"mean {summary['mean_fitness']:.1f} worst {summary['worst_fitness']:.1f} "
         f"sigma {summary['sigma']:.4f} | {summary['episodes_per_second']:.2f} episodes/s"
     )
