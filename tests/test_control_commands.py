@@ -8,11 +8,12 @@ import subprocess
 import sys
 import time
 
+import imageio.v3 as imageio
 import numpy as np
 import pytest
 
 from worldmodels import layout, pipeline
-from worldmodels.control import evaluate, train_controller
+from worldmodels.control import evaluate, render, train_controller
 from worldmodels.control.generations import (
     complete_generations,
     load_optimizer,
@@ -322,6 +323,9 @@ def test_tiny_pipeline_runs_all_stages_and_every_setting_reaches_its_stage(tmp_p
     # Trained in M's dream (its heads), evaluated on CarRacing.
     assert load_summary(home, 1)["dream"] == {"temperature": 1.2}
     assert control["settings"]["in_dream"] is True
+    gif = tmp_path / "dream.gif"
+    render.main(["--home", str(home), "--dream", "--episode-length", "5", "--out", str(gif)])
+    assert 1 <= len(imageio.imread(gif, index=None)) <= 5
 
     # The final evaluation: 2 episodes.
     (report,) = layout.evaluations(home).glob("*.json")
@@ -458,6 +462,12 @@ def test_dreaming_needs_an_mdn_rnn_with_heads(agent_home, tmp_path):
     shutil.copytree(agent_home, home)
     with pytest.raises(SystemExit, match="--reward-done-heads"):
         train_controller.main(["--home", str(home), "--in-dream", "--generations", "1"])
+    train_controller.main(
+        ["--home", str(home), "--generations", "1", "--popsize", "2", "--episodes-per-candidate"]
+        + ["1", "--episode-length", "5", "--num-process", "1", "--eval-every", "0"]
+    )
+    with pytest.raises(SystemExit, match="--reward-done-heads"):
+        render.main(["--home", str(home), "--dream", "--out", str(tmp_path / "dream.gif")])
 
 
 def test_a_full_agent_without_an_mdn_rnn_is_refused(agent_home, tmp_path):

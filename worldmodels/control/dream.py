@@ -22,9 +22,11 @@ from typing import Sequence
 
 import numpy as np
 
+from worldmodels import layout
 from worldmodels.control.agent import AgentModels
-from worldmodels.control.controller import controller_actions
+from worldmodels.control.controller import ControllerSpec, controller_actions
 from worldmodels.control.rollouts import EpisodeResult, EpisodeTask
+from worldmodels.data.tf_records import LATENT_STATS, list_episodes, readable_records
 
 
 def sample_mixture(
@@ -142,3 +144,21 @@ class DreamEngine:
             EpisodeResult(task.key, float(total), int(length))
             for task, total, length in zip(tasks, totals, steps)
         ]
+
+
+def home_dream(home, spec: ControllerSpec, temperature: float, episode_length: int) -> DreamEngine:
+    """The DreamEngine of `home`'s V and M, starting from the first frames of the episodes M
+    was trained on (their latent statistics). Raises ValueError or FileNotFoundError saying
+    what is missing."""
+    if not spec.uses_memory:
+        raise ValueError("a V-only controller has no M to dream in")
+    dataset = layout.recorded_run(layout.memory_training(home))["settings"]["dataset"]
+    directory = layout.latent_stats(home, dataset)
+    first = [stats for _, stats in readable_records(list_episodes(directory), LATENT_STATS, "skip")]
+    if not first:
+        raise FileNotFoundError(f"no latent statistics in {directory} to start dreams from")
+    first_frames = FirstFrames(
+        np.stack([stats["mu"][0] for stats in first]),
+        np.stack([stats["logvar"][0] for stats in first]),
+    )
+    return DreamEngine(AgentModels(home, spec=spec), first_frames, temperature, episode_length)

@@ -11,6 +11,8 @@ reward.
 
 from __future__ import annotations
 
+import sys
+
 import imageio.v3 as imageio
 import numpy as np
 import tensorflow as tf
@@ -20,7 +22,9 @@ from worldmodels import layout
 from worldmodels.cli import make_parser, non_negative_int, positive_int
 from worldmodels.control.agent import AgentModels
 from worldmodels.control.controller import controller_actions
+from worldmodels.control.dream import home_dream
 from worldmodels.control.generations import controller_spec, load_agent_controller
+from worldmodels.control.rollouts import EpisodeTask
 from worldmodels.data.car_racing import make_env
 from worldmodels.files import atomic_path
 from worldmodels.memory.memory import sample_next_latent
@@ -56,17 +60,26 @@ def parse_args(argv: list[str] | None = None):
         default="fast",
         help="fast: FastCarRacing (identical observations); stock: CarRacing-v3",
     )
+    parser.add_argument(
+        "--dream",
+        action="store_true",
+        help="an episode dreamed by M instead (needs its reward and done heads): each z "
+        "decoded by the VAE, with the predicted reward; --seed picks the first frame and the "
+        "dream's randomness, --temperature is M's",
+    )
     return parser.parse_args(argv)
 
 
-def compose(panels: list[np.ndarray], scale: int, caption: str) -> np.ndarray:
-    """64x64x3 uint8 panels side by side, enlarged, under a caption line."""
+def compose(
+    panels: list[np.ndarray], scale: int, caption: str, titles: tuple[str, ...] = PANELS
+) -> np.ndarray:
+    """64x64x3 uint8 panels side by side, enlarged, under their titles and a caption line."""
     row = np.concatenate([np.kron(p, np.ones((scale, scale, 1), np.uint8)) for p in panels], 1)
     image = Image.new("RGB", (row.shape[1], row.shape[0] + HEADER_PIXELS))
     image.paste(Image.fromarray(row), (0, HEADER_PIXELS))
     draw = ImageDraw.Draw(image)
     width = row.shape[1] // len(panels)
-    for index, name in enumerate(PANELS[: len(panels)]):
+    for index, name in enumerate(titles[: len(panels)]):
         draw.text((index * width + 4, 2), name, fill=(200, 200, 200))
     draw.text((4, 14), caption, fill=(255, 255, 255))
     return np.asarray(image)
@@ -76,6 +89,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     home = layout.resolve_home(args.home)
     generation, controller = load_agent_controller(home, args.generation, args.candidate)
+    if args.dream:
+        render_dream(args, home, generation, controller)
+        return
     agent = AgentModels(home, spec=controller_spec(home))
     env = make_env(EnvParams(env=args.env, episode_length=args.episode_length))
 
@@ -102,14 +118,40 @@ def main(argv: list[str] | None = None) -> None:
         done = terminated or truncated
         step += 1
 
-    with atomic_path(args.out) as temporary:
-        imageio.imwrite(
-            temporary, np.stack(frames), extension=".gif", duration=1000 / args.fps, loop=0
-        )
+    write_gif(args.out, frames, args.fps)
     print(
         f"rendered generation {generation} ({args.candidate}) on track {args.seed}: "
         f"{step} steps, reward {total:.1f}; wrote {args.out}"
     )
+
+
+def render_dream(args, home, generation: int, controller: np.ndarray) -> None:
+    """The GIF of one dream episode of `controller` in `home`'s M: each z decoded by the VAE,
+    under the step and the cumulative predicted reward."""
+    try:
+        dream = home_dream(home, controller_spec(home), args.temperature, args.episode_length)
+    except (ValueError, FileNotFoundError) as error:
+        sys.exit(f"error: --dream: {error}")
+    trajectories = {}
+    (result,) = dream.run([EpisodeTask(0, controller, args.seed)], trajectories)
+    trajectory = trajectories[0]
+    decoded = np.round(dream.agent.vae.decode(trajectory["z"][:-1]).numpy() * 255).astype(np.uint8)
+    totals = np.cumsum(np.concatenate([[0.0], trajectory["reward"][:-1]]))
+    frames = [
+        compose([frame], args.scale, f"step {step}   predicted reward {total:7.1f}", ("M's dream",))
+        for step, (frame, total) in enumerate(zip(decoded, totals))
+    ]
+    write_gif(args.out, frames, args.fps)
+    print(
+        f"rendered a dream of generation {generation} ({args.candidate}) from first frame seed "
+        f"{args.seed} at temperature {args.temperature}: {result.steps} steps, predicted "
+        f"reward {result.total_reward:.1f}; wrote {args.out}"
+    )
+
+
+def write_gif(path, frames: list[np.ndarray], fps: int) -> None:
+    with atomic_path(path) as temporary:
+        imageio.imwrite(temporary, np.stack(frames), extension=".gif", duration=1000 / fps, loop=0)
 
 
 if __name__ == "__main__":

@@ -24,12 +24,7 @@ import tensorflow as tf
 
 from worldmodels import layout
 from worldmodels.cli import add_rollout_arguments, make_parser, non_negative_int, positive_int
-from worldmodels.control.agent import (
-    AgentModels,
-    build_world_model,
-    fingerprint,
-    require_trained_models,
-)
+from worldmodels.control.agent import build_world_model, fingerprint, require_trained_models
 from worldmodels.control.cma_es import make_optimizer
 from worldmodels.control.controller import (
     ACTION_MODES,
@@ -37,7 +32,7 @@ from worldmodels.control.controller import (
     ControllerSpec,
     parameter_count,
 )
-from worldmodels.control.dream import DreamEngine, FirstFrames
+from worldmodels.control.dream import home_dream
 from worldmodels.control.generations import (
     complete_generations,
     controller_spec,
@@ -52,7 +47,6 @@ from worldmodels.control.rollouts import (
     rollout_config,
     run_episode_tasks,
 )
-from worldmodels.data.tf_records import LATENT_STATS, list_episodes, readable_records
 from worldmodels.files import atomic_write_text
 from worldmodels.params import ControllerParams
 from worldmodels.seeds import SEED_SCHEME, Stream, derive_seed
@@ -185,7 +179,12 @@ def main(argv: list[str] | None = None) -> None:
         "in_dream": params.in_dream,
         "dream_temperature": params.dream_temperature if params.in_dream else None,
     }
-    dream = dream_engine(home, spec, params, args.episode_length) if params.in_dream else None
+    dream = None
+    if params.in_dream:
+        try:
+            dream = home_dream(home, spec, params.dream_temperature, args.episode_length)
+        except (ValueError, FileNotFoundError) as error:
+            sys.exit(f"error: --in-dream: {error}")
     run_file = layout.control_run_file(home)
     done = complete_generations(home)
     if done:
@@ -305,29 +304,6 @@ def main(argv: list[str] | None = None) -> None:
         f"trained the controller for {params.generations} generations; "
         f"generations in {home / 'control' / 'generations'}"
     )
-
-
-def dream_engine(home, spec: ControllerSpec, params: ControllerParams, episode_length: int):
-    """The DreamEngine of `home`'s V and M, starting from the first frames of the episodes M
-    was trained on (their latent statistics); exits with what is missing."""
-    dataset = layout.recorded_run(layout.memory_training(home))["settings"]["dataset"]
-    paths = list_episodes(layout.latent_stats(home, dataset))
-    if not spec.uses_memory or not paths:
-        sys.exit(
-            "error: --in-dream needs the full agent's M and the latent statistics it was "
-            f"trained on (none in {layout.latent_stats(home, dataset)})"
-        )
-    first = [stats for _, stats in readable_records(paths, LATENT_STATS, on_corrupt="skip")]
-    first_frames = FirstFrames(
-        np.stack([stats["mu"][0] for stats in first]),
-        np.stack([stats["logvar"][0] for stats in first]),
-    )
-    try:
-        return DreamEngine(
-            AgentModels(home, spec=spec), first_frames, params.dream_temperature, episode_length
-        )
-    except ValueError as error:
-        sys.exit(f"error: --in-dream: {error}")
 
 
 def evaluate_mean(pool, mean, seed: int, generation: int, params: ControllerParams) -> dict:
