@@ -227,6 +227,7 @@ PIPELINE_OVERRIDES = {
     "controller.worker_timeout": 300.0,
     "controller.keep_optimizer_states": 1,
     "controller.evaluation_episodes": 2,
+    "controller.stall_steps": 5,
     "controller.in_dream": True,
     "controller.dream_temperature": 1.2,
 }
@@ -323,6 +324,8 @@ def test_tiny_pipeline_runs_all_stages_and_every_setting_reaches_its_stage(tmp_p
     # Trained in M's dream (its heads), evaluated on CarRacing.
     assert load_summary(home, 1)["dream"] == {"temperature": 1.2}
     assert control["settings"]["in_dream"] is True
+    assert control["settings"]["stall_steps"] == 5
+    assert 0 <= load_summary(home, 1)["stalled_episodes"] <= 10
     gif = tmp_path / "dream.gif"
     render.main(["--home", str(home), "--dream", "--episode-length", "5", "--out", str(gif)])
     assert 1 <= len(imageio.imread(gif, index=None)) <= 5

@@ -1,5 +1,7 @@
 """Dream episodes: the controller driving M (worldmodels/control/dream.py)."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -108,3 +110,17 @@ def test_a_memory_without_heads_cannot_dream(first_frames):
     memory(tf.zeros((1, 1, 35)))
     with pytest.raises(ValueError, match="--reward-done-heads"):
         DreamEngine(AgentModels(memory=memory), first_frames, 1.0, 10)
+
+
+def test_a_dream_episode_without_positive_predicted_reward_stalls(first_frames):
+    memory = MDNRNN(lstm_units=UNITS, num_mixtures=MIXTURES, reward_done_heads=True)
+    memory(tf.zeros((1, 1, 35)))
+    kernel, _ = memory.reward_done.get_weights()
+    memory.reward_done.set_weights([0 * kernel, np.array([-0.5, -50.0], np.float32)])
+    engine = DreamEngine(AgentModels(memory=memory), first_frames, 1.0, episode_length=30)
+    (task,) = tasks(1)
+    stalled = dataclasses.replace(task, stall_steps=4)
+    (result,) = engine.run([stalled])
+    assert result.stalled and result.steps == 4
+    assert result.total_reward == pytest.approx(-0.5 * 4 - 0.1 * (30 - 4))
+    assert engine.run([task])[0].steps == 30

@@ -239,3 +239,20 @@ def test_engine_with_a_v_only_controller_on_a_discrete_vae_equals_the_unbatched_
             action = controller_actions(task.parameters, code, np.zeros((1, 0)), actions=2)
             np.testing.assert_allclose(episode["action"][t], action[0], atol=1e-5)
             observation, *_ = env.step(episode["action"][t])
+
+
+def test_a_stalled_episode_ends_early_with_the_reward_a_stalled_car_would_collect():
+    """A controller that brakes and never accelerates reaches no tile after its first steps;
+    stopped after 20 steps without one, its total equals the whole 100-step episode's."""
+    agent = AgentModels(home=None, seed=0)
+    braking = np.zeros(PARAMETER_COUNT)
+    braking[-3:] = [0.0, -20.0, 20.0]  # gas (tanh + 1) / 2 = 0, brake 1, whatever z and h
+    whole, stopped = (
+        RolloutEngine(agent, [make_env(EnvParams(episode_length=100))]).run(
+            [EpisodeTask(0, braking, seed=3, stall_steps=stall_steps)]
+        )[0]
+        for stall_steps in (0, 20)
+    )
+    assert whole.steps == 100 and not whole.stalled
+    assert stopped.stalled and stopped.steps < 40
+    assert stopped.total_reward == pytest.approx(whole.total_reward, abs=1e-6)

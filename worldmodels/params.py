@@ -136,6 +136,9 @@ class ControllerParams:
     actions: int = 3  # 3: (steer, gas, brake); 2: (steer, throttle), the discrete source's
     # Train inside M (its reward and done heads) instead of CarRacing; mid-training evaluations
     # stay real. Not the paper's way for CarRacing (it dreamed only in VizDoom).
+    # End a training episode after this many steps without a new track tile, counting -0.1
+    # for each step left (0: never; evaluations never stop early). Not in the paper.
+    stall_steps: int = 0
     in_dream: bool = False
     dream_temperature: float = 1.0  # the mixture's tau in the dream; the paper's knob against
     # a controller exploiting M's mistakes (VizDoom: 1.15)

@@ -25,7 +25,7 @@ import numpy as np
 from worldmodels import layout
 from worldmodels.control.agent import AgentModels
 from worldmodels.control.controller import ControllerSpec, controller_actions
-from worldmodels.control.rollouts import EpisodeResult, EpisodeTask
+from worldmodels.control.rollouts import STALLED_STEP_REWARD, EpisodeResult, EpisodeTask
 from worldmodels.data.tf_records import LATENT_STATS, list_episodes, readable_records
 
 
@@ -106,6 +106,10 @@ class DreamEngine:
         state = self.agent.initial_state(count)
         totals, steps = np.zeros(count), np.zeros(count, np.int64)
         running = np.ones(count, bool)
+        # As in real rollouts (EpisodeTask.stall_steps), on the predicted rewards.
+        stall_limits = np.array([task.stall_steps for task in tasks])
+        without_new_tile = np.zeros(count, np.int64)
+        stalled = np.zeros(count, bool)
         history = [{"z": [z[i].copy()], "action": [], "reward": []} for i in range(count)]
         for _ in range(self.episode_length):
             active = np.flatnonzero(running)
@@ -136,13 +140,21 @@ class DreamEngine:
                     history[episode]["z"].append(z[episode].copy())
             totals[active] += reward
             steps[active] += 1
-            running[active[done_logit > 0]] = False  # P(done) > 1/2
+            done = done_logit > 0  # P(done) > 1/2
+            without_new_tile[active] = np.where(reward > 0, 0, without_new_tile[active] + 1)
+            limits = stall_limits[active]
+            stall = ~done & (limits > 0) & (without_new_tile[active] >= limits)
+            stalled[active[stall]] = True
+            totals[active[stall]] += STALLED_STEP_REWARD * (
+                self.episode_length - steps[active[stall]]
+            )
+            running[active[done | stall]] = False
         if trajectories is not None:
             for task, episode in zip(tasks, history):
                 trajectories[task.key] = {name: np.stack(v) for name, v in episode.items()}
         return [
-            EpisodeResult(task.key, float(total), int(length))
-            for task, total, length in zip(tasks, totals, steps)
+            EpisodeResult(task.key, float(total), int(length), stalled=bool(stop))
+            for task, total, length, stop in zip(tasks, totals, steps, stalled)
         ]
 
 

@@ -37,7 +37,10 @@ class EpisodeTask:
     paper's; None for the random policies, which need none).
 
     With `keep_record` the result carries the episode as a record of `policy` (the bytes of its
-    file, for the driver to write: workers never write into the home).
+    file, for the driver to write: workers never write into the home). With `stall_steps` > 0
+    the episode ends once it has gained no new track tile (no positive reward) for that many
+    steps, and its total counts STALLED_STEP_REWARD for every step left to the episode
+    length: what a car that stays stalled collects (training only; evaluations never stop).
     """
 
     key: Hashable
@@ -45,14 +48,19 @@ class EpisodeTask:
     seed: int
     keep_record: bool = False
     policy: str = "controller"
+    stall_steps: int = 0
+
+
+STALLED_STEP_REWARD = -0.1  # CarRacing's reward for a step that reaches no new tile
 
 
 @dataclass(frozen=True)
 class EpisodeResult:
     key: Hashable
     total_reward: float
-    steps: int
+    steps: int  # steps run (fewer than counted in total_reward when it stalled)
     record: bytes | None = None  # `encode_record` of the episode, with EpisodeTask.keep_record
+    stalled: bool = False  # ended by EpisodeTask.stall_steps
 
 
 @dataclass
@@ -64,6 +72,7 @@ class _Episode:
     noise: np.random.Generator
     total_reward: float = 0.0
     steps: int = 0
+    steps_without_new_tile: int = 0
     record: dict = field(default_factory=lambda: collections.defaultdict(list))
 
 
@@ -118,6 +127,11 @@ class RolloutEngine:
                 episode.observation = observation
                 episode.total_reward += float(reward)
                 episode.steps += 1
+                stalled = not done and stalled_now(episode, float(reward))
+                if stalled:
+                    left = self.envs[slot].spec.max_episode_steps - episode.steps
+                    episode.total_reward += STALLED_STEP_REWARD * left
+                    done = True
                 if done:
                     encoded = None
                     if episode.task.keep_record:
@@ -126,7 +140,7 @@ class RolloutEngine:
                         encoded = encode_record(record, EPISODE)
                     results.append(
                         EpisodeResult(
-                            episode.task.key, episode.total_reward, episode.steps, encoded
+                            episode.task.key, episode.total_reward, episode.steps, encoded, stalled
                         )
                     )
                     slots[slot] = None
@@ -137,6 +151,14 @@ class RolloutEngine:
                 if slots[slot] is None and queue:
                     start(slot)
         return results
+
+
+def stalled_now(episode, reward: float) -> bool:
+    """Counts a step of `episode` (an object with `task` and `steps_without_new_tile`) that
+    earned `reward`; true once it has gone its task's `stall_steps` steps without a new tile."""
+    episode.steps_without_new_tile = 0 if reward > 0 else episode.steps_without_new_tile + 1
+    limit = episode.task.stall_steps
+    return bool(limit) and episode.steps_without_new_tile >= limit
 
 
 @dataclass(frozen=True)

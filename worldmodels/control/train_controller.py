@@ -121,6 +121,14 @@ def parse_args(argv: list[str] | None = None):
         "throttle > 0 gas and < 0 brake. The environment always gets all three",
     )
     parser.add_argument(
+        "--stall-steps",
+        type=non_negative_int,
+        default=defaults.stall_steps,
+        help="end a training episode once it has gained no new track tile for this many steps, "
+        "counting -0.1 for every step left, what a stalled car collects (0: never). "
+        "Evaluations always run whole episodes",
+    )
+    parser.add_argument(
         "--in-dream",
         action="store_true",
         help="fitness from dream episodes in M (needs train_memory --reward-done-heads), all "
@@ -162,6 +170,7 @@ def main(argv: list[str] | None = None) -> None:
         keep_optimizer_states=args.keep_optimizer_states,
         controller_inputs=spec.inputs,
         actions=spec.actions,
+        stall_steps=args.stall_steps,
         in_dream=args.in_dream,
         dream_temperature=args.dream_temperature,
     )
@@ -176,6 +185,7 @@ def main(argv: list[str] | None = None) -> None:
         "episode_length": args.episode_length,
         "seed_scheme": SEED_SCHEME,
         "controller_parameters": dimension,
+        "stall_steps": params.stall_steps,
         "in_dream": params.in_dream,
         "dream_temperature": params.dream_temperature if params.in_dream else None,
     }
@@ -193,7 +203,9 @@ def main(argv: list[str] | None = None) -> None:
         saved = layout.recorded_run(layout.control(home))["settings"]
         saved = {**saved, "controller_inputs": recorded.inputs, "actions": recorded.actions}
         changes = changed_settings(
-            saved, settings, added_later={"in_dream": False, "dream_temperature": None}
+            saved,
+            settings,
+            added_later={"stall_steps": 0, "in_dream": False, "dream_temperature": None},
         )
         if changes:
             sys.exit(
@@ -244,7 +256,9 @@ def main(argv: list[str] | None = None) -> None:
                 ]
                 candidates = range(len(population))
                 tasks = [
-                    EpisodeTask((candidate, j), population[candidate], seed)
+                    EpisodeTask(
+                        (candidate, j), population[candidate], seed, stall_steps=params.stall_steps
+                    )
                     for candidate in candidates
                     for j, seed in enumerate(seeds)
                 ]
@@ -271,6 +285,7 @@ def main(argv: list[str] | None = None) -> None:
                     "sigma": float(optimizer.sigma),
                     "episodes": len(tasks),
                     "steps": int(sum(result.steps for result in results.values())),
+                    "stalled_episodes": int(sum(result.stalled for result in results.values())),
                     "seconds": seconds,
                     "episodes_per_second": len(tasks) / seconds,
                     "track_seeds": seeds,
