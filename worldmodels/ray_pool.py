@@ -17,7 +17,7 @@ import collections
 import time
 from typing import Callable, Sequence
 
-from worldmodels.workers import WorkerError
+from worldmodels.workers import Pool, WorkerError
 
 INSTALL_HINT = 'Ray is not installed: pip install -e ".[ray]" (or pip install "ray[default]")'
 
@@ -40,7 +40,7 @@ def import_ray():
     return ray
 
 
-class RayPool:
+class RayPool(Pool):
     """`num_workers` actors on the Ray instance at `address` ("auto", "host:port"; None starts
     a local instance with `num_workers` CPUs); `map` as `WorkerPool.map`. A context manager:
     leaving it kills the actors, and shuts down the Ray instance it started."""
@@ -70,12 +70,6 @@ class RayPool:
         self._make_handler = ray.put(make_handler)
         self.actors = [actor_class.remote(self._make_handler) for _ in range(num_workers)]
         self.replaced = 0  # actors killed for running past the timeout
-
-    def __enter__(self) -> "RayPool":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     def close(self) -> None:
         for actor in self.actors:

@@ -57,7 +57,26 @@ class _Worker:
             self.process.join()
 
 
-class WorkerPool:
+class Pool:
+    """What both pools offer (`open_pool`): `num_workers`, `map(jobs, on_result)` returning
+    `handler(job)` for every job in order, and `close()`; a context manager."""
+
+    num_workers: int
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def map(self, jobs: Sequence, on_result: Callable[[int, object], None]) -> list:
+        raise NotImplementedError
+
+
+class WorkerPool(Pool):
     """`num_workers` spawned processes, each running `make_handler()` once, then jobs.
 
     `map(jobs)` returns `handler(job)` for every job, in order. A worker that dies, or takes
@@ -84,12 +103,6 @@ class WorkerPool:
         self.workers = [_Worker(self._context, make_handler) for _ in range(num_workers)]
         self.replaced = 0
         self._calls = 0  # tags jobs, so a result of an abandoned earlier map is not taken
-
-    def __enter__(self) -> "WorkerPool":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     def close(self) -> None:
         for worker in self.workers:
@@ -164,10 +177,10 @@ def open_pool(
     num_workers: int,
     timeout: float,
     ray_address: str | None = None,
-):
+) -> Pool:
     """The pool of a command's `--backend`: `WorkerPool` ("local": processes on this machine)
     or `worldmodels.ray_pool.RayPool` ("ray": actors on the Ray instance at `ray_address`).
-    Both have `num_workers`, `map(jobs, on_result)` and are context managers."""
+    Both are `Pool`s."""
     if backend == "ray":
         from worldmodels.ray_pool import RayPool
 
