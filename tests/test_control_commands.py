@@ -480,3 +480,21 @@ def test_a_full_agent_without_an_mdn_rnn_is_refused(agent_home, tmp_path):
     shutil.copytree(agent_home / "vae-training", home / "vae-training")
     with pytest.raises(SystemExit, match="memory-training.*train_memory"):
         train_controller.main(["--home", str(home), "--generations", "1"])
+
+
+def test_a_controller_run_recorded_before_stalls_and_dreams_resumes(
+    trained_controller_home, tmp_path
+):
+    home = tmp_path / "home"
+    shutil.copytree(trained_controller_home, home)
+    run_file = layout.control_run_file(home)
+    run = json.loads(run_file.read_text())
+    for key in ("stall_steps", "in_dream", "dream_temperature"):
+        del run["settings"][key]
+    run_file.write_text(json.dumps(run))
+    train_controller.main(
+        ["--home", str(home), "--generations", "3", "--popsize", "4", "--episodes-per-candidate"]
+        + ["1", "--episode-length", "30", "--num-process", "2", "--envs-per-worker", "2"]
+        + ["--eval-every", "1", "--eval-episodes", "2"]
+    )
+    assert complete_generations(home) == [0, 1, 2]
