@@ -61,7 +61,13 @@ class RayPool(Pool):
             if address is None:
                 ray.init(num_cpus=num_workers)
             else:
-                ray.init(address=address)
+                try:
+                    ray.init(address=address)
+                except ConnectionError as error:
+                    raise WorkerError(
+                        f"--ray-address {address}: no Ray cluster to join ({error}); start one "
+                        "with `ray start --head`, or leave --ray-address unset for a local one"
+                    ) from None
         actor_class = ray.remote(_HandlerActor).options(
             num_cpus=1, max_restarts=-1, max_task_retries=max_attempts - 1
         )
