@@ -25,7 +25,12 @@ import numpy as np
 from worldmodels import layout
 from worldmodels.control.agent import AgentModels
 from worldmodels.control.controller import ControllerSpec, controller_actions
-from worldmodels.control.rollouts import STALLED_STEP_REWARD, EpisodeResult, EpisodeTask
+from worldmodels.control.rollouts import (
+    STALLED_STEP_REWARD,
+    EpisodeResult,
+    EpisodeTask,
+    count_stall,
+)
 from worldmodels.data.tf_records import LATENT_STATS, list_episodes, readable_records
 
 
@@ -141,9 +146,10 @@ class DreamEngine:
             totals[active] += reward
             steps[active] += 1
             done = done_logit > 0  # P(done) > 1/2
-            without_new_tile[active] = np.where(reward > 0, 0, without_new_tile[active] + 1)
-            limits = stall_limits[active]
-            stall = ~done & (limits > 0) & (without_new_tile[active] >= limits)
+            without_new_tile[active], stalls = count_stall(
+                without_new_tile[active], reward, stall_limits[active]
+            )
+            stall = stalls & ~done
             stalled[active[stall]] = True
             totals[active[stall]] += STALLED_STEP_REWARD * (
                 self.episode_length - steps[active[stall]]

@@ -127,7 +127,10 @@ class RolloutEngine:
                 episode.observation = observation
                 episode.total_reward += float(reward)
                 episode.steps += 1
-                stalled = not done and stalled_now(episode, float(reward))
+                episode.steps_without_new_tile, stalls = count_stall(
+                    episode.steps_without_new_tile, reward, episode.task.stall_steps
+                )
+                stalled = bool(stalls) and not done
                 if stalled:
                     left = self.envs[slot].spec.max_episode_steps - episode.steps
                     episode.total_reward += STALLED_STEP_REWARD * left
@@ -153,12 +156,11 @@ class RolloutEngine:
         return results
 
 
-def stalled_now(episode, reward: float) -> bool:
-    """Counts a step of `episode` (an object with `task` and `steps_without_new_tile`) that
-    earned `reward`; true once it has gone its task's `stall_steps` steps without a new tile."""
-    episode.steps_without_new_tile = 0 if reward > 0 else episode.steps_without_new_tile + 1
-    limit = episode.task.stall_steps
-    return bool(limit) and episode.steps_without_new_tile >= limit
+def count_stall(steps_without_new_tile, reward, stall_steps):
+    """The rule of `EpisodeTask.stall_steps` after a step that earned `reward`, for one episode
+    (numbers) or many (arrays): (steps without a new tile now, whether the episode stalls)."""
+    steps_without_new_tile = (steps_without_new_tile + 1) * (reward <= 0)
+    return steps_without_new_tile, (stall_steps > 0) & (steps_without_new_tile >= stall_steps)
 
 
 @dataclass(frozen=True)
