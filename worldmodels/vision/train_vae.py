@@ -227,7 +227,8 @@ def main(argv: list[str] | None = None) -> None:
 
     @tf.function(input_signature=[tf.TensorSpec([None, *FRAME_SHAPE], tf.float32)])
     def validation_step(frames):
-        return vae.loss_terms(frames)
+        """The losses on a batch, and its q(z|x)'s first parameters (mu, or the logits)."""
+        return vae.loss_terms(frames), vae.posterior(frames)[0]
 
     def validation_losses() -> dict:
         """The losses on the held-out episodes' frames (z sampled as in training) and, for the
@@ -239,9 +240,17 @@ def main(argv: list[str] | None = None) -> None:
             seed=derive_seed(args.seed, Stream.VALIDATION, Model.VAE),
             on_corrupt=args.on_corrupt,
         )
-        losses = mean_losses(validation_step, validation_frames)
+        mu_batches = []
+
+        def losses_keeping_mu(frames):
+            losses, first_parameters = validation_step(frames)
+            mu_batches.append(first_parameters.numpy())
+            return losses
+
+        # One pass over the held-out frames gives both the losses and the latent activity.
+        losses = mean_losses(losses_keeping_mu, validation_frames)
         if losses and params.latent == "continuous":
-            activity = latent_activity(vae.encode(frames)[0] for frames in validation_frames)
+            activity = latent_activity(mu_batches)
             losses["active_dimensions"] = int(np.sum(activity > ACTIVITY_THRESHOLD))
         return losses
 
