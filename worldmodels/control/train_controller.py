@@ -189,12 +189,6 @@ def main(argv: list[str] | None = None) -> None:
         "in_dream": params.in_dream,
         "dream_temperature": params.dream_temperature if params.in_dream else None,
     }
-    dream = None
-    if params.in_dream:
-        try:
-            dream = home_dream(home, spec, params.dream_temperature, args.episode_length)
-        except (ValueError, FileNotFoundError) as error:
-            sys.exit(f"error: --in-dream: {error}")
     run_file = layout.control_run_file(home)
     done = complete_generations(home)
     if done:
@@ -229,6 +223,12 @@ def main(argv: list[str] | None = None) -> None:
             params.cma_diagonal,
         )
         first = 0
+    dream = None
+    if params.in_dream:  # once the run's settings are known to fit, before it is recorded
+        try:
+            dream = home_dream(home, spec, params.dream_temperature, args.episode_length)
+        except (ValueError, FileNotFoundError) as error:
+            sys.exit(f"error: --in-dream: {error}")
     atomic_write_text(
         run_file,
         json.dumps(
