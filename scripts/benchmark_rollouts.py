@@ -7,7 +7,10 @@
     in each rollout worker; once more with numpy's BLAS threads left at their default;
 (b) the write-up's approach: stock CarRacing-v3, one episode at a time, batch-1 eager model
     calls, V and M rebuilt and reloaded for every episode, the MDN sampled every step;
-(c) bare FastCarRacing stepped with random actions, no agent: the floor for (a).
+(c) bare FastCarRacing stepped with random actions, no agent: the floor for (a);
+(d) production: a generation as `train_controller` runs it, one rollout worker process per
+    core (`--workers`), each stepping its envs as (a) does, jobs from one driver; its rate is
+    steps per second of wall time per worker, what the README's CPU-hour estimates use.
 (a) and (c) are also run on stock CarRacing-v3, whose slower drawing makes the same agent cost
 a smaller share of a step.
 
@@ -19,9 +22,11 @@ product. V and M have random weights (the cost is the same as trained ones).
 """
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
+from functools import partial
 
 import tensorflow as tf
 from threadpoolctl import threadpool_info, threadpool_limits
@@ -38,7 +43,13 @@ import numpy as np  # noqa: E402
 
 from worldmodels.control.agent import AgentModels  # noqa: E402
 from worldmodels.control.controller import PARAMETER_COUNT, controller_actions  # noqa: E402
-from worldmodels.control.rollouts import EpisodeTask, RolloutEngine  # noqa: E402
+from worldmodels.control.rollouts import (  # noqa: E402
+    EpisodeTask,
+    RolloutConfig,
+    RolloutEngine,
+    RolloutWorker,
+    run_episode_tasks,
+)
 from worldmodels.data.car_racing import (  # noqa: E402
     ENV_IDS,
     FAST_ENV_ID,
@@ -48,6 +59,7 @@ from worldmodels.data.car_racing import (  # noqa: E402
 from worldmodels.memory.memory import MDNRNN, sample_next_latent  # noqa: E402
 from worldmodels.params import ControllerParams, EnvParams  # noqa: E402
 from worldmodels.vision.vae import VAE  # noqa: E402
+from worldmodels.workers import open_pool  # noqa: E402
 
 
 def cpu_ms_per_step(run) -> float:
@@ -106,6 +118,26 @@ def write_up_approach(episodes: int, steps: int, checkpoint: str) -> int:
             total_steps += 1
         env.close()
     return total_steps
+
+
+def production_ms_per_step(workers: int, envs: int, rounds: int, steps: int) -> float:
+    """(d): wall milliseconds x workers per step of `rounds` jobs of `envs` episodes on each
+    of `workers` rollout processes (the pool `train_controller` opens), after one warm-up job
+    each (start-up and tracing, once per run in production)."""
+    config = RolloutConfig(None, EnvParams(episode_length=steps), envs)
+    rng = np.random.default_rng(0)
+
+    def tasks(count: int) -> list[EpisodeTask]:
+        return [
+            EpisodeTask(i, 0.1 * rng.standard_normal(PARAMETER_COUNT), seed=i) for i in range(count)
+        ]
+
+    with open_pool("local", partial(RolloutWorker, config), workers, timeout=600) as pool:
+        run_episode_tasks(pool, tasks(workers * envs), envs, "warm-up")
+        started = time.perf_counter()
+        results = run_episode_tasks(pool, tasks(rounds * workers * envs), envs, "generation")
+        wall = time.perf_counter() - started
+    return 1e3 * wall * workers / sum(result.steps for result in results.values())
 
 
 def bare_env(episodes: int, steps: int, env_id: str = FAST_ENV_ID) -> int:
@@ -176,6 +208,10 @@ def main():
     parser.add_argument("--episodes", type=int, default=16, help="episodes for (a) and (c)")
     parser.add_argument("--write-up-episodes", type=int, default=3, help="episodes for (b)")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved runs of (a) and (c)")
+    parser.add_argument(
+        "--workers", type=int, default=os.cpu_count(), help="rollout processes for (d)"
+    )
+    parser.add_argument("--rounds", type=int, default=2, help="jobs per worker for (d)")
     args = parser.parse_args()
 
     default_envs = ControllerParams().envs_per_worker
@@ -207,20 +243,33 @@ def main():
             lambda: write_up_approach(args.write_up_episodes, args.steps, checkpoint)
         )
 
-    def row(name: str, ms: float) -> None:
-        print(f"{name:>46}: {1e3 / ms:7.1f} steps/s per core ({ms:.2f} ms CPU/step)")
+    production = production_ms_per_step(args.workers, reference_envs, args.rounds, args.steps)
+
+    def row(name: str, ms: float, unit: str = "CPU") -> None:
+        print(f"{name:>46}: {1e3 / ms:7.1f} steps/s per core ({ms:.2f} ms {unit}/step)")
 
     for envs, ms in engine_ms.items():
         row(f"(a) batched engine, {envs} envs", ms)
     row(f"(a) {reference_envs} envs, BLAS on {DEFAULT_BLAS_THREADS} threads", unlimited)
     row("(b) write-up approach, stock env", write_up)
     row("(c) bare FastCarRacing, no agent", bare)
+    row(
+        f"(d) production, {args.workers} workers x {reference_envs} envs",
+        production,
+        "wall x cores",
+    )
     row(f"(a) {reference_envs} envs on stock CarRacing", stock_engine)
     row("(c) bare stock CarRacing, no agent", stock_bare)
     for envs, ms in engine_ms.items():
         print(f"{f'(a) / (b), {envs} envs':>46}: {write_up / ms:.2f}x")
     for envs, ms in engine_ms.items():
         print(f"{f'agent overhead (c -> a), {envs} envs':>46}: {100 * (ms / bare - 1):.1f}%")
+    production_gap = 100 * (production / engine_ms[reference_envs] - 1)
+    print(f"{f'(d) over (a), {reference_envs} envs':>46}: {production_gap:+.1f}%")
+    paper = ControllerParams()
+    paper_steps = paper.generations * paper.popsize * paper.episodes_per_candidate * 1000
+    paper_hours = production * paper_steps / 3.6e6
+    print(f"{'paper-size controller run at (d), CPU-hours':>46}: {paper_hours:.0f}")
     stock_overhead = 100 * (stock_engine / stock_bare - 1)
     print(f"{f'agent overhead, stock CarRacing, {reference_envs} envs':>46}: {stock_overhead:.1f}%")
 
