@@ -82,3 +82,14 @@ def test_core_hours_are_wall_seconds_times_workers(trained_controller_home):
     np.testing.assert_allclose(
         hours[-1], (summaries[0]["seconds"] + summaries[1]["seconds"]) * 2 / 3600
     )
+
+
+def test_core_hours_of_dream_generations_count_one_core(trained_controller_home):
+    from worldmodels.control.generations import load_summary
+
+    real, dreamed = (load_summary(trained_controller_home, n) for n in (0, 1))
+    dreamed["dream"] = {"temperature": 1.0}
+    hours = plots.core_hours(trained_controller_home, [real, dreamed])
+    np.testing.assert_allclose(
+        hours, np.array([2, 2]) * real["seconds"] / 3600 + [0, dreamed["seconds"] / 3600]
+    )

@@ -96,9 +96,11 @@ OFFICIAL_CPUS = 64
 
 def core_hours(home: Path, summaries: list[dict]) -> np.ndarray:
     """Cumulative core-hours after each generation: its wall seconds times the rollout workers
-    the run held (control/run.json), evaluations of the mean excluded."""
+    the run held (control/run.json), or times one for a generation trained in the dream (its
+    episodes run in the driver alone); evaluations of the mean excluded."""
     workers = json.loads(layout.control_run_file(home).read_text())["command"]["num_process"]
-    return np.cumsum([s["seconds"] for s in summaries]) * workers / 3600
+    cores = [1 if "dream" in s else workers for s in summaries]
+    return np.cumsum([s["seconds"] * n for s, n in zip(summaries, cores)]) / 3600
 
 
 def plot_learning_curve(home: Path, path: Path) -> bool:
