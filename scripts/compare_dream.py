@@ -1,0 +1,118 @@
+"""Controllers trained in the dream against one trained in CarRacing, on the same V and M.
+
+    python scripts/compare_dream.py --real ~/world-models-runs/budget2 \
+        --dream ~/world-models-runs/dream2-t100 ~/world-models-runs/dream2-t115 --out dream.png
+
+Every home is a controller run of `train_controller` (the dream homes with `--in-dream`). The
+figure has two panels. Left: the distribution mean's score in the real CarRacing during
+training (its evaluations every `--eval-every` generations) against the core-hours of
+controller training (`plots.core_hours`: a dream generation counts one core); a 100-track
+evaluation of a home (`evaluate --episodes 100`) is drawn as a larger marker at the hours its
+generation was reached. Right, for the dream runs: the population's mean fitness as M
+predicts it beside the mean's real score, generation by generation; where the first climbs and
+the second does not, the controller exploits M. Prints one line per run with its best real
+evaluation, its 100-track evaluations and its core-hours.
+"""
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from worldmodels import layout, plots
+from worldmodels.control.generations import complete_generations, load_summary
+
+
+def controller_run(home: Path) -> dict:
+    """What the figure needs of one home's controller run."""
+    summaries = [load_summary(home, n) for n in complete_generations(home)]
+    if not summaries:
+        raise SystemExit(f"error: {home} has no complete generation")
+    hours = plots.core_hours(home, summaries)
+    evaluated = [i for i, s in enumerate(summaries) if "evaluation" in s]
+    final = {}
+    for path in sorted(layout.evaluations(home).glob("generation_*-mean.json")):
+        rewards = np.array(json.loads(path.read_text())["rewards"])
+        generation = int(path.stem.split("_")[1].split("-")[0])
+        if len(rewards) >= 100 and generation <= summaries[-1]["generation"]:
+            final[generation] = rewards
+    dream = summaries[-1].get("dream")
+    return {
+        "label": f"dream, tau {dream['temperature']}" if dream else "real CarRacing",
+        "dream": dream is not None,
+        "generation": np.array([s["generation"] for s in summaries]),
+        "hours": hours,
+        "fitness": np.array([s["mean_fitness"] for s in summaries]),
+        "evaluated": evaluated,
+        "score": np.array([summaries[i]["evaluation"]["mean"] for i in evaluated]),
+        "score_std": np.array([summaries[i]["evaluation"]["std"] for i in evaluated]),
+        "final": final,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    parser.add_argument("--real", required=True, help="home of the controller trained for real")
+    parser.add_argument("--dream", nargs="+", required=True, help="homes trained in the dream")
+    parser.add_argument("--out", default="dream-vs-real.png", help="the figure (PNG)")
+    args = parser.parse_args()
+    runs = [controller_run(Path(home).expanduser()) for home in [args.real, *args.dream]]
+
+    figure = Figure(figsize=(12, 4.5))
+    left, right = figure.subplots(1, 2)
+    for index, run in enumerate(runs):
+        color = f"C{index}"
+        hours = run["hours"]
+        left.errorbar(
+            hours[run["evaluated"]],
+            run["score"],
+            yerr=run["score_std"],
+            fmt="o-",
+            color=color,
+            markersize=3,
+            label=run["label"],
+        )
+        for generation, rewards in run["final"].items():
+            at = hours[list(run["generation"]).index(generation)]
+            left.errorbar(at, rewards.mean(), yerr=rewards.std(), fmt="*", color=color, ms=14)
+        if run["dream"]:
+            right.plot(run["generation"], run["fitness"], "--", color=color, label=run["label"])
+            right.plot(
+                run["generation"][run["evaluated"]], run["score"], "o-", color=color, markersize=3
+            )
+    left.set(
+        xscale="log",
+        xlabel="core-hours of controller training (log)",
+        ylabel="score in CarRacing",
+        title="the mean on unseen tracks (16; stars: 100)",
+    )
+    left.legend(loc="upper left")
+    right.set(
+        xlabel="generation",
+        ylabel="total reward",
+        title="dashed: fitness in M; solid: the mean in CarRacing",
+    )
+    right.legend(loc="upper left")
+    plots.save(figure, Path(args.out))
+
+    for run in runs:
+        best = int(np.argmax(run["score"])) if len(run["score"]) else None
+        line = f"{run['label']:>18}: {run['generation'][-1] + 1} generations, "
+        line += f"{run['hours'][-1]:.2f} core-hours"
+        if best is not None:
+            generation = run["generation"][run["evaluated"][best]]
+            line += f"; best on 16 tracks {run['score'][best]:.0f} ± {run['score_std'][best]:.0f}"
+            line += f" (generation {generation})"
+        for generation, rewards in run["final"].items():
+            line += f"; generation {generation} on {len(rewards)} tracks: "
+            line += f"{rewards.mean():.0f} ± {rewards.std():.0f}"
+        print(line)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
