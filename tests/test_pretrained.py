@@ -199,3 +199,35 @@ def test_without_a_source_it_installs_the_agent_shipped_beside_the_script(served
     result = pretrained_sh("--home", str(other), script=repository / "pretrained.sh")
     assert result.returncode != 0 and "checksum mismatch" in result.stderr
     assert not (other / "control").exists()
+
+
+def test_ship_agent_packs_the_best_generation_with_its_card(trained_controller_home, tmp_path):
+    home, out = tmp_path / "home", tmp_path / "shipped"
+    shutil.copytree(trained_controller_home, home)  # the evaluation is written into the home
+    subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "ship_agent.py"), "--home", str(home)]
+        + ["--out", str(out), "--episodes", "2", "--num-process", "1", "--gif-steps", "5"],
+        check=True,
+        capture_output=True,
+        cwd=REPO,
+    )
+    archive = (out / "agent.tar.gz").read_bytes()
+    assert (out / "agent.tar.gz.sha256").read_text().split()[0] == hashlib.sha256(
+        archive
+    ).hexdigest()
+    rewards = json.loads((out / "evaluation.json").read_text())["rewards"]
+    assert len(rewards) == 2
+    card = (out / "card.md").read_text()
+    mean, std = sum(rewards) / 2, abs(rewards[0] - rewards[1]) / 2
+    assert f"**{mean:.0f} ± {std:.0f}**" in card
+    assert hashlib.sha256(archive).hexdigest() in card
+    for name in ("evaluation.png", "learning-curve.png", "agent.gif"):
+        assert (out / name).stat().st_size > 0
+    fresh = tmp_path / "fresh"
+    subprocess.run(
+        [sys.executable, "-m", "worldmodels.pretrained", "install", str(out / "agent.tar.gz")]
+        + ["--home", str(fresh)],
+        check=True,
+        capture_output=True,
+    )
+    assert (fresh / "control" / "generations").is_dir()
