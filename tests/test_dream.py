@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from worldmodels.control.agent import AgentModels
 from worldmodels.control.controller import parameter_count
-from worldmodels.control.dream import DreamEngine, FirstFrames, sample_mixture
+from worldmodels.control.dream import DreamEngine, FirstFrames, mixture_draws, sample_mixture
 from worldmodels.control.rollouts import EpisodeTask
 from worldmodels.memory.memory import MDNRNN
 
@@ -48,9 +48,8 @@ def test_mixture_draws_follow_the_tempered_weights_and_spread(temperature):
     mu = np.array([[-10.0, 10.0]])
     log_sigma = np.log([[1.0, 0.5]])
     generator = np.random.default_rng(0)
-    draws = np.array(
-        [sample_mixture(logit_pi, mu, log_sigma, temperature, generator)[0] for _ in range(20000)]
-    )
+    uniform, noise = generator.uniform(size=(20000, 1, 2)), generator.standard_normal((20000, 1))
+    draws = sample_mixture(logit_pi, mu, log_sigma, temperature, uniform, noise)[:, 0]
     second = draws[draws > 0]
     expected_share = 3 ** (1 / temperature) / (1 + 3 ** (1 / temperature))
     assert len(second) / len(draws) == pytest.approx(expected_share, abs=0.012)
@@ -82,7 +81,8 @@ def test_a_dream_step_equals_the_sequence_model_on_the_same_inputs(agent, first_
     np.testing.assert_allclose(z[0], z0, atol=1e-6)
     logit_pi, mu, log_sigma = (tensor.numpy()[0] for tensor in memory.mixture(features))
     for t in range(steps):
-        drawn = sample_mixture(logit_pi[t], mu[t], log_sigma[t], 1.3, generator)
+        uniform, noise = mixture_draws(generator, 32, MIXTURES)
+        drawn = sample_mixture(logit_pi[t], mu[t], log_sigma[t], 1.3, uniform, noise)
         np.testing.assert_allclose(z[t + 1], drawn, atol=1e-4)
 
 
