@@ -39,8 +39,12 @@ def controller_run(home: Path) -> dict:
         if len(rewards) >= 100 and generation <= summaries[-1]["generation"]:
             final[generation] = rewards
     dream = summaries[-1].get("dream")
+    label = "real CarRacing"
+    if dream:
+        dataset = layout.recorded_run(layout.memory_training(home))["settings"]["dataset"]
+        label = f"dream, M on {dataset} data, tau {dream['temperature']}"
     return {
-        "label": f"dream, tau {dream['temperature']}" if dream else "real CarRacing",
+        "label": label,
         "dream": dream is not None,
         "generation": np.array([s["generation"] for s in summaries]),
         "hours": hours,
@@ -101,7 +105,7 @@ def main() -> None:
 
     for run in runs:
         best = int(np.argmax(run["score"])) if len(run["score"]) else None
-        line = f"{run['label']:>18}: {run['generation'][-1] + 1} generations, "
+        line = f"{run['label']:>40}: {run['generation'][-1] + 1} generations, "
         line += f"{run['hours'][-1]:.2f} core-hours"
         if best is not None:
             generation = run["generation"][run["evaluated"][best]]
