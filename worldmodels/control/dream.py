@@ -52,9 +52,9 @@ def sample_mixture(
     noise: np.ndarray,
 ) -> np.ndarray:
     """Draws of Gaussian mixtures at `temperature` (inputs [..., D, K], broadcast with
-    `uniform` [..., D, K]; `noise` [..., D]: from `mixture_draws`): a component k ~ softmax(logit_pi / tau) (the
-    Gumbel-max trick), then mu_k + exp(log_sigma_k) * sqrt(tau) * noise. Returns [..., D]
-    float32."""
+    `uniform` [..., D, K]; `noise` [..., D]: from `mixture_draws`): a component
+    k ~ softmax(logit_pi / tau) (the Gumbel-max trick), then
+    mu_k + exp(log_sigma_k) * sqrt(tau) * noise. Returns [..., D] float32."""
     logit_pi, mu, log_sigma, uniform = np.broadcast_arrays(logit_pi, mu, log_sigma, uniform)
     gumbel = -np.log(-np.log(np.clip(uniform, 1e-20, 1.0)))
     component = np.argmax(logit_pi / temperature + gumbel, axis=-1)[..., None]

@@ -244,7 +244,8 @@ def main(argv: list[str] | None = None) -> None:
 
         def losses_keeping_mu(frames):
             losses, first_parameters = validation_step(frames)
-            mu_batches.append(first_parameters.numpy())
+            if params.latent == "continuous":  # a discrete VAE's logits are not kept: 1024 a frame
+                mu_batches.append(first_parameters.numpy())
             return losses
 
         # One pass over the held-out frames gives both the losses and the latent activity.
