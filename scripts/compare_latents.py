@@ -33,16 +33,29 @@ def main():
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
-    parser.add_argument("--episodes", required=True, help="folder of episode records")
+    parser.add_argument(
+        "--episodes", required=True, help="folder of episode records both VAEs train on"
+    )
     parser.add_argument("--out", default="latent-comparison", help="folder for homes and results")
-    parser.add_argument("--vae-epochs", type=int, default=30)
-    parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--generations", type=int, default=30)
-    parser.add_argument("--popsize", type=int, default=12)
-    parser.add_argument("--episodes-per-candidate", type=int, default=8)
-    parser.add_argument("--episode-length", type=int, default=1000)
-    parser.add_argument("--eval-episodes", type=int, default=100)
-    parser.add_argument("--num-process", type=int, default=2)
+    parser.add_argument("--vae-epochs", type=int, default=30, help="epochs of each VAE")
+    parser.add_argument("--batch-size", type=int, default=256, help="frames per VAE step")
+    parser.add_argument(
+        "--schedule-half-life",
+        type=float,
+        default=10.0,
+        help="epochs in which the discrete VAE's Gumbel temperature and KL weight halve their "
+        "distance to their end values (the source's 10; shorter fits a short run)",
+    )
+    parser.add_argument("--generations", type=int, default=30, help="CMA-ES generations of each")
+    parser.add_argument("--popsize", type=int, default=12, help="CMA-ES candidates a generation")
+    parser.add_argument(
+        "--episodes-per-candidate", type=int, default=8, help="episodes averaged into a fitness"
+    )
+    parser.add_argument("--episode-length", type=int, default=1000, help="steps an episode")
+    parser.add_argument(
+        "--eval-episodes", type=int, default=100, help="fresh tracks each final mean drives"
+    )
+    parser.add_argument("--num-process", type=int, default=2, help="rollout worker processes")
     args = parser.parse_args()
     episodes, out = Path(args.episodes).expanduser().resolve(), Path(args.out).resolve()
     rollout_flags = [
@@ -56,9 +69,11 @@ def main():
         link.parent.mkdir(parents=True, exist_ok=True)
         if not link.exists():
             link.symlink_to(episodes, target_is_directory=True)
+        half_life = str(args.schedule_half_life)
         train_vae.main(
             ["--home", str(home), "--latent", latent, "--epochs", str(args.vae_epochs)]
             + ["--batch-size", str(args.batch_size)]
+            + ["--gumbel-temperature-half-life", half_life, "--kl-weight-half-life", half_life]
         )
     structure = out / "latent-structure"
     latent_structure.main(
