@@ -9,6 +9,8 @@ setup(
     # TensorFlow comes in two wheels that must not be installed together: pick one with an
     # extra, `.[cpu]` (tensorflow-cpu, what CI and requirements.txt use) or `.[gpu]`.
     install_requires=[
+        # LiteRT runs the VAE encoder in rollouts (control/agent.py: CompiledEncoder).
+        "ai-edge-litert>=1.0",
         "gymnasium[box2d]>=1.0",
         "cma>=3.3",
         "numpy>=1.26",

@@ -3,8 +3,9 @@
     python scripts/benchmark_rollouts.py --steps 300 --envs 4 8 16
 
 (a) this project's engine: FastCarRacing, several envs in lock-step, one batched encoder call
-    and one numpy LSTM step per step, V and M built once, TensorFlow and BLAS on one thread as
-    in each rollout worker; once more with numpy's BLAS threads left at their default;
+    (LiteRT) and one numpy LSTM step per step, V and M built once, TensorFlow and BLAS on one
+    thread as in each rollout worker; once more with numpy's BLAS threads left at their
+    default, and once with the encoder run by TensorFlow instead of LiteRT;
 (b) the write-up's approach: stock CarRacing-v3, one episode at a time, batch-1 eager model
     calls, V and M rebuilt and reloaded for every episode, the MDN sampled every step;
 (c) bare FastCarRacing stepped with random actions, no agent: the floor for (a);
@@ -173,10 +174,19 @@ def matmul_gflops(size: int = 1024) -> float:
     return 2 * size**3 / per_call_ms(product, 50) / 1e6
 
 
+def frames_batch(envs: int) -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 256, (envs, 64, 64, 3), dtype=np.uint8)
+
+
+def encoder_ms(agent: AgentModels, envs: int) -> float:
+    """Milliseconds per frame of the agent's encoder alone, at a batch of `envs`."""
+    frames = frames_batch(envs)
+    return per_call_ms(lambda: agent.encode(frames), 300) / envs
+
+
 def overhead_parts(agent: AgentModels, envs: int) -> dict[str, float]:
     """Milliseconds per step of each piece of agent work, measured alone, at a batch of `envs`."""
     rng = np.random.default_rng(0)
-    frames = rng.integers(0, 256, (envs, 64, 64, 3), dtype=np.uint8)
     raw_frame = rng.integers(0, 256, (96, 96, 3), dtype=np.uint8)
     z = rng.standard_normal((envs, 32)).astype(np.float32)
     h = np.zeros((envs, 256), np.float32)
@@ -187,7 +197,7 @@ def overhead_parts(agent: AgentModels, envs: int) -> dict[str, float]:
         agent.lstm_step(z, actions, h, h)
 
     return {
-        "VAE encoder": per_call_ms(lambda: agent.encode(frames), 300) / envs,
+        "VAE encoder (LiteRT)": encoder_ms(agent, envs),
         "crop + PIL resize": per_call_ms(lambda: preprocess_frame(raw_frame), 2000),
         "LSTM step + controller": per_call_ms(memory_and_controller, 1000) / envs,
     }
@@ -218,19 +228,23 @@ def main():
     reference_envs = default_envs if default_envs in args.envs else args.envs[-1]
     agent = AgentModels(None, seed=0)
     engines = {envs: batched_engine(agent, args.episodes, envs, args.steps) for envs in args.envs}
+    tensorflow_agent = AgentModels(None, seed=0)
+    tensorflow_agent.compile_encoder = False
+    tensorflow_engine = batched_engine(tensorflow_agent, args.episodes, reference_envs, args.steps)
     stock_engine = batched_engine(agent, args.episodes, reference_envs, args.steps, env="stock")
     engine_ms = {envs: [] for envs in args.envs}
-    bare_ms, stock_engine_ms, stock_bare_ms = [], [], []
+    bare_ms, tensorflow_ms, stock_engine_ms, stock_bare_ms = [], [], [], []
     for _ in range(args.repeats):
         for envs, run in engines.items():
             engine_ms[envs].append(cpu_ms_per_step(run))
+        tensorflow_ms.append(cpu_ms_per_step(tensorflow_engine))
         bare_ms.append(cpu_ms_per_step(lambda: bare_env(args.episodes, args.steps)))
         stock_engine_ms.append(cpu_ms_per_step(stock_engine))
         stock_bare_ms.append(
             cpu_ms_per_step(lambda: bare_env(args.episodes, args.steps, ENV_IDS["stock"]))
         )
     engine_ms = {envs: statistics.median(times) for envs, times in engine_ms.items()}
-    bare = statistics.median(bare_ms)
+    bare, tensorflow_encoder = statistics.median(bare_ms), statistics.median(tensorflow_ms)
     stock_engine, stock_bare = statistics.median(stock_engine_ms), statistics.median(stock_bare_ms)
     with threadpool_limits(limits=DEFAULT_BLAS_THREADS, user_api="blas"):
         unlimited = cpu_ms_per_step(engines[reference_envs])
@@ -251,6 +265,7 @@ def main():
     for envs, ms in engine_ms.items():
         row(f"(a) batched engine, {envs} envs", ms)
     row(f"(a) {reference_envs} envs, BLAS on {DEFAULT_BLAS_THREADS} threads", unlimited)
+    row(f"(a) {reference_envs} envs, TensorFlow encoder", tensorflow_encoder)
     row("(b) write-up approach, stock env", write_up)
     row("(c) bare FastCarRacing, no agent", bare)
     row(
@@ -264,6 +279,9 @@ def main():
         print(f"{f'(a) / (b), {envs} envs':>46}: {write_up / ms:.2f}x")
     for envs, ms in engine_ms.items():
         print(f"{f'agent overhead (c -> a), {envs} envs':>46}: {100 * (ms / bare - 1):.1f}%")
+    tensorflow_overhead = 100 * (tensorflow_encoder / bare - 1)
+    name = f"agent overhead, TensorFlow encoder, {reference_envs} envs"
+    print(f"{name:>46}: {tensorflow_overhead:.1f}%")
     production_gap = 100 * (production / engine_ms[reference_envs] - 1)
     print(f"{f'(d) over (a), {reference_envs} envs':>46}: {production_gap:+.1f}%")
     paper = ControllerParams()
@@ -279,12 +297,18 @@ def main():
     print(
         f"\nwhere (a)'s extra {extra:.2f} ms per step goes, {reference_envs} envs, each part alone:"
     )
-    for name, ms in parts.items():
+
+    def part_row(name: str, ms: float) -> None:
         print(f"{name:>46}: {ms:.3f} ms ({100 * ms / bare:.1f}% of a bare step)")
+
+    for name, ms in parts.items():
+        part_row(name, ms)
     rest = extra - sum(parts.values())
     print(f"{'the rest (Python, caches shared by env and V)':>46}: {rest:.3f} ms")
-    floor_name = "VAE encoder's floor at this core's matmul rate"
-    print(f"{floor_name:>46}: {floor:.3f} ms ({100 * floor / bare:.1f}% of a bare step)")
+    part_row("VAE encoder's floor at this core's matmul rate", floor)
+    part_row(
+        "the same encoder run by TensorFlow, alone", encoder_ms(tensorflow_agent, reference_envs)
+    )
 
 
 if __name__ == "__main__":

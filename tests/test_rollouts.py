@@ -11,13 +11,14 @@ import pytest
 import tensorflow as tf
 from pool_handlers import BrokenAtStart, Squarer
 
-from worldmodels.control.agent import AgentModels
+from worldmodels.control.agent import AgentModels, CompiledEncoder
 from worldmodels.control.controller import PARAMETER_COUNT, controller_actions
 from worldmodels.control.rollouts import EpisodeTask, RolloutEngine
 from worldmodels.data.car_racing import make_env
 from worldmodels.data.tf_records import load_episode, write_record_file
 from worldmodels.params import EnvParams
 from worldmodels.seeds import latent_noise
+from worldmodels.vision.vae import build_vae
 from worldmodels.workers import WorkerError, WorkerPool
 
 
@@ -79,6 +80,35 @@ def test_handler_exceptions_and_broken_workers_surface_with_their_traceback():
     with WorkerPool(BrokenAtStart, num_workers=1, timeout=60) as pool:
         with pytest.raises(WorkerError, match="cannot build the agent"):
             pool.map([[1]])
+
+
+@pytest.mark.parametrize("latent", ["continuous", "discrete"])
+def test_the_compiled_encoder_equals_the_keras_encoder_and_ignores_the_batch(latent):
+    vae = build_vae(latent)
+    frames = np.random.default_rng(0).integers(0, 256, (16, 64, 64, 3), dtype=np.uint8)
+    expected = vae.posterior(frames.astype(np.float32) / 255.0)
+    encoder = CompiledEncoder(vae)
+    batched = encoder(frames)
+    assert [part.shape for part in batched] == [tuple(part.shape) for part in expected]
+    for got, want in zip(batched, expected):
+        assert got.dtype == np.float32
+        np.testing.assert_allclose(got, want.numpy(), rtol=1e-4, atol=1e-5)
+    # A frame's parameters are the same bits alone, in a smaller batch, and in the full one.
+    for count in (1, 5, 16):
+        for got, whole in zip(encoder(frames[:count]), batched):
+            np.testing.assert_array_equal(got, whole[:count])
+
+
+def test_an_agent_encodes_with_the_weights_it_has_now():
+    agent = AgentModels(home=None, seed=0)
+    frames = np.random.default_rng(1).integers(0, 256, (4, 64, 64, 3), dtype=np.uint8)
+    before = agent.encode(frames)[0]
+    agent.randomize(np.random.default_rng(2), scale=0.01)
+    after = agent.encode(frames)[0]
+    np.testing.assert_allclose(
+        after, agent.vae.posterior(frames.astype(np.float32) / 255.0)[0].numpy(), rtol=1e-4
+    )
+    assert not np.allclose(before, after)
 
 
 def test_engine_steps_equal_the_unbatched_computation_for_each_env(tmp_path):
