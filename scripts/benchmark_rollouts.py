@@ -174,13 +174,9 @@ def matmul_gflops(size: int = 1024) -> float:
     return 2 * size**3 / per_call_ms(product, 50) / 1e6
 
 
-def frames_batch(envs: int) -> np.ndarray:
-    return np.random.default_rng(0).integers(0, 256, (envs, 64, 64, 3), dtype=np.uint8)
-
-
 def encoder_ms(agent: AgentModels, envs: int) -> float:
     """Milliseconds per frame of the agent's encoder alone, at a batch of `envs`."""
-    frames = frames_batch(envs)
+    frames = np.random.default_rng(0).integers(0, 256, (envs, 64, 64, 3), dtype=np.uint8)
     return per_call_ms(lambda: agent.encode(frames), 300) / envs
 
 

@@ -87,6 +87,11 @@ def build_world_model(home: Path | None, with_memory: bool = True) -> tuple:
     return vae, memory
 
 
+def frames_posterior(vae, frames: tf.Tensor) -> tuple[tf.Tensor, ...]:
+    """B x 64 x 64 x 3 uint8 frames -> the parameters of the VAE's q(z|x)."""
+    return vae.posterior(tf.cast(frames, tf.float32) / 255.0)
+
+
 class CompiledEncoder:
     """A VAE's q(z|x) for uint8 frames, run by LiteRT (XNNPACK, float32, one thread).
 
@@ -99,7 +104,7 @@ class CompiledEncoder:
 
     def __init__(self, vae):
         def flat_posterior(frames):
-            parts = vae.posterior(tf.cast(frames, tf.float32) / 255.0)
+            parts = frames_posterior(vae, frames)
             return tf.concat([tf.reshape(part, [tf.shape(part)[0], -1]) for part in parts], -1)
 
         signature = [tf.TensorSpec([None, *FRAME_SHAPE], tf.uint8)]
@@ -149,7 +154,7 @@ class AgentModels:
     (`spec.inputs == "z"`), which builds no memory.
 
     The encoder runs as a `CompiledEncoder`, built at the first `encode`, unless
-    `compile_encoder` is False: for agents whose weights change between episodes.
+    `compile_encoder` is False, as it is from the first `randomize` on.
     """
 
     compile_encoder = True
@@ -238,11 +243,14 @@ class AgentModels:
         for weight in [*self.vae.encoder.weights, *self.memory.lstm.weights]:
             weight.assign(scale * generator.standard_cauchy(weight.shape).astype(np.float32))
         self._copy_memory_weights()
-        self._compiled_encoder = None  # it holds the old weights
+        # Weights redrawn every episode would cost a conversion (~0.2 s) each; TensorFlow
+        # reads the new ones directly.
+        self.compile_encoder = False
+        self._compiled_encoder = None
 
     @tf.function(input_signature=[tf.TensorSpec([None, *FRAME_SHAPE], tf.uint8)], autograph=False)
     def _encode(self, frames):
-        return self.vae.posterior(tf.cast(frames, tf.float32) / 255.0)
+        return frames_posterior(self.vae, frames)
 
     def encode(self, frames: np.ndarray) -> tuple[np.ndarray, ...]:
         """B x 64 x 64 x 3 uint8 frames -> the parameters of q(z|x), float32 (any B): (mu,

@@ -133,7 +133,6 @@ class RandomAgentModels(AgentModels):
     """
 
     LIMIT = 1e3  # |mu| <= LIMIT, logvar <= 2 ln(LIMIT): |z| stays near LIMIT * (1 + |eps|)
-    compile_encoder = False  # its weights are redrawn every episode
 
     def encode(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         mu, logvar = super().encode(frames)
