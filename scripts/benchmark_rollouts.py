@@ -8,7 +8,9 @@
     default, and once with the encoder run by TensorFlow instead of LiteRT;
 (b) the write-up's approach: stock CarRacing-v3, one episode at a time, batch-1 eager model
     calls, V and M rebuilt and reloaded for every episode, the MDN sampled every step;
-(c) bare FastCarRacing stepped with random actions, no agent: the floor for (a);
+(c) bare FastCarRacing, no agent, replaying the actions (a)'s agent took on the same tracks:
+    the floor for (a), the env doing exactly the work it does there (random actions drive the
+    car elsewhere and draw other frames, which cost less: shown as (c'));
 (d) production: a generation as `train_controller` runs it, one rollout worker process per
     core (`--workers`), each stepping its envs as (a) does, jobs from one driver; its rate is
     steps per second of wall time per worker, what the README's CPU-hour estimates use.
@@ -79,16 +81,19 @@ def per_call_ms(function, calls: int) -> float:
     return 1e3 * (time.perf_counter() - start) / calls
 
 
-def batched_engine(agent: AgentModels, episodes: int, envs: int, steps: int, env: str = "fast"):
-    """(a): a function that runs `episodes` on a lock-step engine of `envs` envs."""
-    engine = RolloutEngine(
-        agent, [make_env(EnvParams(env=env, episode_length=steps)) for _ in range(envs)]
-    )
+def lockstep_envs(count: int, steps: int, env: str = "fast") -> list[gymnasium.Env]:
+    return [make_env(EnvParams(env=env, episode_length=steps)) for _ in range(count)]
+
+
+def batched_engine(agent: AgentModels, episodes: int, envs: list):
+    """(a): a function that runs `episodes` on a lock-step engine of `envs`, episode i on
+    the track of seed i."""
+    engine = RolloutEngine(agent, envs)
     rng = np.random.default_rng(0)
     tasks = [
         EpisodeTask(i, 0.1 * rng.standard_normal(PARAMETER_COUNT), seed=i) for i in range(episodes)
     ]
-    engine.run(tasks[:envs])  # trace the encoder once, outside the timing
+    engine.run(tasks[: len(envs)])  # trace the encoder once, outside the timing
     return lambda: sum(result.steps for result in engine.run(tasks))
 
 
@@ -141,20 +146,51 @@ def production_ms_per_step(workers: int, envs: int, rounds: int, steps: int) -> 
     return 1e3 * wall * workers / sum(result.steps for result in results.values())
 
 
-def bare_env(episodes: int, steps: int, env_id: str = FAST_ENV_ID) -> int:
-    """(c): the env alone with random actions, resets included as in (a); returns the steps
-    taken."""
+class ActionLog(gymnasium.Wrapper):
+    """Keeps the actions of each episode since the last reset, in `episodes[seed]`."""
+
+    def __init__(self, env: gymnasium.Env, episodes: dict):
+        super().__init__(env)
+        self.episodes = episodes
+
+    def reset(self, *, seed=None, options=None):
+        self.actions = self.episodes[seed] = []
+        return self.env.reset(seed=seed, options=options)
+
+    def step(self, action):
+        self.actions.append(np.array(action))
+        return self.env.step(action)
+
+
+def engine_actions(agent: AgentModels, episodes: int, envs: int, steps: int) -> list:
+    """The actions (a) takes in each of its episodes (episode i on the track of seed i)."""
+    logged = {}
+    envs = [ActionLog(env, logged) for env in lockstep_envs(envs, steps)]
+    batched_engine(agent, episodes, envs)()
+    return [logged[seed] for seed in range(episodes)]
+
+
+def bare_env(episode_actions: list, steps: int, env_id: str = FAST_ENV_ID) -> int:
+    """(c): the env alone, resets included as in (a), episode i on the track of seed i with
+    `episode_actions[i]`; returns the steps taken."""
     env = gymnasium.make(env_id, max_episode_steps=steps)
-    env.action_space.seed(0)
     total_steps = 0
-    for episode in range(episodes):
-        env.reset(seed=episode)
-        done = False
-        while not done:
-            _, _, terminated, truncated, _ = env.step(env.action_space.sample())
-            done = terminated or truncated
+    for seed, actions in enumerate(episode_actions):
+        env.reset(seed=seed)
+        for action in actions:
+            _, _, terminated, truncated, _ = env.step(action)
             total_steps += 1
+            if terminated or truncated:
+                break
     return total_steps
+
+
+def random_actions(episodes: int, steps: int) -> list:
+    """(c'): uniform random actions, `steps` for each episode (an episode that ends earlier
+    stops there)."""
+    space = gymnasium.make(FAST_ENV_ID).action_space
+    space.seed(0)
+    return [[space.sample() for _ in range(steps)] for _ in range(episodes)]
 
 
 def encoder_multiply_adds(vae: VAE) -> int:
@@ -223,24 +259,37 @@ def main():
     default_envs = ControllerParams().envs_per_worker
     reference_envs = default_envs if default_envs in args.envs else args.envs[-1]
     agent = AgentModels(None, seed=0)
-    engines = {envs: batched_engine(agent, args.episodes, envs, args.steps) for envs in args.envs}
+    engines = {
+        envs: batched_engine(agent, args.episodes, lockstep_envs(envs, args.steps))
+        for envs in args.envs
+    }
     tensorflow_agent = AgentModels(None, seed=0)
     tensorflow_agent.compile_encoder = False
-    tensorflow_engine = batched_engine(tensorflow_agent, args.episodes, reference_envs, args.steps)
-    stock_engine = batched_engine(agent, args.episodes, reference_envs, args.steps, env="stock")
+    tensorflow_engine = batched_engine(
+        tensorflow_agent, args.episodes, lockstep_envs(reference_envs, args.steps)
+    )
+    stock_engine = batched_engine(
+        agent, args.episodes, lockstep_envs(reference_envs, args.steps, "stock")
+    )
+    # The same for every engine above: an episode's actions do not depend on its batch, and
+    # FastCarRacing's frames are stock's.
+    actions = engine_actions(agent, args.episodes, reference_envs, args.steps)
+    random = random_actions(args.episodes, args.steps)
     engine_ms = {envs: [] for envs in args.envs}
-    bare_ms, tensorflow_ms, stock_engine_ms, stock_bare_ms = [], [], [], []
+    bare_ms, random_ms, tensorflow_ms, stock_engine_ms, stock_bare_ms = [], [], [], [], []
     for _ in range(args.repeats):
         for envs, run in engines.items():
             engine_ms[envs].append(cpu_ms_per_step(run))
         tensorflow_ms.append(cpu_ms_per_step(tensorflow_engine))
-        bare_ms.append(cpu_ms_per_step(lambda: bare_env(args.episodes, args.steps)))
+        bare_ms.append(cpu_ms_per_step(lambda: bare_env(actions, args.steps)))
+        random_ms.append(cpu_ms_per_step(lambda: bare_env(random, args.steps)))
         stock_engine_ms.append(cpu_ms_per_step(stock_engine))
         stock_bare_ms.append(
-            cpu_ms_per_step(lambda: bare_env(args.episodes, args.steps, ENV_IDS["stock"]))
+            cpu_ms_per_step(lambda: bare_env(actions, args.steps, ENV_IDS["stock"]))
         )
     engine_ms = {envs: statistics.median(times) for envs, times in engine_ms.items()}
-    bare, tensorflow_encoder = statistics.median(bare_ms), statistics.median(tensorflow_ms)
+    bare, random_bare = statistics.median(bare_ms), statistics.median(random_ms)
+    tensorflow_encoder = statistics.median(tensorflow_ms)
     stock_engine, stock_bare = statistics.median(stock_engine_ms), statistics.median(stock_bare_ms)
     with threadpool_limits(limits=DEFAULT_BLAS_THREADS, user_api="blas"):
         unlimited = cpu_ms_per_step(engines[reference_envs])
@@ -264,6 +313,7 @@ def main():
     row(f"(a) {reference_envs} envs, TensorFlow encoder", tensorflow_encoder)
     row("(b) write-up approach, stock env", write_up)
     row("(c) bare FastCarRacing, no agent", bare)
+    row("(c') bare FastCarRacing, random actions", random_bare)
     row(
         f"(d) production, {args.workers} workers x {reference_envs} envs",
         production,
@@ -275,6 +325,9 @@ def main():
         print(f"{f'(a) / (b), {envs} envs':>46}: {write_up / ms:.2f}x")
     for envs, ms in engine_ms.items():
         print(f"{f'agent overhead (c -> a), {envs} envs':>46}: {100 * (ms / bare - 1):.1f}%")
+    random_overhead = 100 * (engine_ms[reference_envs] / random_bare - 1)
+    name = f"agent overhead (c' -> a), {reference_envs} envs"
+    print(f"{name:>46}: {random_overhead:.1f}%")
     tensorflow_overhead = 100 * (tensorflow_encoder / bare - 1)
     name = f"agent overhead, TensorFlow encoder, {reference_envs} envs"
     print(f"{name:>46}: {tensorflow_overhead:.1f}%")

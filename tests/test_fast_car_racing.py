@@ -60,6 +60,21 @@ def test_every_frame_reward_and_flag_equals_stock(case):
         assert fast[-1][1] == -100 and fast[-1][2]
 
 
+def test_envs_stepped_in_turn_share_the_canvas_and_each_equals_stock():
+    seeds, actions = (9, 10, 11), random_actions(9, 70)
+    stock = [transitions("CarRacing-v3", seed, actions) for seed in seeds]
+    envs = [gymnasium.make(FAST_ENV_ID) for _ in seeds]
+    fast = [[(env.reset(seed=seed)[0],)] for env, seed in zip(envs, seeds)]
+    for action in actions:
+        for env, steps in zip(envs, fast):
+            steps.append(env.step(action))
+    for expected, actual in zip(stock, fast):
+        for t, (stock_step, fast_step) in enumerate(zip(expected, actual)):
+            assert np.array_equal(stock_step[0], fast_step[0]), f"frames differ at step {t}"
+    frame = fast[0][-1][0]
+    assert frame.flags.c_contiguous and frame.flags.writeable
+
+
 def test_truncation_matches():
     actions = random_actions(5, 100)
     stock = transitions("CarRacing-v3", 5, actions, max_episode_steps=60)
