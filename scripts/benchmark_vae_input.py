@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from worldmodels import layout
 from worldmodels.data.tf_records import frame_dataset, list_episodes, load_episode
+from worldmodels.images import unit_frames
 from worldmodels.vision.vae import FRAME_SHAPE, VAE
 
 
@@ -56,7 +57,7 @@ def main():
     @tf.function
     def memory_batch():
         picks = tf.random.uniform([args.batch_size], 0, len(in_memory), tf.int32)
-        return tf.cast(tf.gather(in_memory, picks), tf.float32) / 255.0
+        return unit_frames(tf.gather(in_memory, picks))
 
     records = iter(frame_dataset(paths, args.batch_size, seed=0).repeat())
     sources = {"records": lambda: next(records), "memory": memory_batch}

@@ -5,6 +5,7 @@ import tensorflow as tf
 from PIL import Image
 
 from worldmodels import plots
+from worldmodels.images import image_grid, uint8_images, unit_frames
 from worldmodels.control import render
 
 
@@ -14,6 +15,25 @@ def event_tags(folder):
         for event in tf.compat.v1.train.summary_iterator(str(path)):
             tags.update(value.tag for value in event.summary.value)
     return tags
+
+
+def test_frames_scale_to_the_unit_interval_and_back_exactly():
+    every_value = np.arange(256, dtype=np.uint8).reshape(1, 16, 16, 1)
+    unit = unit_frames(every_value).numpy()
+    assert unit.dtype == np.float32
+    np.testing.assert_array_equal(unit, every_value.astype(np.float32) / np.float32(255))
+    np.testing.assert_array_equal(uint8_images(unit), every_value)
+    np.testing.assert_array_equal(
+        uint8_images(np.array([-0.2, 0.0019, 0.0021, 1.3])), [0, 0, 1, 255]
+    )
+
+
+def test_image_grid_places_images_row_by_row():
+    images = np.stack([np.full((2, 3, 3), value, np.uint8) for value in (10, 20, 30)])
+    grid = image_grid(images, columns=2)
+    assert grid.shape == (4, 6, 3)
+    assert grid[0, 0, 0] == 10 and grid[0, 3, 0] == 20 and grid[2, 0, 0] == 30
+    assert (grid[2:, 3:] == 0).all()
 
 
 def test_render_writes_a_gif_of_the_episode(trained_controller_home, tmp_path, capsys):

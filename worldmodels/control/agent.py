@@ -17,6 +17,7 @@ from ai_edge_litert.interpreter import Interpreter
 
 from worldmodels import layout
 from worldmodels.control.controller import ACTION_DIM, LATENT_DIM, ControllerSpec
+from worldmodels.images import unit_frames
 from worldmodels.memory.memory import MDNRNN, build_memory
 from worldmodels.params import MemoryParams
 from worldmodels.training import restore_latest_weights
@@ -89,7 +90,7 @@ def build_world_model(home: Path | None, with_memory: bool = True) -> tuple:
 
 def frames_posterior(vae, frames: tf.Tensor) -> tuple[tf.Tensor, ...]:
     """B x 64 x 64 x 3 uint8 frames -> the parameters of the VAE's q(z|x)."""
-    return vae.posterior(tf.cast(frames, tf.float32) / 255.0)
+    return vae.posterior(unit_frames(frames))
 
 
 class CompiledEncoder:

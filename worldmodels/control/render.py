@@ -15,7 +15,6 @@ import sys
 
 import imageio.v3 as imageio
 import numpy as np
-import tensorflow as tf
 from PIL import Image, ImageDraw
 
 from worldmodels import layout
@@ -27,6 +26,7 @@ from worldmodels.control.generations import controller_spec, load_agent_controll
 from worldmodels.control.rollouts import EpisodeTask
 from worldmodels.data.car_racing import make_env
 from worldmodels.files import atomic_path
+from worldmodels.images import uint8_images, unit_frames
 from worldmodels.memory.memory import sample_next_latent
 from worldmodels.params import EnvParams
 from worldmodels.seeds import latent_noise
@@ -95,9 +95,6 @@ def main(argv: list[str] | None = None) -> None:
     agent = AgentModels(home, spec=controller_spec(home))
     env = make_env(EnvParams(env=args.env, episode_length=args.episode_length))
 
-    def to_image(frames: tf.Tensor) -> np.ndarray:
-        return np.round(frames.numpy()[0] * 255).astype(np.uint8)
-
     noise = latent_noise(args.seed)
     observation, _ = env.reset(seed=args.seed)
     state = agent.initial_state(1)
@@ -106,12 +103,14 @@ def main(argv: list[str] | None = None) -> None:
         z = agent.sample_codes(observation[None], [noise])
         action = controller_actions(controller, z, state["features"], agent.spec.actions)
         state = agent.memory_step(z, action, state)
-        frame = observation[None].astype(np.float32) / 255.0
-        panels = [observation, to_image(agent.vae.reconstruct(frame))]
+        panels = [
+            observation,
+            uint8_images(agent.vae.reconstruct(unit_frames(observation[None])))[0],
+        ]
         if agent.memory is not None:  # M's prediction of the next frame
             mixture = agent.memory.mixture(state["features"])
             predicted = sample_next_latent(*mixture, args.temperature, seed=None)
-            panels.append(to_image(agent.vae.decode(predicted)))
+            panels.append(uint8_images(agent.vae.decode(predicted))[0])
         frames.append(compose(panels, args.scale, f"step {step}   reward {total:7.1f}"))
         observation, reward, terminated, truncated, _ = env.step(action[0])
         total += float(reward)
@@ -135,7 +134,7 @@ def render_dream(args, home, generation: int, controller: np.ndarray) -> None:
     trajectories = {}
     (result,) = dream.run([EpisodeTask(0, controller, args.seed)], trajectories)
     trajectory = trajectories[0]
-    decoded = np.round(dream.agent.vae.decode(trajectory["z"][:-1]).numpy() * 255).astype(np.uint8)
+    decoded = uint8_images(dream.agent.vae.decode(trajectory["z"][:-1]))
     totals = np.cumsum(np.concatenate([[0.0], trajectory["reward"][:-1]]))
     frames = [
         compose([frame], args.scale, f"step {step}   predicted reward {total:7.1f}", ("M's dream",))

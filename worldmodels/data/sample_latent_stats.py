@@ -32,6 +32,7 @@ from worldmodels.data.tf_records import (
     save_record,
 )
 from worldmodels.files import atomic_write_text
+from worldmodels.images import unit_frames
 from worldmodels.params import DATASETS
 from worldmodels.training import restore_latest_weights
 from worldmodels.vision.vae import FRAME_SHAPE, VAE
@@ -126,7 +127,7 @@ def main(argv: list[str] | None = None) -> None:
 
     @tf.function(input_signature=[tf.TensorSpec([None, *FRAME_SHAPE], tf.uint8)])
     def encode(frames):
-        return vae.encode(tf.cast(frames, tf.float32) / 255.0)
+        return vae.encode(unit_frames(frames))
 
     frames = 0
     if paths:

@@ -35,6 +35,7 @@ import numpy as np
 import tensorflow as tf
 
 from worldmodels.files import atomic_path
+from worldmodels.images import unit_frames
 from worldmodels.seeds import SEED_SCHEME
 
 OBSERVATION_SHAPE = (64, 64, 3)
@@ -294,7 +295,7 @@ def frame_dataset(
     return (
         frames.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
         .batch(batch_size)
-        .map(lambda batch: tf.cast(batch, tf.float32) / 255.0, num_parallel_calls=tf.data.AUTOTUNE)
+        .map(unit_frames, num_parallel_calls=tf.data.AUTOTUNE)
         .prefetch(tf.data.AUTOTUNE)
     )
 

@@ -20,7 +20,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import tensorflow as tf
 from matplotlib.figure import Figure
 
 from worldmodels import layout
@@ -33,6 +32,7 @@ from worldmodels.data.tf_records import (
     readable_records,
 )
 from worldmodels.files import atomic_write_text
+from worldmodels.images import unit_frames
 from worldmodels.plots import save
 from worldmodels.training import restore_latest_weights
 from worldmodels.vision.vae import build_vae
@@ -66,7 +66,7 @@ def consecutive_kl(parameters: tuple[np.ndarray, ...], latent: str) -> np.ndarra
 
 def episode_structure(vae, frames: np.ndarray, order: np.ndarray) -> dict[str, np.ndarray]:
     """Per step of one episode: ordered and shuffled consecutive KL, reconstruction error."""
-    inputs = tf.constant(frames.astype(np.float32) / 255.0)
+    inputs = unit_frames(frames)
     parameters = tuple(p.numpy().astype(np.float64) for p in vae.posterior(inputs))
     reconstruction = vae.reconstruct(inputs).numpy()
     return {

@@ -33,7 +33,7 @@ from worldmodels.data.tf_records import (
     list_episodes,
     load_first_episode,
 )
-from worldmodels.images import image_grid, save_png
+from worldmodels.images import image_grid, save_png, unit_frames
 from worldmodels.params import DATASETS, VAE_SCHEDULES, VAEParams
 from worldmodels.seeds import SEED_SCHEME, Model, Stream, derive_seed
 from worldmodels.training import (
@@ -301,11 +301,11 @@ def main(argv: list[str] | None = None) -> None:
     )
 
 
-def preview_frames(episode: dict) -> np.ndarray:
+def preview_frames(episode: dict) -> tf.Tensor:
     """PREVIEW_FRAMES frames spread over one episode, float32 in [0, 1]."""
     observation = episode["observation"]
     picks = np.linspace(0, len(observation) - 1, PREVIEW_FRAMES).astype(int)
-    return observation[picks].astype(np.float32) / 255.0
+    return unit_frames(observation[picks])
 
 
 def save_epoch_images(run: TrainingRun, vae, preview, prior_draws, epoch: int) -> None:
