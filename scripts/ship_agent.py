@@ -8,12 +8,18 @@ generation whose mean scored best during training), the paper's evaluation of th
 reward and track; `evaluation.png`: their histogram), `learning-curve.png` (the mean's
 evaluations during training against episodes and core-hours, beside the official run's
 points), `agent.gif` (one episode: observation | reconstruction | prediction), and `card.md`:
-the score, the hours each stage took (from the TensorBoard events and generation summaries the
-run wrote), the run's settings and the project version.
+the score, the hours each stage took, the run's settings and the project version.
+
+A stage's hours are what the home records of it: the controller's generation summaries (wall
+seconds × rollout workers), the VAE's and MDN-RNN's TensorBoard events, and for stage 1 and
+the latent statistics the times their episode files were written. Time between an interrupted
+command and its resume does not count. Stages 1-4 use every core of the machine that ran them
+(`--cores`).
 """
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -26,15 +32,29 @@ from worldmodels.control import evaluate, render
 from worldmodels.control.generations import complete_generations, load_summary
 from worldmodels.pretrained import export_agent
 
+PAUSE_SECONDS = 600  # files written further apart than this: the command was stopped between
+
 
 def tensorboard_hours(directory: Path) -> float:
-    """Wall-clock hours between the first and the last event of a TensorBoard folder."""
-    times = [
-        event.wall_time
-        for path in directory.glob("events.out.tfevents.*")
-        for event in tf.compat.v1.train.summary_iterator(str(path))
-    ]
-    return (max(times) - min(times)) / 3600 if times else float("nan")
+    """Wall-clock hours a TensorBoard folder's runs were writing: each process (a first run, a
+    resume, a rerun that found the stage done) writes its own events file, so the spans of the
+    files, summed."""
+    spans = []
+    for path in directory.glob("events.out.tfevents.*"):
+        times = [event.wall_time for event in tf.compat.v1.train.summary_iterator(str(path))]
+        spans.append(max(times) - min(times))
+    return sum(spans) / 3600
+
+
+def files_hours(directory: Path) -> float | None:
+    """Wall-clock hours over which the episode files of `directory` were written: the gaps
+    between consecutive files, leaving out those over PAUSE_SECONDS; None without files (a
+    snapshot keeps none)."""
+    times = np.sort([path.stat().st_mtime for path in directory.glob("*.tfrecord")])
+    if len(times) == 0:
+        return None
+    gaps = np.diff(times)
+    return float(gaps[gaps <= PAUSE_SECONDS].sum()) / 3600
 
 
 def main():
@@ -46,6 +66,12 @@ def main():
     parser.add_argument("--episodes", type=int, default=100, help="evaluation episodes")
     parser.add_argument("--num-process", type=int, default=2, help="evaluation workers")
     parser.add_argument("--gif-steps", type=int, default=400, help="steps of the GIF's episode")
+    parser.add_argument(
+        "--cores",
+        type=int,
+        default=os.cpu_count(),
+        help="cores of the machine that ran stages 1-4 (their core-hours: wall hours x cores)",
+    )
     args = parser.parse_args()
     home, out = layout.resolve_home(args.home), Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -70,17 +96,21 @@ def main():
     plots.plot_learning_curve(home, out / "learning-curve.png")
 
     control = json.loads(layout.control_run_file(home).read_text())
-    hours = {
-        "VAE training (wall, all cores)": tensorboard_hours(
-            layout.vae_training(home) / layout.TENSORBOARD
-        ),
-        "MDN-RNN training (wall, all cores)": tensorboard_hours(
-            layout.memory_training(home) / layout.TENSORBOARD
-        ),
-        f"controller training ({len(summaries)} generations, core-hours)": float(
-            plots.core_hours(home, summaries)[-1]
-        ),
+    dataset = layout.recorded_run(layout.vae_training(home))["config"]["command"]["dataset"]
+    wall_hours = {
+        f"1. sampling {dataset} episodes": files_hours(layout.rollouts(home, dataset)),
+        "2. VAE training": tensorboard_hours(layout.vae_training(home) / layout.TENSORBOARD),
+        "3. latent statistics": files_hours(layout.latent_stats(home, dataset)),
+        "4. MDN-RNN training": tensorboard_hours(layout.memory_training(home) / layout.TENSORBOARD),
     }
+    unrecorded = [stage for stage, wall in wall_hours.items() if wall is None]
+    hours = {
+        stage: (wall, wall * args.cores) for stage, wall in wall_hours.items() if wall is not None
+    }
+    hours[f"5. controller training, {len(summaries)} generations"] = (
+        sum(s["seconds"] for s in summaries) / 3600,
+        float(plots.core_hours(home, summaries)[-1]),
+    )
     rewards = np.array(evaluation["rewards"])
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
@@ -95,9 +125,16 @@ def main():
         "",
         "![one episode](agent.gif)",
         "",
-        "| what | hours |",
-        "|---|---|",
-        *[f"| {what} | {value:.2f} |" for what, value in hours.items()],
+        "| stage | wall hours | core-hours |",
+        "|---|---|---|",
+        *[f"| {stage} | {wall:.2f} | {cores:.2f} |" for stage, (wall, cores) in hours.items()],
+        f"| all | {sum(w for w, _ in hours.values()):.2f} | "
+        f"{sum(c for _, c in hours.values()):.2f} |",
+        "",
+        f"Stages 1-4 on {args.cores} cores; the controller's core-hours are wall hours × its "
+        "rollout workers, evaluations during training left out. Time between an interrupted "
+        "command and its resume is not counted."
+        + (f" Not in this home (no episode files): {', '.join(unrecorded)}." if unrecorded else ""),
         "",
         "![learning curve](learning-curve.png) ![evaluation](evaluation.png)",
         "",

@@ -5,8 +5,8 @@ import tensorflow as tf
 from PIL import Image
 
 from worldmodels import plots
-from worldmodels.images import image_grid, uint8_images, unit_frames
 from worldmodels.control import render
+from worldmodels.images import image_grid, uint8_images, unit_frames
 
 
 def event_tags(folder):

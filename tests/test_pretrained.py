@@ -3,6 +3,7 @@
 import functools
 import hashlib
 import http.server
+import importlib.util
 import io
 import json
 import os
@@ -14,6 +15,7 @@ import threading
 from pathlib import Path
 
 import pytest
+import tensorflow as tf
 
 from worldmodels.pretrained import export_agent
 
@@ -201,6 +203,35 @@ def test_without_a_source_it_installs_the_agent_shipped_beside_the_script(served
     assert not (other / "control").exists()
 
 
+def load_ship_agent():
+    spec = importlib.util.spec_from_file_location("ship_agent", REPO / "scripts" / "ship_agent.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_stage_hours_leave_out_the_time_between_an_interruption_and_its_resume(tmp_path):
+    ship_agent = load_ship_agent()
+    # Two processes of one training run, 100 s and 50 s long, an hour apart.
+    tensorboard = tmp_path / "tensorboard"
+    tensorboard.mkdir()
+    for start, length in ((0.0, 100.0), (3700.0, 50.0)):
+        records = tf.io.TFRecordWriter(str(tensorboard / f"events.out.tfevents.{start:.0f}.v2"))
+        for wall_time in (start, start + length / 2, start + length):
+            records.write(tf.compat.v1.Event(wall_time=wall_time, step=1).SerializeToString())
+        records.close()
+    assert ship_agent.tensorboard_hours(tensorboard) == pytest.approx(150 / 3600)
+    # Episode files written 60 s apart, then after a stop of an hour, 30 s apart.
+    episodes = tmp_path / "episodes"
+    episodes.mkdir()
+    for index, written in enumerate((0, 60, 120, 3720, 3750)):
+        path = episodes / f"episode-{index:06d}.tfrecord"
+        path.write_bytes(b"")
+        os.utime(path, (written, written))
+    assert ship_agent.files_hours(episodes) == pytest.approx(150 / 3600)
+    assert ship_agent.files_hours(tmp_path / "none") is None
+
+
 def test_ship_agent_packs_the_best_generation_with_its_card(trained_controller_home, tmp_path):
     home, out = tmp_path / "home", tmp_path / "shipped"
     shutil.copytree(trained_controller_home, home)  # the evaluation is written into the home
@@ -221,6 +252,8 @@ def test_ship_agent_packs_the_best_generation_with_its_card(trained_controller_h
     mean, std = sum(rewards) / 2, abs(rewards[0] - rewards[1]) / 2
     assert f"**{mean:.0f} ± {std:.0f}**" in card
     assert hashlib.sha256(archive).hexdigest() in card
+    for stage in ("1. sampling", "2. VAE training", "4. MDN-RNN training", "5. controller", "all"):
+        assert f"| {stage}" in card
     for name in ("evaluation.png", "learning-curve.png", "agent.gif"):
         assert (out / name).stat().st_size > 0
     fresh = tmp_path / "fresh"
