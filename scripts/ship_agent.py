@@ -11,10 +11,11 @@ points), `agent.gif` (one episode: observation | reconstruction | prediction), a
 the score, the hours each stage took, the run's settings and the project version.
 
 A stage's hours are what the home records of it: the controller's generation summaries (wall
-seconds × rollout workers), the VAE's and MDN-RNN's TensorBoard events, and for stage 1 and
-the latent statistics the times their episode files were written. Time between an interrupted
-command and its resume does not count. Stages 1-4 use every core of the machine that ran them
-(`--cores`).
+seconds × rollout workers), the VAE's and MDN-RNN's TensorBoard events (earlier runs that
+`--load-model` moved aside included), and for stage 1 and the latent statistics the times
+their episode files were written, every dataset's (iteration two samples a second one). Time
+between an interrupted command and its resume does not count. Stages 1-4 use every core of
+the machine that ran them (`--cores`).
 """
 
 import argparse
@@ -30,31 +31,37 @@ import tensorflow as tf
 from worldmodels import __version__, layout, plots
 from worldmodels.control import evaluate, render
 from worldmodels.control.generations import complete_generations, load_summary
+from worldmodels.params import DATASETS
 from worldmodels.pretrained import export_agent
 
 PAUSE_SECONDS = 600  # files written further apart than this: the command was stopped between
 
 
-def tensorboard_hours(directory: Path) -> float:
-    """Wall-clock hours a TensorBoard folder's runs were writing: each process (a first run, a
-    resume, a rerun that found the stage done) writes its own events file, so the spans of the
-    files, summed."""
+def training_hours(run_directory: Path) -> float:
+    """Wall-clock hours a training stage (`vae-training/`, `memory-training/`) was writing,
+    its runs in `previous-runs/` included: each process (a first run, a resume, a rerun that
+    found the stage done) writes its own events file, so the spans of the files, summed."""
+    runs = [run_directory, *(run_directory / layout.PREVIOUS_RUNS).glob("run-*")]
     spans = []
-    for path in directory.glob("events.out.tfevents.*"):
-        times = [event.wall_time for event in tf.compat.v1.train.summary_iterator(str(path))]
-        spans.append(max(times) - min(times))
+    for run in runs:
+        for path in (run / layout.TENSORBOARD).glob("events.out.tfevents.*"):
+            times = [event.wall_time for event in tf.compat.v1.train.summary_iterator(str(path))]
+            spans.append(max(times) - min(times))
     return sum(spans) / 3600
 
 
-def files_hours(directory: Path) -> float | None:
-    """Wall-clock hours over which the episode files of `directory` were written: the gaps
-    between consecutive files, leaving out those over PAUSE_SECONDS; None without files (a
-    snapshot keeps none)."""
-    times = np.sort([path.stat().st_mtime for path in directory.glob("*.tfrecord")])
-    if len(times) == 0:
+def files_hours(directories: list[Path]) -> float | None:
+    """Wall-clock hours over which the episode files of `directories` were written, each
+    folder by one command: the gaps between its consecutive files, leaving out those over
+    PAUSE_SECONDS; None without any file (a snapshot keeps none)."""
+    gaps = [
+        np.diff(np.sort([path.stat().st_mtime for path in directory.glob("*.tfrecord")]))
+        for directory in directories
+        if any(directory.glob("*.tfrecord"))
+    ]
+    if not gaps:
         return None
-    gaps = np.diff(times)
-    return float(gaps[gaps <= PAUSE_SECONDS].sum()) / 3600
+    return sum(float(g[g <= PAUSE_SECONDS].sum()) for g in gaps) / 3600
 
 
 def main():
@@ -96,12 +103,11 @@ def main():
     plots.plot_learning_curve(home, out / "learning-curve.png")
 
     control = json.loads(layout.control_run_file(home).read_text())
-    dataset = layout.recorded_run(layout.vae_training(home))["config"]["command"]["dataset"]
     wall_hours = {
-        f"1. sampling {dataset} episodes": files_hours(layout.rollouts(home, dataset)),
-        "2. VAE training": tensorboard_hours(layout.vae_training(home) / layout.TENSORBOARD),
-        "3. latent statistics": files_hours(layout.latent_stats(home, dataset)),
-        "4. MDN-RNN training": tensorboard_hours(layout.memory_training(home) / layout.TENSORBOARD),
+        "1. sampling episodes": files_hours([layout.rollouts(home, d) for d in DATASETS]),
+        "2. VAE training": training_hours(layout.vae_training(home)),
+        "3. latent statistics": files_hours([layout.latent_stats(home, d) for d in DATASETS]),
+        "4. MDN-RNN training": training_hours(layout.memory_training(home)),
     }
     unrecorded = [stage for stage, wall in wall_hours.items() if wall is None]
     hours = {

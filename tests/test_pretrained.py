@@ -212,24 +212,37 @@ def load_ship_agent():
 
 def test_stage_hours_leave_out_the_time_between_an_interruption_and_its_resume(tmp_path):
     ship_agent = load_ship_agent()
-    # Two processes of one training run, 100 s and 50 s long, an hour apart.
-    tensorboard = tmp_path / "tensorboard"
-    tensorboard.mkdir()
-    for start, length in ((0.0, 100.0), (3700.0, 50.0)):
-        records = tf.io.TFRecordWriter(str(tensorboard / f"events.out.tfevents.{start:.0f}.v2"))
-        for wall_time in (start, start + length / 2, start + length):
-            records.write(tf.compat.v1.Event(wall_time=wall_time, step=1).SerializeToString())
-        records.close()
-    assert ship_agent.tensorboard_hours(tensorboard) == pytest.approx(150 / 3600)
-    # Episode files written 60 s apart, then after a stop of an hour, 30 s apart.
-    episodes = tmp_path / "episodes"
-    episodes.mkdir()
-    for index, written in enumerate((0, 60, 120, 3720, 3750)):
-        path = episodes / f"episode-{index:06d}.tfrecord"
-        path.write_bytes(b"")
-        os.utime(path, (written, written))
-    assert ship_agent.files_hours(episodes) == pytest.approx(150 / 3600)
-    assert ship_agent.files_hours(tmp_path / "none") is None
+    # Two processes of one training run, 100 s and 50 s long, an hour apart, and an earlier
+    # run of 20 s that --load-model moved aside.
+    run = tmp_path / "vae-training"
+    processes = {
+        run: ((0.0, 100.0), (3700.0, 50.0)),
+        run / "previous-runs" / "run-0": ((-9e3, 20.0),),
+    }
+    for folder, spans in processes.items():
+        tensorboard = folder / "tensorboard"
+        tensorboard.mkdir(parents=True)
+        for start, length in spans:
+            path = tensorboard / f"events.out.tfevents.{start:.0f}.v2"
+            records = tf.io.TFRecordWriter(str(path))
+            for wall_time in (start, start + length / 2, start + length):
+                event = tf.compat.v1.Event(wall_time=wall_time, step=1)
+                records.write(event.SerializeToString())
+            records.close()
+    assert ship_agent.training_hours(run) == pytest.approx(170 / 3600)
+    # Episode files written 60 s apart, then after a stop of an hour, 30 s apart; a second
+    # dataset's files by another command, 10 s apart, a day later.
+    written_at = {"agent-random": (0, 60, 120, 3720, 3750), "controller": (9e4, 9e4 + 10)}
+    for dataset, times in written_at.items():
+        (tmp_path / dataset).mkdir()
+        for index, written in enumerate(times):
+            path = tmp_path / dataset / f"episode-{index:06d}.tfrecord"
+            path.write_bytes(b"")
+            os.utime(path, (written, written))
+    folders = [tmp_path / name for name in ("agent-random", "controller", "brownian")]
+    assert ship_agent.files_hours(folders[:1]) == pytest.approx(150 / 3600)
+    assert ship_agent.files_hours(folders) == pytest.approx(160 / 3600)
+    assert ship_agent.files_hours(folders[2:]) is None
 
 
 def test_ship_agent_packs_the_best_generation_with_its_card(trained_controller_home, tmp_path):
