@@ -192,6 +192,26 @@ def test_controller_and_random_agent_sampling_write_episode_records(trained_cont
         assert episode["action"][:, 1].min() >= 0 and episode["action"][:, 2].min() >= 0
 
 
+def test_finished_controller_sampling_reruns_after_v_and_m_are_retrained(
+    trained_controller_home, tmp_path, capsys
+):
+    home = tmp_path / "home"
+    shutil.copytree(trained_controller_home, home)
+    shutil.rmtree(layout.rollouts(home, "controller"), ignore_errors=True)
+    flags = ["--home", str(home), "--policy", "controller", "--generation", "best"]
+    flags += ["--episode-length", "20", "--num-process", "1"]
+    sample_policy.main([*flags, "--episodes", "2"])
+    for number in complete_generations(home):
+        summary_path = layout.generation(home, number) / "summary.json"
+        summary = json.loads(summary_path.read_text())
+        summary_path.write_text(json.dumps({**summary, "world_model": "retrained V and M"}))
+
+    sample_policy.main([*flags, "--episodes", "2"])
+    assert "wrote 0 controller episodes" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="no generation .* was trained on the home's latest"):
+        sample_policy.main([*flags, "--episodes", "3"])
+
+
 # One override of every setting of worldmodels/params.py, each with the effect it must have.
 PIPELINE_OVERRIDES = {
     "env.env": "stock",

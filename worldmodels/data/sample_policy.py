@@ -10,10 +10,12 @@ i), so rerunning a command skips the episodes already written and samples only t
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import sys
 from functools import partial
+from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
@@ -231,6 +233,18 @@ def parse_args(argv: list[str] | None = None):
     return args
 
 
+def episode_handler(args: argparse.Namespace, home: Path, env_params: EnvParams):
+    """A picklable factory of the workers that sample `args.policy`'s episodes."""
+    if args.policy == "controller":
+        from worldmodels.control.generations import controller_spec
+
+        spec = controller_spec(home)
+        return partial(RolloutWorker, rollout_config(args, home, args.envs_per_worker, spec))
+    if args.policy == "agent-random":
+        return partial(RandomAgentSampler, env_params, args.seed)
+    return partial(RandomPolicySampler, env_params, args.brownian_dt)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     home = layout.resolve_home(args.home)
@@ -238,30 +252,25 @@ def main(argv: list[str] | None = None) -> None:
     directory = layout.rollouts(home, args.policy)
 
     require_seed_scheme(directory)
+    missing = [
+        index
+        for index in range(args.start_episode, args.episodes)
+        if not (directory / episode_filename(index)).exists()
+    ]
 
+    # A finished run reruns as a no-op even once its controller no longer matches the home's
+    # retrained V and M (iteration two), so the controller is loaded only when work is left.
     controller = None
-    if args.policy == "controller":
-        from worldmodels.control.generations import controller_spec, load_agent_controller
+    if args.policy == "controller" and missing:
+        from worldmodels.control.generations import load_agent_controller
 
         _, controller = load_agent_controller(home, args.generation)
-        make_handler = partial(
-            RolloutWorker, rollout_config(args, home, args.envs_per_worker, controller_spec(home))
-        )
-    elif args.policy == "agent-random":
-        make_handler = partial(RandomAgentSampler, env_params, args.seed)
-    else:
-        make_handler = partial(RandomPolicySampler, env_params, args.brownian_dt)
 
     tasks = [
         EpisodeTask(
-            index,
-            controller,
-            episode_seed(args.seed, index),
-            keep_record=True,
-            policy=args.policy,
+            index, controller, episode_seed(args.seed, index), keep_record=True, policy=args.policy
         )
-        for index in range(args.start_episode, args.episodes)
-        if not (directory / episode_filename(index)).exists()
+        for index in missing
     ]
     skipped = args.episodes - args.start_episode - len(tasks)
     directory.mkdir(parents=True, exist_ok=True)
@@ -286,6 +295,7 @@ def main(argv: list[str] | None = None) -> None:
         progress.update(len(results))
 
     if tasks:
+        make_handler = episode_handler(args, home, env_params)
         # Only the trained agent steps several environments in lock-step; the other policies
         # run one episode at a time (agent-random's V and M change with every episode).
         per_job = args.envs_per_worker if args.policy == "controller" else 1
