@@ -192,6 +192,34 @@ def test_changed_settings_are_refused_and_load_model_starts_a_new_run(trained_ho
     assert len(rows(directory / "previous-runs" / "run-0" / "losses.csv")) == 2
 
 
+def test_rerunning_load_model_resumes_the_run_it_started_until_that_run_is_finished(
+    trained_home, tmp_path, capsys
+):
+    home = tmp_path / "home"
+    shutil.copytree(trained_home, home)
+    directory = home / "memory-training"
+    flags = ["--home", str(home), "--batch-size", "2", "--validation-share", "0", "--load-model"]
+    first_run = Path(tf.train.latest_checkpoint(directory / "checkpoints"))
+    train_memory.main([*flags, "--epochs", "1"])
+    loaded_from = Path(json.loads((directory / "run.json").read_text())["loaded_from"])
+    assert loaded_from == directory / "previous-runs" / "run-0" / "checkpoints" / first_run.name
+    assert loaded_from.with_suffix(".index").exists()
+
+    # Asked for more epochs than it has trained: the same command resumes the run.
+    train_memory.main([*flags, "--epochs", "2"])
+    assert (
+        f"resumed from {directory / 'checkpoints' / 'ckpt-1'} at epoch 2" in capsys.readouterr().out
+    )
+    assert [row["epoch"] for row in rows(directory / "losses.csv")] == ["1", "2"]
+    assert not (directory / "previous-runs" / "run-1").exists()
+
+    # Finished: --load-model starts a new run from its weights, as the first time.
+    train_memory.main([*flags, "--epochs", "2"])
+    assert "new run from the weights of" in capsys.readouterr().out
+    assert len(rows(directory / "previous-runs" / "run-1" / "losses.csv")) == 2
+    assert len(rows(directory / "losses.csv")) == 2
+
+
 def test_latent_stats_of_another_vae_need_overwrite(trained_home):
     home = str(trained_home)
     train_vae.main(

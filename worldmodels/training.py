@@ -80,6 +80,9 @@ def mean_losses(
 
 
 STRATEGIES = ("default", "mirrored")
+LOADED_FROM = (
+    "loaded_from"  # run.json: the checkpoint whose weights a --load-model run started from
+)
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:
@@ -158,10 +161,12 @@ def changed_settings(saved: dict, requested: dict, added_later: dict | None = No
 class TrainingRun:
     """Model, optimizer and position in the data, checkpointed in `directory`.
 
-    `settings` identify the run (dataset, batch size, ...; not the number of epochs, which may
-    be raised to train longer). On construction the run is, in order:
+    `settings` identify the run (dataset, batch size, ...; not the number of `epochs` it trains
+    to, which may be raised to train longer). On construction the run is, in order:
     - with `load_model`: a new run starting from the weights of the latest checkpoint, the old
-      run moved to `previous-runs/`; an error when there is no checkpoint;
+      run moved to `previous-runs/`; an error when there is no checkpoint. Unless the run here
+      is one that `load_model` started, with the same settings, and it has not trained `epochs`
+      yet: rerunning the command that started it resumes it, like any other;
     - resumed from the latest checkpoint, when there is one with the same settings;
     - an error naming the differing settings, when there is one with other settings;
     - new.
@@ -178,6 +183,7 @@ class TrainingRun:
         optimizer: keras.optimizers.Optimizer,
         settings: dict,
         config: dict,
+        epochs: int,
         load_model: bool = False,
         checkpoints_to_keep: int = 3,
         validation_episodes: list[Path] = (),
@@ -187,6 +193,7 @@ class TrainingRun:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.model = model
         self.optimizer = optimizer
+        self.epochs = epochs
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False)  # completed epochs
         self.batch_in_epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
         self.batches_per_epoch = tf.Variable(0, dtype=tf.int64, trainable=False)  # 0: unknown
@@ -199,6 +206,11 @@ class TrainingRun:
         )
         self._manager = self._make_manager(checkpoints_to_keep)
         latest = self._manager.latest_checkpoint
+        loaded_from = layout.recorded_run(self.directory).get(LOADED_FROM)
+        if load_model and self._started_unfinished(
+            loaded_from, latest, settings, settings_added_later
+        ):
+            load_model = False
         if load_model:
             if latest is None:
                 raise FileNotFoundError(
@@ -207,6 +219,7 @@ class TrainingRun:
             tf.train.Checkpoint(model=model).restore(latest).expect_partial()
             archived = self._archive_previous_run()
             self._manager = self._make_manager(checkpoints_to_keep)
+            loaded_from = str(archived / layout.CHECKPOINTS / Path(latest).name)
             self.description = f"new run from the weights of {latest} (old run in {archived})"
         elif latest is not None:
             self._check_settings(settings, settings_added_later)
@@ -215,6 +228,8 @@ class TrainingRun:
                 f"resumed from {latest} at epoch {int(self.epoch) + 1}, "
                 f"batch {int(self.batch_in_epoch)}"
             )
+            if loaded_from is not None:
+                self.description += f" (the run --load-model started from {loaded_from})"
         else:
             self.description = f"new run in {self.directory}"
         atomic_write_text(
@@ -224,6 +239,7 @@ class TrainingRun:
                     "settings": settings,
                     "config": config,
                     "validation_episodes": [Path(path).name for path in validation_episodes],
+                    **({LOADED_FROM: loaded_from} if loaded_from is not None else {}),
                 },
                 indent=2,
                 sort_keys=True,
@@ -247,7 +263,6 @@ class TrainingRun:
 
     def fit(
         self,
-        epochs: int,
         batches_for_epoch: Callable[[int], tf.data.Dataset],
         train_step: Callable[..., dict],
         checkpoint_every: int,
@@ -257,7 +272,7 @@ class TrainingRun:
         before_epoch: Callable[[int], None] = lambda epoch: None,
         strategy: tf.distribute.Strategy | None = None,
     ) -> None:
-        """Trains from where the run stands to the end of epoch `epochs`.
+        """Trains from where the run stands to the end of epoch `self.epochs`.
 
         `batches_for_epoch(epoch)` must give the same batches in the same order for the same
         epoch, so that a resumed epoch can skip the batches it already trained on.
@@ -270,14 +285,14 @@ class TrainingRun:
         With a `strategy`, each batch reaches `train_step` split over its replicas (see
         `distributed_train_step`).
         """
-        for epoch in range(int(self.epoch), epochs):
+        for epoch in range(int(self.epoch), self.epochs):
             before_epoch(epoch)
             batches = batches_for_epoch(epoch).skip(int(self.batch_in_epoch))
             if strategy is not None:
                 batches = strategy.experimental_distribute_dataset(batches)
             progress = tqdm(
                 batches,
-                desc=f"epoch {epoch + 1}/{epochs}",
+                desc=f"epoch {epoch + 1}/{self.epochs}",
                 unit="batch",
                 initial=int(self.batch_in_epoch),
                 total=int(self.batches_per_epoch) or None,
@@ -311,6 +326,17 @@ class TrainingRun:
         return tf.train.CheckpointManager(
             self._checkpoint, str(self.directory / layout.CHECKPOINTS), checkpoints_to_keep
         )
+
+    def _started_unfinished(
+        self, loaded_from: str | None, latest: str | None, settings: dict, added_later: dict | None
+    ) -> bool:
+        """Whether the run here is one that --load-model started (from `loaded_from`), with
+        `settings`, that has not trained `epochs` yet: a rerun of that command resumes it."""
+        if loaded_from is None or latest is None:
+            return False
+        saved = layout.recorded_run(self.directory).get("settings", {})
+        trained = tf.train.load_variable(latest, "epoch/.ATTRIBUTES/VARIABLE_VALUE")
+        return not changed_settings(saved, settings, added_later) and trained < self.epochs
 
     def _check_settings(self, settings: dict, added_later: dict | None) -> None:
         saved = layout.recorded_run(self.directory).get("settings", {})

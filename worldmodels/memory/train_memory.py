@@ -134,7 +134,8 @@ def parse_args(argv: list[str] | None = None):
     parser.add_argument(
         "--load-model",
         action="store_true",
-        help="start a new run from the weights of the last checkpoint; the old run is kept aside",
+        help="start a new run from the weights of the last checkpoint, the old run kept aside; "
+        "rerun with it to resume that run until it has trained --epochs",
     )
     add_validation_arguments(parser, defaults.validation_share)
     add_strategy_argument(parser)
@@ -246,6 +247,7 @@ def main(argv: list[str] | None = None) -> None:
             optimizer,
             settings,
             config={"memory": dataclasses.asdict(params), "command": vars(args)},
+            epochs=params.epochs,
             load_model=args.load_model,
             validation_episodes=validation,
             settings_added_later={"reward_done_heads": False},
@@ -287,7 +289,6 @@ def main(argv: list[str] | None = None) -> None:
     try:
         with corrupt_episodes_raise():
             run.fit(
-                params.epochs,
                 batches_for_epoch,
                 train_step,
                 args.checkpoint_every,
