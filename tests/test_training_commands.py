@@ -198,12 +198,15 @@ def test_rerunning_load_model_resumes_the_run_it_started_until_that_run_is_finis
     home = tmp_path / "home"
     shutil.copytree(trained_home, home)
     directory = home / "memory-training"
-    flags = ["--home", str(home), "--batch-size", "2", "--validation-share", "0", "--load-model"]
+    flags = ["--home", str(home), "--batch-size", "2", "--validation-share", "0.5", "--load-model"]
     first_run = Path(tf.train.latest_checkpoint(directory / "checkpoints"))
+    archived = len(list((directory / "previous-runs").glob("run-*")))
     train_memory.main([*flags, "--epochs", "1"])
     loaded_from = Path(json.loads((directory / "run.json").read_text())["loaded_from"])
-    assert loaded_from == directory / "previous-runs" / "run-0" / "checkpoints" / first_run.name
+    first_archive = directory / "previous-runs" / f"run-{archived}"
+    assert loaded_from == first_archive / "checkpoints" / first_run.name
     assert loaded_from.with_suffix(".index").exists()
+    split = json.loads((directory / "run.json").read_text())["validation_episodes"]
 
     # Asked for more epochs than it has trained: the same command resumes the run.
     train_memory.main([*flags, "--epochs", "2"])
@@ -211,12 +214,13 @@ def test_rerunning_load_model_resumes_the_run_it_started_until_that_run_is_finis
         f"resumed from {directory / 'checkpoints' / 'ckpt-1'} at epoch 2" in capsys.readouterr().out
     )
     assert [row["epoch"] for row in rows(directory / "losses.csv")] == ["1", "2"]
-    assert not (directory / "previous-runs" / "run-1").exists()
+    assert not (directory / "previous-runs" / f"run-{archived + 1}").exists()
+    assert json.loads((directory / "run.json").read_text())["validation_episodes"] == split
 
     # Finished: --load-model starts a new run from its weights, as the first time.
     train_memory.main([*flags, "--epochs", "2"])
     assert "new run from the weights of" in capsys.readouterr().out
-    assert len(rows(directory / "previous-runs" / "run-1" / "losses.csv")) == 2
+    assert len(rows(directory / "previous-runs" / f"run-{archived + 1}" / "losses.csv")) == 2
     assert len(rows(directory / "losses.csv")) == 2
 
 

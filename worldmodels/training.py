@@ -80,9 +80,7 @@ def mean_losses(
 
 
 STRATEGIES = ("default", "mirrored")
-LOADED_FROM = (
-    "loaded_from"  # run.json: the checkpoint whose weights a --load-model run started from
-)
+LOADED_FROM = "loaded_from"  # in run.json: the checkpoint a --load-model run started from
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:
@@ -158,15 +156,28 @@ def changed_settings(saved: dict, requested: dict, added_later: dict | None = No
     return ", ".join(f"{k}: {saved.get(k)!r} -> {requested.get(k)!r}" for k in differing)
 
 
+def resumes_loaded_run(
+    directory: Path, settings: dict, epochs: int, added_later: dict | None = None
+) -> bool:
+    """Whether the run in `directory` is one that --load-model started, with `settings`, that
+    has not trained `epochs` yet: rerunning the command that started it then resumes it (its
+    recorded validation split included) instead of starting another."""
+    recorded = layout.recorded_run(directory)
+    latest = tf.train.latest_checkpoint(Path(directory) / layout.CHECKPOINTS)
+    if LOADED_FROM not in recorded or latest is None:
+        return False
+    trained = tf.train.load_variable(latest, "epoch/.ATTRIBUTES/VARIABLE_VALUE")
+    return not changed_settings(recorded["settings"], settings, added_later) and trained < epochs
+
+
 class TrainingRun:
     """Model, optimizer and position in the data, checkpointed in `directory`.
 
-    `settings` identify the run (dataset, batch size, ...; not the number of `epochs` it trains
-    to, which may be raised to train longer). On construction the run is, in order:
+    `settings` identify the run (dataset, batch size, ...; not the number of epochs, which may
+    be raised to train longer). On construction the run is, in order:
     - with `load_model`: a new run starting from the weights of the latest checkpoint, the old
-      run moved to `previous-runs/`; an error when there is no checkpoint. Unless the run here
-      is one that `load_model` started, with the same settings, and it has not trained `epochs`
-      yet: rerunning the command that started it resumes it, like any other;
+      run moved to `previous-runs/`; an error when there is no checkpoint (commands pass
+      --load-model on unless `resumes_loaded_run`);
     - resumed from the latest checkpoint, when there is one with the same settings;
     - an error naming the differing settings, when there is one with other settings;
     - new.
@@ -183,7 +194,6 @@ class TrainingRun:
         optimizer: keras.optimizers.Optimizer,
         settings: dict,
         config: dict,
-        epochs: int,
         load_model: bool = False,
         checkpoints_to_keep: int = 3,
         validation_episodes: list[Path] = (),
@@ -193,7 +203,6 @@ class TrainingRun:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.model = model
         self.optimizer = optimizer
-        self.epochs = epochs
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False)  # completed epochs
         self.batch_in_epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
         self.batches_per_epoch = tf.Variable(0, dtype=tf.int64, trainable=False)  # 0: unknown
@@ -207,10 +216,6 @@ class TrainingRun:
         self._manager = self._make_manager(checkpoints_to_keep)
         latest = self._manager.latest_checkpoint
         loaded_from = layout.recorded_run(self.directory).get(LOADED_FROM)
-        if load_model and self._started_unfinished(
-            loaded_from, latest, settings, settings_added_later
-        ):
-            load_model = False
         if load_model:
             if latest is None:
                 raise FileNotFoundError(
@@ -263,6 +268,7 @@ class TrainingRun:
 
     def fit(
         self,
+        epochs: int,
         batches_for_epoch: Callable[[int], tf.data.Dataset],
         train_step: Callable[..., dict],
         checkpoint_every: int,
@@ -272,7 +278,7 @@ class TrainingRun:
         before_epoch: Callable[[int], None] = lambda epoch: None,
         strategy: tf.distribute.Strategy | None = None,
     ) -> None:
-        """Trains from where the run stands to the end of epoch `self.epochs`.
+        """Trains from where the run stands to the end of epoch `epochs`.
 
         `batches_for_epoch(epoch)` must give the same batches in the same order for the same
         epoch, so that a resumed epoch can skip the batches it already trained on.
@@ -285,14 +291,14 @@ class TrainingRun:
         With a `strategy`, each batch reaches `train_step` split over its replicas (see
         `distributed_train_step`).
         """
-        for epoch in range(int(self.epoch), self.epochs):
+        for epoch in range(int(self.epoch), epochs):
             before_epoch(epoch)
             batches = batches_for_epoch(epoch).skip(int(self.batch_in_epoch))
             if strategy is not None:
                 batches = strategy.experimental_distribute_dataset(batches)
             progress = tqdm(
                 batches,
-                desc=f"epoch {epoch + 1}/{self.epochs}",
+                desc=f"epoch {epoch + 1}/{epochs}",
                 unit="batch",
                 initial=int(self.batch_in_epoch),
                 total=int(self.batches_per_epoch) or None,
@@ -326,17 +332,6 @@ class TrainingRun:
         return tf.train.CheckpointManager(
             self._checkpoint, str(self.directory / layout.CHECKPOINTS), checkpoints_to_keep
         )
-
-    def _started_unfinished(
-        self, loaded_from: str | None, latest: str | None, settings: dict, added_later: dict | None
-    ) -> bool:
-        """Whether the run here is one that --load-model started (from `loaded_from`), with
-        `settings`, that has not trained `epochs` yet: a rerun of that command resumes it."""
-        if loaded_from is None or latest is None:
-            return False
-        saved = layout.recorded_run(self.directory).get("settings", {})
-        trained = tf.train.load_variable(latest, "epoch/.ATTRIBUTES/VARIABLE_VALUE")
-        return not changed_settings(saved, settings, added_later) and trained < self.epochs
 
     def _check_settings(self, settings: dict, added_later: dict | None) -> None:
         saved = layout.recorded_run(self.directory).get("settings", {})

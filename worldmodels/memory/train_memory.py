@@ -45,8 +45,12 @@ from worldmodels.training import (
     distributed_train_step,
     make_strategy,
     mean_losses,
+    resumes_loaded_run,
     split_episodes,
 )
+
+# Runs recorded before the reward and done heads existed trained without them.
+SETTINGS_ADDED_LATER = {"reward_done_heads": False}
 
 
 def parse_args(argv: list[str] | None = None):
@@ -199,12 +203,31 @@ def main(argv: list[str] | None = None) -> None:
         gradient_clip=args.gradient_clip,
         validation_share=args.validation_share,
     )
+    settings = {
+        "dataset": args.dataset,
+        "memory": params.memory,
+        "attention_window": params.attention_window,
+        "lstm_units": params.lstm_units,
+        "num_mixtures": params.num_mixtures,
+        "reward_done_heads": args.reward_done_heads,
+        "batch_size": params.batch_size,
+        "learning_rate": params.learning_rate,
+        "final_learning_rate": params.final_learning_rate,
+        "gradient_clip": params.gradient_clip,
+        "validation_share": params.validation_share,
+        "seed": args.seed,
+        "seed_scheme": SEED_SCHEME,
+    }
+    directory = layout.memory_training(home)
+    load_model = args.load_model and not resumes_loaded_run(
+        directory, settings, params.epochs, SETTINGS_ADDED_LATER
+    )
     paths, validation = split_episodes(
-        layout.memory_training(home),
+        directory,
         all_paths,
         params.validation_share,
         derive_seed(args.seed, Stream.VALIDATION, Model.MEMORY),
-        new_run=args.load_model,
+        new_run=load_model,
     )
 
     keras.utils.set_random_seed(derive_seed(args.seed, Stream.MODEL_INIT, Model.MEMORY, bits=32))
@@ -225,32 +248,16 @@ def main(argv: list[str] | None = None) -> None:
         # Element-wise clipping, as the paper's code (tf.clip_by_value on each gradient).
         optimizer = keras.optimizers.Adam(schedule, clipvalue=params.gradient_clip)
         optimizer.build(memory.trainable_variables)
-    settings = {
-        "dataset": args.dataset,
-        "memory": params.memory,
-        "attention_window": params.attention_window,
-        "lstm_units": params.lstm_units,
-        "num_mixtures": params.num_mixtures,
-        "reward_done_heads": args.reward_done_heads,
-        "batch_size": params.batch_size,
-        "learning_rate": params.learning_rate,
-        "final_learning_rate": params.final_learning_rate,
-        "gradient_clip": params.gradient_clip,
-        "validation_share": params.validation_share,
-        "seed": args.seed,
-        "seed_scheme": SEED_SCHEME,
-    }
     try:
         run = TrainingRun(
-            layout.memory_training(home),
+            directory,
             memory,
             optimizer,
             settings,
             config={"memory": dataclasses.asdict(params), "command": vars(args)},
-            epochs=params.epochs,
-            load_model=args.load_model,
+            load_model=load_model,
             validation_episodes=validation,
-            settings_added_later={"reward_done_heads": False},
+            settings_added_later=SETTINGS_ADDED_LATER,
         )
     except (RunMismatchError, FileNotFoundError) as error:
         sys.exit(f"error: {error}")
@@ -289,6 +296,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         with corrupt_episodes_raise():
             run.fit(
+                params.epochs,
                 batches_for_epoch,
                 train_step,
                 args.checkpoint_every,

@@ -43,6 +43,7 @@ from worldmodels.training import (
     distributed_train_step,
     make_strategy,
     mean_losses,
+    resumes_loaded_run,
     split_episodes,
 )
 from worldmodels.vision.vae import (
@@ -166,20 +167,6 @@ def main(argv: list[str] | None = None) -> None:
         latent=args.latent,
         **{key: getattr(args, key) for key in VAE_SCHEDULES},
     )
-    paths, validation = split_episodes(
-        layout.vae_training(home),
-        all_paths,
-        params.validation_share,
-        derive_seed(args.seed, Stream.VALIDATION, Model.VAE),
-        new_run=args.load_model,
-    )
-
-    keras.utils.set_random_seed(derive_seed(args.seed, Stream.MODEL_INIT, Model.VAE, bits=32))
-    strategy = make_strategy(args.strategy)
-    with strategy.scope():
-        vae = build_vae(params.latent, params.kl_tolerance)
-        optimizer = keras.optimizers.Adam(params.learning_rate)
-        optimizer.build(vae.trainable_variables)
     # The discrete VAE's schedules are settings of its run; the continuous VAE has none.
     schedules = (
         {key: getattr(params, key) for key in VAE_SCHEDULES} if params.latent == "discrete" else {}
@@ -196,15 +183,30 @@ def main(argv: list[str] | None = None) -> None:
         "seed": args.seed,
         "seed_scheme": SEED_SCHEME,
     }
+    directory = layout.vae_training(home)
+    load_model = args.load_model and not resumes_loaded_run(directory, settings, params.epochs)
+    paths, validation = split_episodes(
+        directory,
+        all_paths,
+        params.validation_share,
+        derive_seed(args.seed, Stream.VALIDATION, Model.VAE),
+        new_run=load_model,
+    )
+
+    keras.utils.set_random_seed(derive_seed(args.seed, Stream.MODEL_INIT, Model.VAE, bits=32))
+    strategy = make_strategy(args.strategy)
+    with strategy.scope():
+        vae = build_vae(params.latent, params.kl_tolerance)
+        optimizer = keras.optimizers.Adam(params.learning_rate)
+        optimizer.build(vae.trainable_variables)
     try:
         run = TrainingRun(
-            layout.vae_training(home),
+            directory,
             vae,
             optimizer,
             settings,
             config={"vae": dataclasses.asdict(params), "command": vars(args)},
-            epochs=params.epochs,
-            load_model=args.load_model,
+            load_model=load_model,
             validation_episodes=validation,
         )
     except (RunMismatchError, FileNotFoundError) as error:
@@ -284,6 +286,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         with corrupt_episodes_raise():
             run.fit(
+                params.epochs,
                 frames_for_epoch,
                 train_step,
                 args.checkpoint_every,
