@@ -148,15 +148,18 @@ def test_evaluate_writes_rewards_and_histogram(trained_controller_home, capsys):
 
     engine = RolloutEngine(AgentModels(home), [make_env(EnvParams(episode_length=30))])
     controller = load_controller(home, best)
-    recomputed = [
-        engine.run([EpisodeTask(j, controller, seed)])[0].total_reward
+    episodes = [
+        engine.run([EpisodeTask(j, controller, seed)])[0]
         for j, seed in enumerate(report["track_seeds"])
     ]
+    recomputed = [episode.total_reward for episode in episodes]
     np.testing.assert_allclose(report["rewards"], recomputed, rtol=1e-6)
+    assert report["steps"] == [episode.steps for episode in episodes]
+    assert report["lap_finished"] == [False] * 3  # 30 steps
     assert report["mean"] == pytest.approx(sum(recomputed) / 3)
     assert report["std"] == pytest.approx(float(np.sqrt(np.var(recomputed))))
     assert (home / "control" / "evaluations" / f"generation_{best}-mean.png").stat().st_size > 0
-    assert f"generation {best} (mean): " in capsys.readouterr().out
+    assert "0 finished their lap within 30 steps" in capsys.readouterr().out
 
 
 def test_bad_generation_is_a_clear_error(trained_controller_home):

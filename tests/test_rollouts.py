@@ -6,6 +6,7 @@ import sys
 import threading
 import time
 
+import gymnasium
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -286,3 +287,23 @@ def test_a_stalled_episode_ends_early_with_the_reward_a_stalled_car_would_collec
     assert whole.steps == 100 and not whole.stalled
     assert stopped.stalled and stopped.steps < 40
     assert stopped.total_reward == pytest.approx(whole.total_reward, abs=1e-6)
+
+
+class LapFinishedAtReset(gymnasium.Wrapper):
+    """Marks every tile of the track visited on reset: CarRacing's next step ends the episode
+    as a finished lap."""
+
+    def reset(self, **kwargs):
+        observation, info = self.env.reset(**kwargs)
+        self.env.unwrapped.tile_visited_count = len(self.env.unwrapped.track)
+        return observation, info
+
+
+def test_results_say_whether_carracing_ended_the_episode_on_a_finished_lap():
+    agent = AgentModels(home=None, seed=0)
+    task = EpisodeTask(0, np.zeros(PARAMETER_COUNT), seed=3)
+    env = make_env(EnvParams(episode_length=50))
+    finished = RolloutEngine(agent, [LapFinishedAtReset(env)]).run([task])[0]
+    assert finished.lap_finished and finished.steps == 1
+    truncated = RolloutEngine(agent, [env]).run([task])[0]
+    assert not truncated.lap_finished and truncated.steps == 50

@@ -4,7 +4,9 @@
 
 Uses the VAE and MDN-RNN of the experiments home and a controller from
 `control/generations/`. Writes `control/evaluations/generation_N-<candidate>.json` (every
-episode's reward and seed) and a histogram PNG next to it.
+episode's reward, track seed, steps and whether the car finished its lap: a lap finished at
+step T scores 1000 - 0.1 T, so a score of 900 or more needs one) and a histogram PNG next to
+it.
 """
 
 from __future__ import annotations
@@ -72,6 +74,7 @@ def main(argv: list[str] | None = None) -> None:
     except WorkerError as error:
         sys.exit(f"error: {error}")
     rewards = np.array([results[j].total_reward for j in range(args.episodes)])
+    laps = sum(results[j].lap_finished for j in range(args.episodes))
 
     name = f"generation_{generation}-{args.candidate}"
     directory = layout.evaluations(home)
@@ -85,6 +88,8 @@ def main(argv: list[str] | None = None) -> None:
                 "mean": float(rewards.mean()),
                 "std": float(rewards.std()),
                 "rewards": rewards.tolist(),
+                "steps": [results[j].steps for j in range(args.episodes)],
+                "lap_finished": [results[j].lap_finished for j in range(args.episodes)],
                 "track_seeds": seeds,
                 "seed_scheme": SEED_SCHEME,
                 "episode_length": args.episode_length,
@@ -97,7 +102,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     print(
         f"generation {generation} ({args.candidate}): {rewards.mean():.1f} ± {rewards.std():.1f} "
-        f"over {args.episodes} episodes; rewards and histogram in {directory / name}.{{json,png}}"
+        f"over {args.episodes} episodes, {laps} finished their lap within {args.episode_length} "
+        f"steps; rewards and histogram in {directory / name}.{{json,png}}"
     )
 
 

@@ -61,6 +61,7 @@ class EpisodeResult:
     steps: int  # steps run (fewer than counted in total_reward when it stalled)
     record: bytes | None = None  # `encode_record` of the episode, with EpisodeTask.keep_record
     stalled: bool = False  # ended by EpisodeTask.stall_steps
+    lap_finished: bool = False  # CarRacing ended it because the car completed the lap
 
 
 @dataclass
@@ -116,7 +117,9 @@ class RolloutEngine:
                 parameters, z, state["features"][active], self.agent.spec.actions
             )
             for row, (slot, episode) in enumerate(zip(active, episodes)):
-                observation, reward, terminated, truncated, _ = self.envs[slot].step(actions[row])
+                observation, reward, terminated, truncated, info = self.envs[slot].step(
+                    actions[row]
+                )
                 done = terminated or truncated
                 if episode.task.keep_record:
                     for key, value in zip(
@@ -143,7 +146,12 @@ class RolloutEngine:
                         encoded = encode_record(record, EPISODE)
                     results.append(
                         EpisodeResult(
-                            episode.task.key, episode.total_reward, episode.steps, encoded, stalled
+                            episode.task.key,
+                            episode.total_reward,
+                            episode.steps,
+                            encoded,
+                            stalled,
+                            lap_finished=info.get("lap_finished", False),
                         )
                     )
                     slots[slot] = None
