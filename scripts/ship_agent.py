@@ -19,6 +19,8 @@ the machine that ran them (`--cores`).
 """
 
 import argparse
+import importlib
+import itertools
 import json
 import os
 import shutil
@@ -64,6 +66,56 @@ def files_hours(directories: list[Path]) -> float | None:
     return sum(float(g[g <= PAUSE_SECONDS].sum()) for g in gaps) / 3600
 
 
+def command_line(module_name: str, recorded: dict, load_model: bool = False) -> str:
+    """`python -m module_name` with the flags of `recorded` (the command's parsed arguments, as
+    its run wrote them) that differ from the command's defaults; --home left out, since the
+    card travels without the home."""
+    defaults = vars(importlib.import_module(module_name).parse_args([]))
+    words = [f"python -m {module_name}"]
+    for name, value in {**recorded, "load_model": load_model}.items():
+        if name == "home" or name not in defaults or str(value) == str(defaults[name]):
+            continue
+        flag = "--" + name.replace("_", "-")
+        words.append(flag if value is True else f"{flag} {value}")
+    return " ".join(words)
+
+
+def training_runs(directory: Path) -> list[Path]:
+    """A training stage's runs, oldest first: those --load-model moved aside, then the last.
+    Every run after the first was started with --load-model."""
+    previous = sorted(
+        (directory / layout.PREVIOUS_RUNS).glob("run-*"), key=lambda run: int(run.name[4:])
+    )
+    return [*previous, directory]
+
+
+def recorded_commands(home: Path) -> list[str]:
+    """The commands that trained the agent in `home`, as its files recorded them: for each
+    iteration the sampling, the VAE, the latent statistics and the MDN-RNN, then the
+    controller (one CMA-ES run, continued across iterations)."""
+    datasets = [d for d in DATASETS if layout.sampling_config(home, d).exists()]
+    vae_runs = training_runs(layout.vae_training(home))
+    memory_runs = training_runs(layout.memory_training(home))
+    iterations = itertools.zip_longest(datasets, vae_runs, memory_runs)
+    commands = []
+    for iteration, (dataset, vae_run, memory_run) in enumerate(iterations):
+        if dataset is not None:
+            sampling = json.loads(layout.sampling_config(home, dataset).read_text())["command"]
+            commands.append(command_line("worldmodels.data.sample_policy", sampling))
+        if vae_run is not None:
+            vae = layout.recorded_run(vae_run)["config"]["command"]
+            commands.append(command_line("worldmodels.vision.train_vae", vae, iteration > 0))
+        if dataset is not None and layout.latent_stats(home, dataset).exists():
+            # Its other flags (batch size, on-corrupt) do not change what it writes.
+            commands.append(f"python -m worldmodels.data.sample_latent_stats --dataset {dataset}")
+        if memory_run is not None:
+            memory = layout.recorded_run(memory_run)["config"]["command"]
+            commands.append(command_line("worldmodels.memory.train_memory", memory, iteration > 0))
+    control = json.loads(layout.control_run_file(home).read_text())["command"]
+    commands.append(command_line("worldmodels.control.train_controller", control))
+    return commands
+
+
 def main():
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
@@ -102,7 +154,6 @@ def main():
     )
     plots.plot_learning_curve(home, out / "learning-curve.png")
 
-    control = json.loads(layout.control_run_file(home).read_text())
     wall_hours = {
         "1. sampling episodes": files_hours([layout.rollouts(home, d) for d in DATASETS]),
         "2. VAE training": training_hours(layout.vae_training(home)),
@@ -145,10 +196,20 @@ def main():
         "![learning curve](learning-curve.png) ![evaluation](evaluation.png)",
         "",
         f"Archive: `agent.tar.gz`, sha256 `{checksum}`. Made by worldmodels {__version__} at "
-        f"commit {commit}; the controller run's settings:",
+        f"commit {commit}. The commands that trained it, in order, with the flags they were "
+        "given (each on the same `--home`; a rerun to resume is the same command):",
         "",
-        "```json",
-        json.dumps(control["settings"], indent=2),
+        "```bash",
+        *recorded_commands(home),
+        "```",
+        "",
+        "The score, reproduced in a fresh home from the archive (the same tracks, the same "
+        "rewards):",
+        "",
+        "```bash",
+        "bash pretrained.sh --home /tmp/agent",
+        "python -m worldmodels.control.evaluate --home /tmp/agent --generation best "
+        f"--episodes {args.episodes} --env stock",
         "```",
     ]
     (out / "card.md").write_text("\n".join(card) + "\n")

@@ -7,6 +7,7 @@ import importlib.util
 import io
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -245,6 +246,47 @@ def test_stage_hours_leave_out_the_time_between_an_interruption_and_its_resume(t
     assert ship_agent.files_hours(folders[2:]) is None
 
 
+def test_the_card_lists_the_commands_that_trained_the_agent_with_their_flags(
+    trained_controller_home, tmp_path
+):
+    from worldmodels import layout
+    from worldmodels.vision import train_vae
+
+    home = tmp_path / "home"
+    shutil.copytree(trained_controller_home, home)
+    train_vae.main(  # a second iteration's VAE
+        ["--home", str(home), "--epochs", "1", "--batch-size", "8", "--shuffle-buffer", "64"]
+        + ["--validation-share", "0", "--load-model"]
+    )
+    commands = [shlex.split(line) for line in load_ship_agent().recorded_commands(home)]
+    previous_vae = layout.vae_training(home) / "previous-runs" / "run-0"
+    recorded = {
+        "worldmodels.data.sample_policy": json.loads(
+            layout.sampling_config(home, "random").read_text()
+        )["command"],
+        "worldmodels.vision.train_vae": layout.recorded_run(previous_vae)["config"]["command"],
+        "worldmodels.data.sample_latent_stats": None,
+        "worldmodels.memory.train_memory": layout.recorded_run(layout.memory_training(home))[
+            "config"
+        ]["command"],
+        "worldmodels.vision.train_vae --load-model": layout.recorded_run(layout.vae_training(home))[
+            "config"
+        ]["command"],
+        "worldmodels.control.train_controller": layout.recorded_run(layout.control(home))[
+            "command"
+        ],
+    }
+    assert [words[2] for words in commands] == [name.split()[0] for name in recorded]
+    assert commands[2][3:] == ["--dataset", "random"]
+    # Each line parses back into exactly the arguments its run recorded.
+    for words, record in zip(commands, recorded.values()):
+        if record is not None:
+            module = importlib.import_module(words[2])
+            parsed = vars(module.parse_args([*words[3:], "--home", record["home"]]))
+            assert json.loads(json.dumps(parsed, default=str)) == record
+    assert "--load-model" in commands[4] and "--load-model" not in commands[1]
+
+
 def test_ship_agent_packs_the_best_generation_with_its_card(trained_controller_home, tmp_path):
     home, out = tmp_path / "home", tmp_path / "shipped"
     shutil.copytree(trained_controller_home, home)  # the evaluation is written into the home
@@ -267,6 +309,7 @@ def test_ship_agent_packs_the_best_generation_with_its_card(trained_controller_h
     assert hashlib.sha256(archive).hexdigest() in card
     for stage in ("1. sampling", "2. VAE training", "4. MDN-RNN training", "5. controller", "all"):
         assert f"| {stage}" in card
+    assert "python -m worldmodels.control.train_controller --generations 2 --popsize 4" in card
     for name in ("evaluation.png", "learning-curve.png", "agent.gif"):
         assert (out / name).stat().st_size > 0
     fresh = tmp_path / "fresh"

@@ -47,6 +47,11 @@ def rollouts(home: Path, dataset: str) -> Path:
     return Path(home) / f"{dataset}-rollouts"
 
 
+def sampling_config(home: Path, dataset: str) -> Path:
+    """What sampled a dataset's episodes: its command's flags, env and seed scheme."""
+    return rollouts(home, dataset) / "sample_policy-config.json"
+
+
 def latent_stats(home: Path, dataset: str) -> Path:
     """The VAE's encoding of a dataset's episodes: `<home>/latent-stats/<dataset>`."""
     return Path(home) / "latent-stats" / dataset

@@ -275,7 +275,7 @@ def main(argv: list[str] | None = None) -> None:
     skipped = args.episodes - args.start_episode - len(tasks)
     directory.mkdir(parents=True, exist_ok=True)
     atomic_write_text(
-        directory / "sample_policy-config.json",
+        layout.sampling_config(home, args.policy),
         json.dumps(
             {"command": vars(args), "env": env_params.__dict__, "seed_scheme": SEED_SCHEME},
             indent=2,
