@@ -8,7 +8,8 @@ generation whose mean scored best during training), the paper's evaluation of th
 reward and track; `evaluation.png`: their histogram), `learning-curve.png` (the mean's
 evaluations during training against episodes and core-hours, beside the official run's
 points), `agent.gif` (one episode: observation | reconstruction | prediction), and `card.md`:
-the score, the hours each stage took, the run's settings and the project version.
+the score, laps finished, the hours each stage took, the commands that trained the agent
+and the project version.
 
 A stage's hours are what the home records of it: the controller's generation summaries (wall
 seconds × rollout workers), the VAE's and MDN-RNN's TensorBoard events (earlier runs that
@@ -178,7 +179,9 @@ def main():
         f"**{rewards.mean():.0f} ± {rewards.std():.0f}** (mean ± std) over {len(rewards)} "
         "episodes of stock `CarRacing-v3`, on tracks training never used "
         f"(`evaluation.json`: every episode's reward and track seed); the distribution mean of "
-        f"CMA-ES generation {generation}, the one whose mean scored best during training.",
+        f"CMA-ES generation {generation}, the one whose mean scored best during training. "
+        f"{sum(evaluation['lap_finished'])} of the {len(rewards)} episodes finished their lap "
+        f"within {evaluation['episode_length']} steps (900 or more needs a finished lap).",
         "",
         "![one episode](agent.gif)",
         "",

@@ -306,6 +306,7 @@ def test_ship_agent_packs_the_best_generation_with_its_card(trained_controller_h
     card = (out / "card.md").read_text()
     mean, std = sum(rewards) / 2, abs(rewards[0] - rewards[1]) / 2
     assert f"**{mean:.0f} ± {std:.0f}**" in card
+    assert "0 of the 2 episodes finished their lap within 1000 steps" in card
     assert hashlib.sha256(archive).hexdigest() in card
     for stage in ("1. sampling", "2. VAE training", "4. MDN-RNN training", "5. controller", "all"):
         assert f"| {stage}" in card
