@@ -192,9 +192,7 @@ def test_changed_settings_are_refused_and_load_model_starts_a_new_run(trained_ho
     assert len(rows(directory / "previous-runs" / "run-0" / "losses.csv")) == 2
 
 
-def test_rerunning_load_model_resumes_the_run_it_started_until_that_run_is_finished(
-    trained_home, tmp_path, capsys
-):
+def test_rerunning_a_load_model_command_resumes_the_run_it_started(trained_home, tmp_path, capsys):
     home = tmp_path / "home"
     shutil.copytree(trained_home, home)
     directory = home / "memory-training"
@@ -208,20 +206,22 @@ def test_rerunning_load_model_resumes_the_run_it_started_until_that_run_is_finis
     assert loaded_from.with_suffix(".index").exists()
     split = json.loads((directory / "run.json").read_text())["validation_episodes"]
 
-    # Asked for more epochs than it has trained: the same command resumes the run.
+    # The same command, interrupted after its first epoch and run again, resumes the run.
     train_memory.main([*flags, "--epochs", "2"])
-    assert (
-        f"resumed from {directory / 'checkpoints' / 'ckpt-1'} at epoch 2" in capsys.readouterr().out
-    )
+    resumed = f"resumed from {directory / 'checkpoints' / 'ckpt-1'} at epoch 2"
+    assert resumed in capsys.readouterr().out
     assert [row["epoch"] for row in rows(directory / "losses.csv")] == ["1", "2"]
-    assert not (directory / "previous-runs" / f"run-{archived + 1}").exists()
     assert json.loads((directory / "run.json").read_text())["validation_episodes"] == split
-
-    # Finished: --load-model starts a new run from its weights, as the first time.
+    # Finished, it has nothing left to do.
     train_memory.main([*flags, "--epochs", "2"])
+    assert "at epoch 3" in capsys.readouterr().out
+    assert len(rows(directory / "losses.csv")) == 2
+    assert not (directory / "previous-runs" / f"run-{archived + 1}").exists()
+
+    # Other settings: --load-model starts a new run from its weights, as the first time.
+    train_memory.main([*flags, "--epochs", "1", "--batch-size", "3"])
     assert "new run from the weights of" in capsys.readouterr().out
     assert len(rows(directory / "previous-runs" / f"run-{archived + 1}" / "losses.csv")) == 2
-    assert len(rows(directory / "losses.csv")) == 2
 
 
 def test_latent_stats_of_another_vae_need_overwrite(trained_home):

@@ -156,18 +156,15 @@ def changed_settings(saved: dict, requested: dict, added_later: dict | None = No
     return ", ".join(f"{k}: {saved.get(k)!r} -> {requested.get(k)!r}" for k in differing)
 
 
-def resumes_loaded_run(
-    directory: Path, settings: dict, epochs: int, added_later: dict | None = None
-) -> bool:
-    """Whether the run in `directory` is one that --load-model started, with `settings`, that
-    has not trained `epochs` yet: rerunning the command that started it then resumes it (its
-    recorded validation split included) instead of starting another."""
+def resumes_loaded_run(directory: Path, settings: dict, added_later: dict | None = None) -> bool:
+    """Whether the run in `directory` is one that --load-model started with `settings`: the
+    same command run again then resumes it (its recorded validation split included; nothing to
+    do once it is finished) instead of starting another, so a script of the pipeline's
+    commands can be rerun after an interruption."""
     recorded = layout.recorded_run(directory)
-    latest = tf.train.latest_checkpoint(Path(directory) / layout.CHECKPOINTS)
-    if LOADED_FROM not in recorded or latest is None:
+    if LOADED_FROM not in recorded:
         return False
-    trained = tf.train.load_variable(latest, "epoch/.ATTRIBUTES/VARIABLE_VALUE")
-    return not changed_settings(recorded["settings"], settings, added_later) and trained < epochs
+    return not changed_settings(recorded["settings"], settings, added_later)
 
 
 class TrainingRun:

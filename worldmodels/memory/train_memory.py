@@ -139,7 +139,7 @@ def parse_args(argv: list[str] | None = None):
         "--load-model",
         action="store_true",
         help="start a new run from the weights of the last checkpoint, the old run kept aside; "
-        "rerun with it to resume that run until it has trained --epochs",
+        "the same command run again resumes that run",
     )
     add_validation_arguments(parser, defaults.validation_share)
     add_strategy_argument(parser)
@@ -220,7 +220,7 @@ def main(argv: list[str] | None = None) -> None:
     }
     directory = layout.memory_training(home)
     load_model = args.load_model and not resumes_loaded_run(
-        directory, settings, params.epochs, SETTINGS_ADDED_LATER
+        directory, settings, SETTINGS_ADDED_LATER
     )
     paths, validation = split_episodes(
         directory,

@@ -138,8 +138,7 @@ def parse_args(argv: list[str] | None = None):
         "--load-model",
         action="store_true",
         help="start a new run from the weights of the last checkpoint (e.g. on --dataset "
-        "controller), the old run kept aside; rerun with it to resume that run until it has "
-        "trained --epochs",
+        "controller), the old run kept aside; the same command run again resumes that run",
     )
     add_validation_arguments(parser, defaults.validation_share)
     add_strategy_argument(parser)
@@ -184,7 +183,7 @@ def main(argv: list[str] | None = None) -> None:
         "seed_scheme": SEED_SCHEME,
     }
     directory = layout.vae_training(home)
-    load_model = args.load_model and not resumes_loaded_run(directory, settings, params.epochs)
+    load_model = args.load_model and not resumes_loaded_run(directory, settings)
     paths, validation = split_episodes(
         directory,
         all_paths,
