@@ -521,3 +521,63 @@ def test_a_controller_run_recorded_before_stalls_and_dreams_resumes(
         + ["--eval-every", "1", "--eval-episodes", "2"]
     )
     assert complete_generations(home) == [0, 1, 2]
+
+
+def test_the_readme_iteration_two_runs_and_reruns_as_a_no_op(trained_controller_home, tmp_path):
+    """The README's five commands of iteration two, shrunk; then all five again, as a user
+    resuming an interrupted script would: nothing is trained or sampled twice."""
+    from worldmodels.data import sample_latent_stats
+    from worldmodels.memory import train_memory
+    from worldmodels.vision import train_vae
+
+    home = tmp_path / "home"
+    shutil.copytree(trained_controller_home, home)
+    shutil.rmtree(layout.rollouts(home, "controller"), ignore_errors=True)
+    flags = ["--home", str(home)]
+    controller = ["--generations", "3", "--popsize", "4", "--episodes-per-candidate", "1"]
+    controller += ["--episode-length", "30", "--num-process", "1", "--envs-per-worker", "2"]
+    controller += ["--eval-every", "1", "--eval-episodes", "2"]
+
+    def iteration_two():
+        sample_policy.main(
+            [*flags, "--policy", "controller", "--generation", "best", "--episodes", "2"]
+            + ["--episode-length", "30", "--num-process", "1"]
+        )
+        train_vae.main(
+            [*flags, "--dataset", "controller", "--load-model", "--epochs", "1"]
+            + ["--batch-size", "16", "--shuffle-buffer", "64"]
+        )
+        sample_latent_stats.main([*flags, "--dataset", "controller", "--overwrite"])
+        train_memory.main(
+            [
+                *flags,
+                "--dataset",
+                "controller",
+                "--load-model",
+                "--epochs",
+                "1",
+                "--batch-size",
+                "2",
+            ]
+        )
+        train_controller.main([*flags, *controller])
+
+    def state():
+        """Every file of the home and its content, but TensorBoard's (each process writes an
+        events file of its own)."""
+        return {
+            str(path.relative_to(home)): path.read_bytes()
+            for path in home.rglob("*")
+            if path.is_file() and "tensorboard" not in path.parts
+        }
+
+    iteration_two()
+    assert len(list_episodes(layout.rollouts(home, "controller"))) == 2
+    for directory in (layout.vae_training(home), layout.memory_training(home)):
+        assert layout.recorded_run(directory)["settings"]["dataset"] == "controller"
+        assert len(list((directory / "previous-runs").glob("run-*"))) == 1
+    assert complete_generations(home) == [0, 1, 2]
+    assert load_summary(home, 2)["world_model"] != load_summary(home, 1)["world_model"]
+    before = state()
+    iteration_two()
+    assert state() == before
