@@ -167,8 +167,11 @@ def test_bad_generation_is_a_clear_error(trained_controller_home):
         evaluate.main(["--home", str(trained_controller_home), "--generation", "7"])
 
 
-def test_controller_and_random_agent_sampling_write_episode_records(trained_controller_home):
-    home = trained_controller_home
+def test_controller_and_random_agent_sampling_write_episode_records(
+    trained_controller_home, tmp_path
+):
+    home = tmp_path / "home"
+    shutil.copytree(trained_controller_home, home)
     for policy in ("controller", "agent-random"):
         sample_policy.main(
             [
@@ -200,7 +203,6 @@ def test_finished_controller_sampling_reruns_after_v_and_m_are_retrained(
 ):
     home = tmp_path / "home"
     shutil.copytree(trained_controller_home, home)
-    shutil.rmtree(layout.rollouts(home, "controller"), ignore_errors=True)
     flags = ["--home", str(home), "--policy", "controller", "--generation", "best"]
     flags += ["--episode-length", "20", "--num-process", "1"]
     sample_policy.main([*flags, "--episodes", "2"])
@@ -532,7 +534,6 @@ def test_the_readme_iteration_two_runs_and_reruns_as_a_no_op(trained_controller_
 
     home = tmp_path / "home"
     shutil.copytree(trained_controller_home, home)
-    shutil.rmtree(layout.rollouts(home, "controller"), ignore_errors=True)
     flags = ["--home", str(home)]
     controller = ["--generations", "3", "--popsize", "4", "--episodes-per-candidate", "1"]
     controller += ["--episode-length", "30", "--num-process", "1", "--envs-per-worker", "2"]
