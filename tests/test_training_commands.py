@@ -230,8 +230,12 @@ def test_latent_stats_of_another_vae_need_overwrite(trained_home):
         ["--home", home, "--epochs", "2", "--batch-size", "16", "--shuffle-buffer", "64"]
         + ["--validation-share", "0"]
     )
-    with pytest.raises(SystemExit, match="--overwrite"):
-        sample_latent_stats.main(["--home", home])
+    for command in (
+        lambda: sample_latent_stats.main(["--home", home]),
+        lambda: train_memory.main(["--home", home, "--epochs", "1", "--load-model"]),
+    ):
+        with pytest.raises(SystemExit, match="another VAE .* than the latest.*--overwrite"):
+            command()
     sample_latent_stats.main(["--home", home, "--overwrite"])
     assert len(list_episodes(trained_home / "latent-stats" / "random")) == 2
 

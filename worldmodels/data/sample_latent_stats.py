@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from worldmodels import layout
 from worldmodels.cli import add_on_corrupt_argument, make_parser, positive_int
-from worldmodels.control.agent import vae_latent
+from worldmodels.control.agent import fingerprint, vae_latent
 from worldmodels.data.tf_records import (
     LATENT_STATS,
     CorruptEpisodeError,
@@ -43,25 +43,50 @@ PROVENANCE_FILE = "encoded-with.json"
 LATENT_STATS_FORMAT = 2
 
 
-def stale_latent_stats(directory: Path) -> str | None:
-    """Why the latent statistics in `directory` cannot be read by this version, or None.
+def stale_latent_stats(directory: Path, vae_fingerprint: str | None = None) -> str | None:
+    """Why the latent statistics in `directory` cannot be used, or None: of an older format,
+    or encoded by another VAE than the one of weights fingerprint `vae_fingerprint` (see
+    `agent.fingerprint`; statistics that recorded none are not compared).
 
     A directory without a provenance file (made by hand) is taken as current."""
     provenance = Path(directory) / PROVENANCE_FILE
     if not provenance.exists():
         return None
-    if json.loads(provenance.read_text()).get("format", 1) != LATENT_STATS_FORMAT:
+    recorded = json.loads(provenance.read_text())
+    if recorded.get("format", 1) != LATENT_STATS_FORMAT:
         return (
             f"{directory} holds latent statistics of an older format, without each step's "
             "reward and done flag"
         )
+    if vae_fingerprint is not None and recorded.get("vae_fingerprint", vae_fingerprint) != (
+        vae_fingerprint
+    ):
+        return (
+            f"{directory} holds latent statistics encoded by another VAE "
+            f"({recorded['vae_checkpoint']}) than the latest checkpoint"
+        )
     return None
 
 
-def require_current_latent_stats(directory: Path, dataset: str) -> None:
-    """Exits with what to run when the latent statistics in `directory` are of an older
-    format."""
-    reason = stale_latent_stats(directory)
+def latest_vae(home: Path) -> tuple[VAE, str]:
+    """The home's VAE with the weights of its latest checkpoint, and that checkpoint's path;
+    exits saying what to run when there is none."""
+    vae = VAE()
+    vae(tf.zeros((1, *FRAME_SHAPE)))
+    checkpoint = restore_latest_weights(
+        layout.vae_training(home), vae, "python -m worldmodels.vision.train_vae"
+    )
+    return vae, checkpoint
+
+
+def require_current_latent_stats(directory: Path, dataset: str, home: Path) -> None:
+    """Exits with what to run when the latent statistics in `directory` are of an older format
+    or were encoded by another VAE than the home's latest (a retrained V, not encoded again)."""
+    has_vae = tf.train.latest_checkpoint(layout.vae_training(home) / layout.CHECKPOINTS)
+    current = None
+    if has_vae and vae_latent(home) == "continuous":
+        current = fingerprint(latest_vae(home)[0])
+    reason = stale_latent_stats(directory, current)
     if reason is not None:
         sys.exit(
             f"error: {reason}; encode them again: python -m "
@@ -98,18 +123,16 @@ def main(argv: list[str] | None = None) -> None:
             "the MDN-RNN, which this project has only on continuous latents. A discrete VAE "
             "drives a V-only controller: train_controller --controller-inputs z"
         )
-    vae = VAE()
-    vae(tf.zeros((1, *FRAME_SHAPE)))
-    checkpoint = restore_latest_weights(
-        layout.vae_training(home), vae, "python -m worldmodels.vision.train_vae"
-    )
+    vae, checkpoint = latest_vae(home)
+    vae_fingerprint = fingerprint(vae)
 
     provenance = output / PROVENANCE_FILE
     if provenance.exists():
-        encoded_with = json.loads(provenance.read_text())["vae_checkpoint"]
-        reason = stale_latent_stats(output)
-        if reason is None and encoded_with != checkpoint:
-            reason = f"{output} holds latent statistics of another VAE checkpoint ({encoded_with})"
+        recorded = json.loads(provenance.read_text())
+        reason = stale_latent_stats(output, vae_fingerprint)
+        if reason is None and "vae_fingerprint" not in recorded:  # written before fingerprints
+            if recorded["vae_checkpoint"] != checkpoint:
+                reason = f"{output} holds latent statistics of another VAE checkpoint"
         if reason is not None:
             if not args.overwrite:
                 sys.exit(f"error: {reason}; pass --overwrite to encode the episodes again")
@@ -117,7 +140,14 @@ def main(argv: list[str] | None = None) -> None:
     output.mkdir(parents=True, exist_ok=True)
     atomic_write_text(
         provenance,
-        json.dumps({"vae_checkpoint": checkpoint, "format": LATENT_STATS_FORMAT}, indent=2),
+        json.dumps(
+            {
+                "vae_checkpoint": checkpoint,
+                "vae_fingerprint": vae_fingerprint,
+                "format": LATENT_STATS_FORMAT,
+            },
+            indent=2,
+        ),
     )
 
     all_paths = list_episodes(episodes_directory)

@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> None:
             "train it with --validation-share > 0 to measure its predictions on unseen ones"
         )
     stats_directory = layout.latent_stats(home, run["settings"]["dataset"])
-    require_current_latent_stats(stats_directory, run["settings"]["dataset"])
+    require_current_latent_stats(stats_directory, run["settings"]["dataset"], home)
     horizon = max(args.steps)
     held_out, training = [], []
     paths = list_episodes(stats_directory)

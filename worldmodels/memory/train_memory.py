@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     home = layout.resolve_home(args.home)
     stats_directory = layout.latent_stats(home, args.dataset)
-    require_current_latent_stats(stats_directory, args.dataset)
+    require_current_latent_stats(stats_directory, args.dataset, home)
     all_paths = list_episodes(stats_directory)
     if not all_paths:
         sys.exit(
