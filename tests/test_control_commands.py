@@ -346,6 +346,7 @@ def test_tiny_pipeline_runs_all_stages_and_every_setting_reaches_its_stage(tmp_p
     assert not (layout.generation(home, 0) / "optimizer.pkl").exists()  # keeps 1
     assert "evaluation" not in load_summary(home, 0)  # every 2 generations
     assert len(load_summary(home, 1)["evaluation"]["rewards"]) == 3
+    assert load_summary(home, 1)["evaluation"]["laps_finished"] == 0
     # Trained in M's dream (its heads), evaluated on CarRacing.
     assert load_summary(home, 1)["dream"] == {"temperature": 1.2}
     assert control["settings"]["in_dream"] is True

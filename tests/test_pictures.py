@@ -81,6 +81,7 @@ def test_every_stage_writes_tensorboard_summaries(trained_controller_home):
         "sigma",
         "episodes_per_second",
         "evaluation/mean",
+        "evaluation/laps_finished",
     } <= event_tags(home / "control" / "tensorboard")
 
 

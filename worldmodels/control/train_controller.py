@@ -322,25 +322,36 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def evaluate_mean(pool, mean, seed: int, generation: int, params: ControllerParams) -> dict:
-    """Total rewards of the distribution mean on `eval_episodes` tracks never trained on."""
+    """Total rewards of the distribution mean on `eval_episodes` tracks never trained on, and
+    on how many of them it finished the lap."""
     tasks = [
         EpisodeTask(j, mean, derive_seed(seed, Stream.TRAINING_EVALUATION_TRACKS, generation, j))
         for j in range(params.eval_episodes)
     ]
     results = run_episode_tasks(pool, tasks, params.envs_per_worker, "evaluating the mean")
     rewards = [results[j].total_reward for j in range(params.eval_episodes)]
-    return {"mean": float(np.mean(rewards)), "std": float(np.std(rewards)), "rewards": rewards}
+    laps = sum(results[j].lap_finished for j in range(params.eval_episodes))
+    return {
+        "mean": float(np.mean(rewards)),
+        "std": float(np.std(rewards)),
+        "rewards": rewards,
+        "laps_finished": laps,
+    }
 
 
 def write_summaries(writer, summary: dict) -> None:
-    """Fitness curves, step size and speed of a generation, for TensorBoard."""
+    """Fitness curves, step size and speed of a generation, and its evaluation (the mean's
+    score and share of finished laps), for TensorBoard."""
     with writer.as_default(step=summary["generation"]):
         for name in ("best", "mean", "worst"):
             tf.summary.scalar(f"fitness/{name}", summary[f"{name}_fitness"])
         tf.summary.scalar("sigma", summary["sigma"])
         tf.summary.scalar("episodes_per_second", summary["episodes_per_second"])
         if "evaluation" in summary:
-            tf.summary.scalar("evaluation/mean", summary["evaluation"]["mean"])
+            evaluation = summary["evaluation"]
+            tf.summary.scalar("evaluation/mean", evaluation["mean"])
+            laps = evaluation["laps_finished"] / len(evaluation["rewards"])
+            tf.summary.scalar("evaluation/laps_finished", laps)
     writer.flush()
 
 
@@ -353,7 +364,10 @@ def generation_line(summary: dict) -> str:
     )
     if "evaluation" in summary:
         evaluation = summary["evaluation"]
-        line += f" | mean controller {evaluation['mean']:.1f} ± {evaluation['std']:.1f}"
+        line += (
+            f" | mean controller {evaluation['mean']:.1f} ± {evaluation['std']:.1f}, "
+            f"{evaluation['laps_finished']}/{len(evaluation['rewards'])} laps finished"
+        )
     return line
 
 
