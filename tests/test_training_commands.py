@@ -238,6 +238,11 @@ def test_latent_stats_of_another_vae_need_overwrite(trained_home):
             command()
     sample_latent_stats.main(["--home", home, "--overwrite"])
     assert len(list_episodes(trained_home / "latent-stats" / "random")) == 2
+    # The MDN-RNN trained on the first VAE's latents does not resume on the second's.
+    flags = ["--home", home, "--epochs", "1", "--batch-size", "2"]
+    with pytest.raises(SystemExit, match="latent_stats_vae: '[0-9a-f]{16}' -> '[0-9a-f]{16}'"):
+        train_memory.main(flags)
+    train_memory.main([*flags, "--load-model"])
 
 
 def test_latent_stats_of_the_older_format_are_refused_until_encoded_again(trained_home, tmp_path):

@@ -43,6 +43,15 @@ PROVENANCE_FILE = "encoded-with.json"
 LATENT_STATS_FORMAT = 2
 
 
+def encoded_by(directory: Path) -> str | None:
+    """The weights fingerprint of the VAE that encoded the latent statistics in `directory`;
+    None when they recorded none (made by hand, or by an earlier version)."""
+    provenance = Path(directory) / PROVENANCE_FILE
+    return (
+        json.loads(provenance.read_text()).get("vae_fingerprint") if provenance.exists() else None
+    )
+
+
 def stale_latent_stats(directory: Path, vae_fingerprint: str | None = None) -> str | None:
     """Why the latent statistics in `directory` cannot be used, or None: of an older format,
     or encoded by another VAE than the one of weights fingerprint `vae_fingerprint` (see
@@ -58,9 +67,8 @@ def stale_latent_stats(directory: Path, vae_fingerprint: str | None = None) -> s
             f"{directory} holds latent statistics of an older format, without each step's "
             "reward and done flag"
         )
-    if vae_fingerprint is not None and recorded.get("vae_fingerprint", vae_fingerprint) != (
-        vae_fingerprint
-    ):
+    encoder = recorded.get("vae_fingerprint")
+    if None not in (vae_fingerprint, encoder) and encoder != vae_fingerprint:
         return (
             f"{directory} holds latent statistics encoded by another VAE "
             f"({recorded['vae_checkpoint']}) than the latest checkpoint"

@@ -26,7 +26,7 @@ from worldmodels.cli import (
     non_negative_int,
     positive_int,
 )
-from worldmodels.data.sample_latent_stats import require_current_latent_stats
+from worldmodels.data.sample_latent_stats import encoded_by, require_current_latent_stats
 from worldmodels.data.tf_records import (
     ACTION_DIM,
     LATENT_STATS,
@@ -217,11 +217,14 @@ def main(argv: list[str] | None = None) -> None:
         "validation_share": params.validation_share,
         "seed": args.seed,
         "seed_scheme": SEED_SCHEME,
+        # The VAE whose latents M learns: resumed on statistics that a retrained VAE encoded
+        # again, a run would mix two.
+        "latent_stats_vae": encoded_by(stats_directory),
     }
+    # Runs recorded before the fingerprint are taken to have trained on the statistics there now.
+    added_later = {**SETTINGS_ADDED_LATER, "latent_stats_vae": settings["latent_stats_vae"]}
     directory = layout.memory_training(home)
-    load_model = args.load_model and not resumes_loaded_run(
-        directory, settings, SETTINGS_ADDED_LATER
-    )
+    load_model = args.load_model and not resumes_loaded_run(directory, settings, added_later)
     paths, validation = split_episodes(
         directory,
         all_paths,
@@ -257,7 +260,7 @@ def main(argv: list[str] | None = None) -> None:
             config={"memory": dataclasses.asdict(params), "command": vars(args)},
             load_model=load_model,
             validation_episodes=validation,
-            settings_added_later=SETTINGS_ADDED_LATER,
+            settings_added_later=added_later,
         )
     except (RunMismatchError, FileNotFoundError) as error:
         sys.exit(f"error: {error}")
