@@ -40,13 +40,21 @@ from worldmodels.pretrained import export_agent
 PAUSE_SECONDS = 600  # files written further apart than this: the command was stopped between
 
 
+def training_runs(directory: Path) -> list[Path]:
+    """A training stage's runs, oldest first: those --load-model moved aside, then the last.
+    Every run after the first was started with --load-model."""
+    previous = sorted(
+        (directory / layout.PREVIOUS_RUNS).glob("run-*"), key=lambda run: int(run.name[4:])
+    )
+    return [*previous, directory]
+
+
 def training_hours(run_directory: Path) -> float:
     """Wall-clock hours a training stage (`vae-training/`, `memory-training/`) was writing,
     its runs in `previous-runs/` included: each process (a first run, a resume, a rerun that
     found the stage done) writes its own events file, so the spans of the files, summed."""
-    runs = [run_directory, *(run_directory / layout.PREVIOUS_RUNS).glob("run-*")]
     spans = []
-    for run in runs:
+    for run in training_runs(run_directory):
         for path in (run / layout.TENSORBOARD).glob("events.out.tfevents.*"):
             times = [event.wall_time for event in tf.compat.v1.train.summary_iterator(str(path))]
             spans.append(max(times) - min(times))
@@ -79,15 +87,6 @@ def command_line(module_name: str, recorded: dict, load_model: bool = False) -> 
         flag = "--" + name.replace("_", "-")
         words.append(flag if value is True else f"{flag} {value}")
     return " ".join(words)
-
-
-def training_runs(directory: Path) -> list[Path]:
-    """A training stage's runs, oldest first: those --load-model moved aside, then the last.
-    Every run after the first was started with --load-model."""
-    previous = sorted(
-        (directory / layout.PREVIOUS_RUNS).glob("run-*"), key=lambda run: int(run.name[4:])
-    )
-    return [*previous, directory]
 
 
 def recorded_commands(home: Path) -> list[str]:

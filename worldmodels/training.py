@@ -156,15 +156,18 @@ def changed_settings(saved: dict, requested: dict, added_later: dict | None = No
     return ", ".join(f"{k}: {saved.get(k)!r} -> {requested.get(k)!r}" for k in differing)
 
 
-def resumes_loaded_run(directory: Path, settings: dict, added_later: dict | None = None) -> bool:
-    """Whether the run in `directory` is one that --load-model started with `settings`: the
-    same command run again then resumes it (its recorded validation split included; nothing to
-    do once it is finished) instead of starting another, so a script of the pipeline's
-    commands can be rerun after an interruption."""
+def starts_new_run(
+    directory: Path, load_model: bool, settings: dict, added_later: dict | None = None
+) -> bool:
+    """Whether a command with --load-model (`load_model`) and `settings` starts a new run in
+    `directory` from the weights there. Not when the run there is one that --load-model
+    started with these settings: the same command run again resumes it (its recorded
+    validation split included; nothing to do once it is finished), so a script of the
+    pipeline's commands can be rerun after an interruption."""
     recorded = layout.recorded_run(directory)
-    if LOADED_FROM not in recorded:
-        return False
-    return not changed_settings(recorded["settings"], settings, added_later)
+    if not load_model or LOADED_FROM not in recorded:
+        return load_model
+    return bool(changed_settings(recorded["settings"], settings, added_later))
 
 
 class TrainingRun:
@@ -173,8 +176,8 @@ class TrainingRun:
     `settings` identify the run (dataset, batch size, ...; not the number of epochs, which may
     be raised to train longer). On construction the run is, in order:
     - with `load_model`: a new run starting from the weights of the latest checkpoint, the old
-      run moved to `previous-runs/`; an error when there is no checkpoint (commands pass
-      --load-model on unless `resumes_loaded_run`);
+      run moved to `previous-runs/`; an error when there is no checkpoint (commands decide
+      it with `starts_new_run`);
     - resumed from the latest checkpoint, when there is one with the same settings;
     - an error naming the differing settings, when there is one with other settings;
     - new.

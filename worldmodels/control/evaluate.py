@@ -73,8 +73,9 @@ def main(argv: list[str] | None = None) -> None:
             results = run_episode_tasks(pool, tasks, args.envs_per_worker, "evaluating")
     except WorkerError as error:
         sys.exit(f"error: {error}")
-    rewards = np.array([results[j].total_reward for j in range(args.episodes)])
-    laps = sum(results[j].lap_finished for j in range(args.episodes))
+    episodes = [results[j] for j in range(args.episodes)]
+    rewards = np.array([episode.total_reward for episode in episodes])
+    laps = sum(episode.lap_finished for episode in episodes)
 
     name = f"generation_{generation}-{args.candidate}"
     directory = layout.evaluations(home)
@@ -88,8 +89,8 @@ def main(argv: list[str] | None = None) -> None:
                 "mean": float(rewards.mean()),
                 "std": float(rewards.std()),
                 "rewards": rewards.tolist(),
-                "steps": [results[j].steps for j in range(args.episodes)],
-                "lap_finished": [results[j].lap_finished for j in range(args.episodes)],
+                "steps": [episode.steps for episode in episodes],
+                "lap_finished": [episode.lap_finished for episode in episodes],
                 "track_seeds": seeds,
                 "seed_scheme": SEED_SCHEME,
                 "episode_length": args.episode_length,

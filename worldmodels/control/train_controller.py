@@ -329,8 +329,9 @@ def evaluate_mean(pool, mean, seed: int, generation: int, params: ControllerPara
         for j in range(params.eval_episodes)
     ]
     results = run_episode_tasks(pool, tasks, params.envs_per_worker, "evaluating the mean")
-    rewards = [results[j].total_reward for j in range(params.eval_episodes)]
-    laps = sum(results[j].lap_finished for j in range(params.eval_episodes))
+    episodes = [results[j] for j in range(params.eval_episodes)]
+    rewards = [episode.total_reward for episode in episodes]
+    laps = sum(episode.lap_finished for episode in episodes)
     return {
         "mean": float(np.mean(rewards)),
         "std": float(np.std(rewards)),

@@ -45,8 +45,8 @@ from worldmodels.training import (
     distributed_train_step,
     make_strategy,
     mean_losses,
-    resumes_loaded_run,
     split_episodes,
+    starts_new_run,
 )
 
 # Runs recorded before the reward and done heads existed trained without them.
@@ -224,13 +224,13 @@ def main(argv: list[str] | None = None) -> None:
     # Runs recorded before the fingerprint are taken to have trained on the statistics there now.
     added_later = {**SETTINGS_ADDED_LATER, "latent_stats_vae": settings["latent_stats_vae"]}
     directory = layout.memory_training(home)
-    load_model = args.load_model and not resumes_loaded_run(directory, settings, added_later)
+    new_run = starts_new_run(directory, args.load_model, settings, added_later)
     paths, validation = split_episodes(
         directory,
         all_paths,
         params.validation_share,
         derive_seed(args.seed, Stream.VALIDATION, Model.MEMORY),
-        new_run=load_model,
+        new_run=new_run,
     )
 
     keras.utils.set_random_seed(derive_seed(args.seed, Stream.MODEL_INIT, Model.MEMORY, bits=32))
@@ -258,7 +258,7 @@ def main(argv: list[str] | None = None) -> None:
             optimizer,
             settings,
             config={"memory": dataclasses.asdict(params), "command": vars(args)},
-            load_model=load_model,
+            load_model=new_run,
             validation_episodes=validation,
             settings_added_later=added_later,
         )

@@ -43,8 +43,8 @@ from worldmodels.training import (
     distributed_train_step,
     make_strategy,
     mean_losses,
-    resumes_loaded_run,
     split_episodes,
+    starts_new_run,
 )
 from worldmodels.vision.vae import (
     ACTIVITY_THRESHOLD,
@@ -183,13 +183,13 @@ def main(argv: list[str] | None = None) -> None:
         "seed_scheme": SEED_SCHEME,
     }
     directory = layout.vae_training(home)
-    load_model = args.load_model and not resumes_loaded_run(directory, settings)
+    new_run = starts_new_run(directory, args.load_model, settings)
     paths, validation = split_episodes(
         directory,
         all_paths,
         params.validation_share,
         derive_seed(args.seed, Stream.VALIDATION, Model.VAE),
-        new_run=load_model,
+        new_run=new_run,
     )
 
     keras.utils.set_random_seed(derive_seed(args.seed, Stream.MODEL_INIT, Model.VAE, bits=32))
@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> None:
             optimizer,
             settings,
             config={"vae": dataclasses.asdict(params), "command": vars(args)},
-            load_model=load_model,
+            load_model=new_run,
             validation_episodes=validation,
         )
     except (RunMismatchError, FileNotFoundError) as error:
