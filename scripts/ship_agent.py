@@ -33,7 +33,11 @@ import tensorflow as tf
 
 from worldmodels import __version__, layout, plots
 from worldmodels.control import evaluate, render
-from worldmodels.control.generations import complete_generations, load_summary
+from worldmodels.control.generations import (
+    complete_generations,
+    load_agent_controller,
+    load_summary,
+)
 from worldmodels.params import DATASETS
 from worldmodels.pretrained import export_agent
 
@@ -136,8 +140,8 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
 
     summaries = [load_summary(home, n) for n in complete_generations(home)]
-    scored = [s for s in summaries if "evaluation" in s]
-    generation = max(scored, key=lambda s: s["evaluation"]["mean"])["generation"]
+    # As `evaluate --generation best`: among the generations trained on the home's V and M.
+    generation, _ = load_agent_controller(home, "best")
     checksum = export_agent(home, generation, out / "agent.tar.gz")
 
     evaluate.main(

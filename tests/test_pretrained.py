@@ -290,6 +290,12 @@ def test_the_card_lists_the_commands_that_trained_the_agent_with_their_flags(
 def test_ship_agent_packs_the_best_generation_with_its_card(trained_controller_home, tmp_path):
     home, out = tmp_path / "home", tmp_path / "shipped"
     shutil.copytree(trained_controller_home, home)  # the evaluation is written into the home
+    # Generation 0 as if trained on V and M that were retrained since: never the one shipped.
+    summary_file = home / "control" / "generations" / "generation_0" / "summary.json"
+    summary = json.loads(summary_file.read_text())
+    summary_file.write_text(
+        json.dumps({**summary, "world_model": "older", "evaluation": {"mean": 1e6, "std": 0.0}})
+    )
     subprocess.run(
         [sys.executable, str(REPO / "scripts" / "ship_agent.py"), "--home", str(home)]
         + ["--out", str(out), "--episodes", "2", "--num-process", "1", "--gif-steps", "5"],
@@ -308,6 +314,7 @@ def test_ship_agent_packs_the_best_generation_with_its_card(trained_controller_h
     assert f"**{mean:.0f} ± {std:.0f}**" in card
     assert "0 of the 2 episodes finished their lap within 1000 steps" in card
     assert hashlib.sha256(archive).hexdigest() in card
+    assert "the distribution mean of CMA-ES generation 1," in card
     for stage in ("1. sampling", "2. VAE training", "4. MDN-RNN training", "5. controller", "all"):
         assert f"| {stage}" in card
     assert "python -m worldmodels.control.train_controller --generations 2 --popsize 4" in card
