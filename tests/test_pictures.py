@@ -114,3 +114,9 @@ def test_core_hours_of_dream_generations_count_one_core(trained_controller_home)
     np.testing.assert_allclose(
         hours, np.array([2, 2]) * real["seconds"] / 3600 + [0, dreamed["seconds"] / 3600]
     )
+
+
+def test_world_model_changes_are_where_v_and_m_were_retrained():
+    summaries = [{}, {"world_model": "a"}, {"world_model": "a"}, {"world_model": "b"}, {}]
+    assert plots.world_model_changes(summaries) == [3]
+    assert plots.world_model_changes([{"world_model": "a"}] * 3) == []

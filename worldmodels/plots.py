@@ -103,6 +103,19 @@ def core_hours(home: Path, summaries: list[dict]) -> np.ndarray:
     return np.cumsum([s["seconds"] * n for s, n in zip(summaries, cores)]) / 3600
 
 
+def world_model_changes(summaries: list[dict]) -> list[int]:
+    """Indices into `summaries` of the generations whose V and M differ from the previous
+    generation's (iteration two's retraining: the search goes on from its distribution on the
+    new ones, and its score drops first). Summaries written before generations recorded their
+    world model count as unchanged."""
+    return [
+        i
+        for i in range(1, len(summaries))
+        if summaries[i].get("world_model") != summaries[i - 1].get("world_model")
+        and None not in (summaries[i].get("world_model"), summaries[i - 1].get("world_model"))
+    ]
+
+
 def plot_learning_curve(home: Path, path: Path) -> bool:
     """The mean's evaluations on fresh tracks against the episodes and the core-hours spent,
     beside the official run's published points; False when nothing was evaluated."""
@@ -132,8 +145,15 @@ def plot_learning_curve(home: Path, path: Path) -> bool:
                 f"gen {generation}", (x, score), textcoords="offset points", xytext=(4, -12)
             )
         axes.axhline(900, color="grey", linestyle="--", label="solved (900)")
+        for n, i in enumerate(world_model_changes(summaries)):
+            axes.axvline(
+                ours[i - 1],
+                color="tab:orange",
+                linestyle=":",
+                label=None if n else "V and M retrained on the agent's episodes",
+            )
         axes.set(xscale="log", xlabel=f"{name} of controller training (log)", ylabel="score")
-        axes.legend(loc="lower right")
+        axes.legend(loc="lower right", fontsize="small", framealpha=0.9)
     figure.suptitle("the distribution mean's score on fresh tracks")
     save(figure, path)
     return True
