@@ -103,9 +103,7 @@ def main():
         summaries = [load_summary(home, n) for n in generations]
         (line,) = axes.plot(generations, [s["mean_fitness"] for s in summaries], label=latent)
         axes.plot(generations, [s["best_fitness"] for s in summaries], ":", color=line.get_color())
-        final = json.loads(
-            (layout.evaluations(home) / f"generation_{generations[-1]}-mean.json").read_text()
-        )
+        final = json.loads(layout.evaluation_file(home, generations[-1]).read_text())
         parameters = np.load(layout.generation(home, generations[-1]) / "mean.npy").size
         lines.append(
             f"| {latent} | {result['reconstruction_error']['mean']:.4f} ± "

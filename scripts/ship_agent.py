@@ -148,9 +148,10 @@ def main():
         ["--home", str(home), "--generation", str(generation), "--episodes", str(args.episodes)]
         + ["--env", "stock", "--num-process", str(args.num_process)]
     )
-    name = f"generation_{generation}-mean"
     for suffix in (".json", ".png"):
-        shutil.copyfile(layout.evaluations(home) / f"{name}{suffix}", out / f"evaluation{suffix}")
+        shutil.copyfile(
+            layout.evaluation_file(home, generation, suffix=suffix), out / f"evaluation{suffix}"
+        )
     evaluation = json.loads((out / "evaluation.json").read_text())
     render.main(
         ["--home", str(home), "--generation", str(generation), "--env", "stock"]

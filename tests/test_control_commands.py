@@ -162,6 +162,22 @@ def test_evaluate_writes_rewards_and_histogram(trained_controller_home, capsys):
     assert "0 finished their lap within 30 steps" in capsys.readouterr().out
 
 
+def test_evaluations_on_other_tracks_keep_their_own_report(trained_controller_home, tmp_path):
+    home = tmp_path / "home"
+    shutil.copytree(trained_controller_home, home)
+    common = ["--home", str(home), "--generation", "1", "--episodes", "2"]
+    common += ["--episode-length", "10", "--num-process", "1", "--envs-per-worker", "2"]
+    evaluate.main(common)
+    paper_tracks = layout.evaluation_file(home, 1)
+    before = paper_tracks.read_bytes()
+    evaluate.main([*common, "--seed", "3", "--env", "stock"])
+    assert paper_tracks.read_bytes() == before
+    other = json.loads(layout.evaluation_file(home, 1, seed=3).read_text())
+    assert (other["seed"], other["env"]) == (3, "stock")
+    assert set(other["track_seeds"]).isdisjoint(json.loads(before)["track_seeds"])
+    assert layout.evaluation_file(home, 1, seed=3, suffix=".png").stat().st_size > 0
+
+
 def test_bad_generation_is_a_clear_error(trained_controller_home):
     with pytest.raises(SystemExit, match="one of the complete generations 0..1"):
         evaluate.main(["--home", str(trained_controller_home), "--generation", "7"])

@@ -11,7 +11,7 @@ notebooks ask here for paths instead of joining names themselves.
         run.json                      the controller run's settings
         tensorboard/                  fitness curves
         generations/generation_N/     one CMA-ES generation (worldmodels/control/generations.py)
-        evaluations/                  `evaluate`: generation_N-<candidate>.json and .png
+        evaluations/                  `evaluate`: generation_N-<candidate>[-seedS].json, .png
       plots/                          `python -m worldmodels.plots`: PNG curves
 
     a training run (vae-training/, memory-training/; worldmodels/training.py):
@@ -113,6 +113,17 @@ def generation(home: Path, number: int) -> Path:
 
 def evaluations(home: Path) -> Path:
     return control(home) / "evaluations"
+
+
+def evaluation_file(
+    home: Path, generation: int, candidate: str = "mean", seed: int = 0, suffix: str = ".json"
+) -> Path:
+    """`evaluate`'s report (.json) or histogram (.png) of a generation's candidate on the tracks
+    of `seed`. Seed 0's tracks (the paper's evaluation, the shipped card's) carry no seed in
+    the name; another seed's (e.g. tracks to decide on before spending those) do, so that
+    neither overwrites the other."""
+    tracks = f"-seed{seed}" if seed else ""
+    return evaluations(home) / f"generation_{generation}-{candidate}{tracks}{suffix}"
 
 
 def plots(home: Path) -> Path:

@@ -3,10 +3,10 @@
     python -m worldmodels.control.evaluate --generation best --episodes 100
 
 Uses the VAE and MDN-RNN of the experiments home and a controller from
-`control/generations/`. Writes `control/evaluations/generation_N-<candidate>.json` (every
-episode's reward, track seed, steps and whether the car finished its lap: a lap finished at
-step T scores 1000 - 0.1 T, so a score of 900 or more needs one) and a histogram PNG next to
-it.
+`control/generations/`. Writes `control/evaluations/generation_N-<candidate>.json`, or
+`...-seedS.json` for `--seed S` other than 0 (every episode's reward, track seed, steps and
+whether the car finished its lap: a lap finished at step T scores 1000 - 0.1 T, so a score of
+900 or more needs one) and a histogram PNG next to it.
 """
 
 from __future__ import annotations
@@ -49,7 +49,13 @@ def parse_args(argv: list[str] | None = None):
         default=100,
         help="episodes, each on a new random track (the paper: 100)",
     )
-    parser.add_argument("--seed", type=non_negative_int, default=0, help="seeds the tracks")
+    parser.add_argument(
+        "--seed",
+        type=non_negative_int,
+        default=0,
+        help="seeds the tracks: 0 the paper's evaluation (the shipped card's), another seed "
+        "other unseen tracks, e.g. to choose a generation on before evaluating it on seed 0's",
+    )
     add_rollout_arguments(parser)
     return parser.parse_args(argv)
 
@@ -77,11 +83,10 @@ def main(argv: list[str] | None = None) -> None:
     rewards = np.array([episode.total_reward for episode in episodes])
     laps = sum(episode.lap_finished for episode in episodes)
 
-    name = f"generation_{generation}-{args.candidate}"
-    directory = layout.evaluations(home)
-    directory.mkdir(parents=True, exist_ok=True)
+    report = layout.evaluation_file(home, generation, args.candidate, args.seed)
+    report.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(
-        directory / f"{name}.json",
+        report,
         json.dumps(
             {
                 "generation": generation,
@@ -91,7 +96,9 @@ def main(argv: list[str] | None = None) -> None:
                 "rewards": rewards.tolist(),
                 "steps": [episode.steps for episode in episodes],
                 "lap_finished": [episode.lap_finished for episode in episodes],
+                "seed": args.seed,
                 "track_seeds": seeds,
+                "env": args.env,
                 "seed_scheme": SEED_SCHEME,
                 "episode_length": args.episode_length,
             },
@@ -99,12 +106,12 @@ def main(argv: list[str] | None = None) -> None:
         ),
     )
     save_histogram(
-        directory / f"{name}.png", rewards, f"generation {generation} ({args.candidate})"
+        report.with_suffix(".png"), rewards, f"generation {generation} ({args.candidate})"
     )
     print(
         f"generation {generation} ({args.candidate}): {rewards.mean():.1f} ± {rewards.std():.1f} "
         f"over {args.episodes} episodes, {laps} finished their lap within {args.episode_length} "
-        f"steps; rewards and histogram in {directory / name}.{{json,png}}"
+        f"steps; rewards and histogram in {report.with_suffix('')}.{{json,png}}"
     )
 
 
