@@ -1,15 +1,16 @@
 """Packs a trained agent for shipping: the archive, its checksum and a card of what it scores.
 
-    python scripts/ship_agent.py --home ~/world-models-runs/budget --out pretrained
+    python scripts/ship_agent.py --home ~/world-models-runs/budget2-it2 --out pretrained
 
 Writes into --out: `agent.tar.gz` and `agent.tar.gz.sha256` (`pretrained export` of the
 generation whose mean scored best during training), the paper's evaluation of that agent on
 --episodes tracks never trained on, on stock CarRacing-v3 (`evaluation.json`: every episode's
 reward and track; `evaluation.png`: their histogram), `learning-curve.png` (the mean's
 evaluations during training against episodes and core-hours, beside the official run's
-points), `agent.gif` (one episode: observation | reconstruction | prediction), and `card.md`:
-the score, laps finished, the hours each stage took, the commands that trained the agent
-and the project version.
+points), `fitness.png` (every generation's best, mean and worst fitness against generations
+and core-hours), `agent.gif` (one episode: observation | reconstruction | prediction), and
+`card.md`: the score, laps finished, the hours each stage took, the commands that trained the
+agent and the project version.
 
 A stage's hours are what the home records of it: the controller's generation summaries (wall
 seconds × rollout workers), the VAE's and MDN-RNN's TensorBoard events (earlier runs that
@@ -158,6 +159,7 @@ def main():
         + ["--episode-length", str(args.gif_steps), "--scale", "2", "--out", str(out / "agent.gif")]
     )
     plots.plot_learning_curve(home, out / "learning-curve.png")
+    plots.plot_fitness(home, out / "fitness.png")
 
     wall_hours = {
         "1. sampling episodes": files_hours([layout.rollouts(home, d) for d in DATASETS]),
@@ -201,6 +203,8 @@ def main():
         + (f" Not in this home (no episode files): {', '.join(unrecorded)}." if unrecorded else ""),
         "",
         "![learning curve](learning-curve.png) ![evaluation](evaluation.png)",
+        "",
+        "![fitness of every generation](fitness.png)",
         "",
         f"Archive: `agent.tar.gz`, sha256 `{checksum}`. Made by worldmodels {__version__} at "
         f"commit {commit}. The commands that trained it, in order, with the flags they were "

@@ -318,7 +318,7 @@ def test_ship_agent_packs_the_best_generation_with_its_card(trained_controller_h
     for stage in ("1. sampling", "2. VAE training", "4. MDN-RNN training", "5. controller", "all"):
         assert f"| {stage}" in card
     assert "python -m worldmodels.control.train_controller --generations 2 --popsize 4" in card
-    for name in ("evaluation.png", "learning-curve.png", "agent.gif"):
+    for name in ("evaluation.png", "learning-curve.png", "fitness.png", "agent.gif"):
         assert (out / name).stat().st_size > 0
     fresh = tmp_path / "fresh"
     subprocess.run(

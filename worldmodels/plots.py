@@ -65,8 +65,11 @@ def plot_losses(
 
 
 def plot_fitness(home: Path, path: Path) -> None:
+    """Best, mean and worst fitness of each generation and the mean's evaluations, against
+    generations and (top axis) the core-hours spent by then; dotted where V and M changed."""
     summaries = [load_summary(home, n) for n in complete_generations(home)]
     generations = [s["generation"] for s in summaries]
+    hours = core_hours(home, summaries)
     figure = Figure(figsize=(7, 4))
     axes = figure.subplots()
     axes.plot(generations, [s["best_fitness"] for s in summaries], label="best")
@@ -82,8 +85,21 @@ def plot_fitness(home: Path, path: Path) -> None:
             label="mean controller, fresh tracks",
         )
     axes.axhline(900, color="grey", linestyle="--", label="solved (900)")
+    for n, i in enumerate(world_model_changes(summaries)):
+        axes.axvline(
+            generations[i] - 0.5, color="tab:orange", linestyle=":", label=None if n else RETRAINED
+        )
     axes.set(xlabel="generation", ylabel="total reward", title="CMA-ES fitness")
-    axes.legend()
+    if len(generations) > 1:  # the axis maps generations to hours by interpolation
+        top = axes.secondary_xaxis(
+            "top",
+            functions=(
+                lambda g: np.interp(g, generations, hours),
+                lambda h: np.interp(h, hours, generations),
+            ),
+        )
+        top.set_xlabel("core-hours of controller training")
+    axes.legend(fontsize="small")
     save(figure, path)
 
 
@@ -101,6 +117,9 @@ def core_hours(home: Path, summaries: list[dict]) -> np.ndarray:
     workers = json.loads(layout.control_run_file(home).read_text())["command"]["num_process"]
     cores = [1 if "dream" in s else workers for s in summaries]
     return np.cumsum([s["seconds"] * n for s, n in zip(summaries, cores)]) / 3600
+
+
+RETRAINED = "V and M retrained on the agent's episodes"
 
 
 def world_model_changes(summaries: list[dict]) -> list[int]:
@@ -150,7 +169,7 @@ def plot_learning_curve(home: Path, path: Path) -> bool:
                 ours[i - 1],
                 color="tab:orange",
                 linestyle=":",
-                label=None if n else "V and M retrained on the agent's episodes",
+                label=None if n else RETRAINED,
             )
         axes.set(xscale="log", xlabel=f"{name} of controller training (log)", ylabel="score")
         axes.legend(loc="lower right", fontsize="small", framealpha=0.9)
