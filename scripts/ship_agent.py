@@ -116,8 +116,12 @@ def recorded_commands(home: Path) -> list[str]:
         if memory_run is not None:
             memory = layout.recorded_run(memory_run)["config"]["command"]
             commands.append(command_line("worldmodels.memory.train_memory", memory, iteration > 0))
-    control = json.loads(layout.control_run_file(home).read_text())["command"]
-    commands.append(command_line("worldmodels.control.train_controller", control))
+    control = json.loads(layout.control_run_file(home).read_text())
+    # A phase ran until the generation where a resume changed its episodes per candidate.
+    for phase in control.get("earlier_phases", []):
+        until = {**phase["command"], "generations": phase["until_generation"]}
+        commands.append(command_line("worldmodels.control.train_controller", until))
+    commands.append(command_line("worldmodels.control.train_controller", control["command"]))
     return commands
 
 

@@ -8,7 +8,10 @@ Each generation asks CMA-ES for `popsize` controllers, runs each on the same
 the trained V and M from the experiments home, and tells CMA-ES the mean total rewards.
 Writes `<home>/control/generations/generation_N/` (see worldmodels/control/generations.py).
 Rerunning the same command after any interruption resumes after the last complete generation
-with the optimizer state it saved.
+with the optimizer state it saved. A resume may change `--episodes-per-candidate` (CMA-ES's
+state does not depend on it; more episodes lift the fitness differences between candidates
+above the luck of their tracks late in a run): `control/run.json` keeps each earlier phase's
+command in `earlier_phases`, and each generation's summary its episodes.
 """
 
 from __future__ import annotations
@@ -70,7 +73,7 @@ def parse_args(argv: list[str] | None = None):
         "--episodes-per-candidate",
         type=positive_int,
         default=defaults.episodes_per_candidate,
-        help="episodes averaged into each controller's fitness",
+        help="episodes averaged into each controller's fitness; may change on resume",
     )
     parser.add_argument(
         "--sigma0",
@@ -191,14 +194,19 @@ def main(argv: list[str] | None = None) -> None:
     }
     run_file = layout.control_run_file(home)
     done = complete_generations(home)
+    earlier_phases = []
     if done:
         # A run recorded before these were settings trained the paper's controller.
-        recorded = controller_spec(home)
-        saved = layout.recorded_run(layout.control(home))["settings"]
-        saved = {**saved, "controller_inputs": recorded.inputs, "actions": recorded.actions}
+        recorded = layout.recorded_run(layout.control(home))
+        spec_recorded = controller_spec(home)
+        saved = {
+            **recorded["settings"],
+            "controller_inputs": spec_recorded.inputs,
+            "actions": spec_recorded.actions,
+        }
         changes = changed_settings(
-            saved,
-            settings,
+            {**saved, "episodes_per_candidate": None},
+            {**settings, "episodes_per_candidate": None},
             added_later={"stall_steps": 0, "in_dream": False, "dream_temperature": None},
         )
         if changes:
@@ -208,6 +216,13 @@ def main(argv: list[str] | None = None) -> None:
             )
         optimizer = load_optimizer(home, done[-1])
         first = done[-1] + 1
+        earlier_phases = recorded.get("earlier_phases", [])
+        if saved["episodes_per_candidate"] != params.episodes_per_candidate:
+            earlier_phases.append({"until_generation": first, "command": recorded["command"]})
+            print(
+                f"episodes per candidate {saved['episodes_per_candidate']} -> "
+                f"{params.episodes_per_candidate} from generation {first} on"
+            )
         print(f"resuming after generation {done[-1]} in {home / 'control' / 'generations'}")
         if not trained_on(home, done[-1], world_model):
             print(
@@ -232,7 +247,12 @@ def main(argv: list[str] | None = None) -> None:
     atomic_write_text(
         run_file,
         json.dumps(
-            {"settings": settings, "config": dataclasses.asdict(params), "command": vars(args)},
+            {
+                "settings": settings,
+                "config": dataclasses.asdict(params),
+                "command": vars(args),
+                "earlier_phases": earlier_phases,
+            },
             indent=2,
         ),
     )
