@@ -542,35 +542,6 @@ def test_a_controller_run_recorded_before_stalls_and_dreams_resumes(
     assert complete_generations(home) == [0, 1, 2]
 
 
-def test_a_resume_may_change_the_episodes_per_candidate_and_nothing_else(
-    trained_controller_home, tmp_path
-):
-    import importlib.util
-    from pathlib import Path
-
-    home = tmp_path / "home"
-    shutil.copytree(trained_controller_home, home)  # 2 generations of 4 x 1 episodes
-    flags = ["--home", str(home), "--popsize", "4", "--episode-length", "30"]
-    flags += ["--num-process", "1", "--envs-per-worker", "2", "--eval-every", "1"]
-    flags += ["--eval-episodes", "2"]
-    with pytest.raises(SystemExit, match="other settings.*popsize"):
-        train_controller.main([*flags, "--generations", "3", "--popsize", "6"])
-    train_controller.main([*flags, "--generations", "3", "--episodes-per-candidate", "2"])
-    assert [load_summary(home, n)["episodes"] for n in (0, 1, 2)] == [4, 4, 8]
-    phases = layout.recorded_run(layout.control(home))["earlier_phases"]
-    assert [(p["until_generation"], p["command"]["episodes_per_candidate"]) for p in phases] == [
-        (2, 1)
-    ]
-    spec = importlib.util.spec_from_file_location(
-        "ship_agent", Path(__file__).parent.parent / "scripts" / "ship_agent.py"
-    )
-    ship_agent = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(ship_agent)
-    *_, before, after = ship_agent.recorded_commands(home)
-    assert "--generations 2 " in before and "--episodes-per-candidate 1" in before
-    assert "--generations 3 " in after and "--episodes-per-candidate 2" in after
-
-
 def test_the_readme_iteration_two_runs_and_reruns_as_a_no_op(trained_controller_home, tmp_path):
     """The README's five commands of iteration two, shrunk; then all five again, as a user
     resuming an interrupted script would: nothing is trained or sampled twice."""

@@ -287,6 +287,31 @@ def test_the_card_lists_the_commands_that_trained_the_agent_with_their_flags(
     assert "--load-model" in commands[4] and "--load-model" not in commands[1]
 
 
+def test_a_resume_may_change_the_episodes_per_candidate_and_the_card_lists_both_phases(
+    trained_controller_home, tmp_path
+):
+    from worldmodels import layout
+    from worldmodels.control import train_controller
+    from worldmodels.control.generations import load_summary
+
+    home = tmp_path / "home"
+    shutil.copytree(trained_controller_home, home)  # 2 generations of 4 x 1 episodes
+    flags = ["--home", str(home), "--popsize", "4", "--episode-length", "30"]
+    flags += ["--num-process", "1", "--envs-per-worker", "2", "--eval-every", "1"]
+    flags += ["--eval-episodes", "2"]
+    with pytest.raises(SystemExit, match="other settings.*popsize"):
+        train_controller.main([*flags, "--generations", "3", "--popsize", "6"])
+    train_controller.main([*flags, "--generations", "3", "--episodes-per-candidate", "2"])
+    assert [load_summary(home, n)["episodes"] for n in (0, 1, 2)] == [4, 4, 8]
+    phases = layout.recorded_run(layout.control(home))["earlier_phases"]
+    assert [(p["until_generation"], p["command"]["episodes_per_candidate"]) for p in phases] == [
+        (2, 1)
+    ]
+    *_, before, after = load_ship_agent().recorded_commands(home)
+    assert "--generations 2 " in before and "--episodes-per-candidate 1" in before
+    assert "--generations 3 " in after and "--episodes-per-candidate 2" in after
+
+
 def test_ship_agent_packs_the_best_generation_with_its_card(trained_controller_home, tmp_path):
     home, out = tmp_path / "home", tmp_path / "shipped"
     shutil.copytree(trained_controller_home, home)  # the evaluation is written into the home

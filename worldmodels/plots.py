@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from worldmodels import layout
 from worldmodels.cli import make_parser
@@ -85,12 +86,10 @@ def plot_fitness(home: Path, path: Path) -> None:
             label="mean controller, fresh tracks",
         )
     axes.axhline(900, color="grey", linestyle="--", label="solved (900)")
-    for n, i in enumerate(world_model_changes(summaries)):
-        axes.axvline(
-            generations[i] - 0.5, color="tab:orange", linestyle=":", label=None if n else RETRAINED
-        )
+    mark_retraining(axes, [generations[i] - 0.5 for i in world_model_changes(summaries)])
     axes.set(xlabel="generation", ylabel="total reward", title="CMA-ES fitness")
     if len(generations) > 1:  # the axis maps generations to hours by interpolation
+        axes.set_xlim(generations[0], generations[-1])  # beyond them it would clamp the hours
         top = axes.secondary_xaxis(
             "top",
             functions=(
@@ -98,6 +97,8 @@ def plot_fitness(home: Path, path: Path) -> None:
                 lambda h: np.interp(h, hours, generations),
             ),
         )
+        ticks = MaxNLocator(8).tick_values(0, hours[-1])
+        top.set_xticks(ticks[ticks <= hours[-1]])  # ticks past the end would pile up there
         top.set_xlabel("core-hours of controller training")
     axes.legend(fontsize="small")
     save(figure, path)
@@ -119,20 +120,24 @@ def core_hours(home: Path, summaries: list[dict]) -> np.ndarray:
     return np.cumsum([s["seconds"] * n for s, n in zip(summaries, cores)]) / 3600
 
 
-RETRAINED = "V and M retrained on the agent's episodes"
-
-
 def world_model_changes(summaries: list[dict]) -> list[int]:
     """Indices into `summaries` of the generations whose V and M differ from the previous
     generation's (iteration two's retraining: the search goes on from its distribution on the
     new ones, and its score drops first). Summaries written before generations recorded their
     world model count as unchanged."""
+    models = [s.get("world_model") for s in summaries]
     return [
         i
-        for i in range(1, len(summaries))
-        if summaries[i].get("world_model") != summaries[i - 1].get("world_model")
-        and None not in (summaries[i].get("world_model"), summaries[i - 1].get("world_model"))
+        for i in range(1, len(models))
+        if None not in models[i - 1 : i + 1] and models[i] != models[i - 1]
     ]
+
+
+def mark_retraining(axes, positions: list[float]) -> None:
+    """Dotted vertical lines at `positions` on the x axis, labelled once."""
+    for n, x in enumerate(positions):
+        label = None if n else "V and M retrained on the agent's episodes"
+        axes.axvline(x, color="tab:orange", linestyle=":", label=label)
 
 
 def plot_learning_curve(home: Path, path: Path) -> bool:
@@ -164,13 +169,7 @@ def plot_learning_curve(home: Path, path: Path) -> bool:
                 f"gen {generation}", (x, score), textcoords="offset points", xytext=(4, -12)
             )
         axes.axhline(900, color="grey", linestyle="--", label="solved (900)")
-        for n, i in enumerate(world_model_changes(summaries)):
-            axes.axvline(
-                ours[i - 1],
-                color="tab:orange",
-                linestyle=":",
-                label=None if n else RETRAINED,
-            )
+        mark_retraining(axes, [ours[i - 1] for i in world_model_changes(summaries)])
         axes.set(xscale="log", xlabel=f"{name} of controller training (log)", ylabel="score")
         axes.legend(loc="lower right", fontsize="small", framealpha=0.9)
     figure.suptitle("the distribution mean's score on fresh tracks")
