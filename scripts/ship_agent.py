@@ -2,15 +2,17 @@
 
     python scripts/ship_agent.py --home ~/world-models-runs/budget2-it2 --out pretrained
 
-Writes into --out: `agent.tar.gz` and `agent.tar.gz.sha256` (`pretrained export` of the
-generation whose mean scored best during training), the paper's evaluation of that agent on
+Writes into --out: `agent.tar.gz` and `agent.tar.gz.sha256` (`pretrained export` of
+--generation: by default the one whose mean scored best during training; better, one chosen on
+validation tracks with `evaluate --seed 1`), the paper's evaluation of that agent on
 --episodes tracks never trained on, on stock CarRacing-v3 (`evaluation.json`: every episode's
 reward and track; `evaluation.png`: their histogram), `learning-curve.png` (the mean's
 evaluations during training against episodes and core-hours, beside the official run's
 points), `fitness.png` (every generation's best, mean and worst fitness against generations
 and core-hours), `agent.gif` (one episode: observation | reconstruction | prediction), and
-`card.md`: the score, laps finished, the hours each stage took, the commands that trained the
-agent and the project version.
+`card.md`: the score, laps finished, how the generation was chosen (with every validation
+evaluation of a generation trained on the same V and M), the hours each stage took, the
+commands that trained the agent and the project version.
 
 A stage's hours are what the home records of it: the controller's generation summaries (wall
 seconds × rollout workers), the VAE's and MDN-RNN's TensorBoard events (earlier runs that
@@ -125,11 +127,31 @@ def recorded_commands(home: Path) -> list[str]:
     return commands
 
 
+def validation_reports(home: Path, generation: int) -> list[dict]:
+    """`evaluate`'s reports on tracks other than the test tracks (seed ≠ 0) of the mean of
+    generations trained on the same V and M as `generation`, by seed then generation: the
+    evidence a generation was chosen on."""
+    world_model = load_summary(home, generation).get("world_model")
+    reports = []
+    for path in layout.evaluations(home).glob("generation_*-mean-seed*.json"):
+        report = json.loads(path.read_text())
+        if load_summary(home, report["generation"]).get("world_model") == world_model:
+            reports.append(report)
+    return sorted(reports, key=lambda report: (report["seed"], report["generation"]))
+
+
 def main():
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
     parser.add_argument("--home", required=True, help="the experiments home of the trained agent")
+    parser.add_argument(
+        "--generation",
+        default="best",
+        help="the generation whose mean to ship: N, or best (the best evaluation during "
+        "training, on few tracks). Choose N on validation tracks (evaluate --seed 1), never on "
+        "the test tracks this script evaluates",
+    )
     parser.add_argument("--out", default="pretrained", help="folder to write")
     parser.add_argument("--episodes", type=int, default=100, help="evaluation episodes")
     parser.add_argument("--num-process", type=int, default=2, help="evaluation workers")
@@ -145,8 +167,10 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
 
     summaries = [load_summary(home, n) for n in complete_generations(home)]
-    # As `evaluate --generation best`: among the generations trained on the home's V and M.
-    generation, _ = load_agent_controller(home, "best")
+    # As `evaluate --generation`: "best" among the generations trained on the home's V and M,
+    # and a generation trained on V and M replaced since is refused.
+    generation, _ = load_agent_controller(home, args.generation)
+    validations = validation_reports(home, generation)
     checksum = export_agent(home, generation, out / "agent.tar.gz")
 
     evaluate.main(
@@ -189,10 +213,35 @@ def main():
         f"**{rewards.mean():.0f} ± {rewards.std():.0f}** (mean ± std) over {len(rewards)} "
         "episodes of stock `CarRacing-v3`, on tracks training never used "
         f"(`evaluation.json`: every episode's reward and track seed); the distribution mean of "
-        f"CMA-ES generation {generation}, the one whose mean scored best during training. "
-        f"{sum(evaluation['lap_finished'])} of the {len(rewards)} episodes finished their lap "
+        f"CMA-ES generation {generation}, "
+        + (
+            "the one whose mean scored best in the evaluations during training. "
+            if args.generation == "best"
+            else "chosen on the validation tracks below. "
+            if validations
+            else f"chosen with `--generation {generation}`. "
+        )
+        + f"{sum(evaluation['lap_finished'])} of the {len(rewards)} episodes finished their lap "
         f"within {evaluation['episode_length']} steps (900 or more needs a finished lap).",
         "",
+        *(
+            [
+                "Validation: the mean of generations trained on these V and M, on unseen tracks "
+                "other than the test tracks above (`evaluate --seed S`):",
+                "",
+                "| generation | tracks | mean ± std | laps finished |",
+                "|---|---|---|---|",
+                *[
+                    f"| {r['generation']} | {len(r['rewards'])} (seed {r['seed']}, "
+                    f"{r['env']} env) | {r['mean']:.1f} ± {r['std']:.1f} | "
+                    f"{sum(r['lap_finished'])} |"
+                    for r in validations
+                ],
+                "",
+            ]
+            if validations
+            else []
+        ),
         "![one episode](agent.gif)",
         "",
         "| stage | wall hours | core-hours |",

@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 import tensorflow as tf
 
+from worldmodels import layout
+from worldmodels.control import evaluate
 from worldmodels.pretrained import export_agent
 
 REPO = Path(__file__).resolve().parent.parent
@@ -76,7 +78,6 @@ def test_round_trip_installs_an_agent_that_evaluate_can_run(served, tmp_path, ca
     assert "installed" in result.stdout
     assert (home / "control" / "generations" / "generation_1" / "complete").exists()
     assert len(list((home / "vae-training" / "checkpoints").glob("ckpt-*.index"))) == 1
-    from worldmodels.control import evaluate
 
     evaluate.main(
         [
@@ -249,7 +250,6 @@ def test_stage_hours_leave_out_the_time_between_an_interruption_and_its_resume(t
 def test_the_card_lists_the_commands_that_trained_the_agent_with_their_flags(
     trained_controller_home, tmp_path
 ):
-    from worldmodels import layout
     from worldmodels.vision import train_vae
 
     home = tmp_path / "home"
@@ -290,7 +290,6 @@ def test_the_card_lists_the_commands_that_trained_the_agent_with_their_flags(
 def test_a_resume_may_change_the_episodes_per_candidate_and_the_card_lists_both_phases(
     trained_controller_home, tmp_path
 ):
-    from worldmodels import layout
     from worldmodels.control import train_controller
     from worldmodels.control.generations import load_summary
 
@@ -312,22 +311,53 @@ def test_a_resume_may_change_the_episodes_per_candidate_and_the_card_lists_both_
     assert "--generations 3 " in after and "--episodes-per-candidate 2" in after
 
 
-def test_ship_agent_packs_the_best_generation_with_its_card(trained_controller_home, tmp_path):
-    home, out = tmp_path / "home", tmp_path / "shipped"
-    shutil.copytree(trained_controller_home, home)  # the evaluation is written into the home
-    # Generation 0 as if trained on V and M that were retrained since: never the one shipped.
+def ship(home, out, *flags):
+    return subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "ship_agent.py"), "--home", str(home)]
+        + ["--out", str(out), "--episodes", "2", "--num-process", "1", "--gif-steps", "5"]
+        + list(flags),
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
+
+
+@pytest.fixture
+def home_with_an_older_generation(trained_controller_home, tmp_path):
+    """A copy of the trained home (ship_agent writes its evaluation into it) whose generation 0
+    was trained on V and M retrained since, with the best evaluation of all: never shippable."""
+    home = tmp_path / "home"
+    shutil.copytree(trained_controller_home, home)
     summary_file = home / "control" / "generations" / "generation_0" / "summary.json"
     summary = json.loads(summary_file.read_text())
     summary_file.write_text(
         json.dumps({**summary, "world_model": "older", "evaluation": {"mean": 1e6, "std": 0.0}})
     )
-    subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "ship_agent.py"), "--home", str(home)]
-        + ["--out", str(out), "--episodes", "2", "--num-process", "1", "--gif-steps", "5"],
-        check=True,
-        capture_output=True,
-        cwd=REPO,
+    return home
+
+
+def test_ship_agent_refuses_a_generation_of_older_v_and_m(home_with_an_older_generation, tmp_path):
+    shipped = ship(home_with_an_older_generation, tmp_path / "shipped", "--generation", "0")
+    assert shipped.returncode != 0
+    assert "generation 0 was trained on other VAE and MDN-RNN weights" in shipped.stderr
+    assert not (tmp_path / "shipped" / "agent.tar.gz").exists()
+
+
+def test_ship_agent_packs_the_chosen_generation_with_its_card(
+    home_with_an_older_generation, tmp_path
+):
+    home, out = home_with_an_older_generation, tmp_path / "shipped"
+    evaluate.main(
+        ["--home", str(home), "--generation", "1", "--episodes", "2", "--seed", "1"]
+        + ["--episode-length", "10", "--num-process", "1", "--envs-per-worker", "2"]
     )
+    validation = json.loads(layout.evaluation_file(home, 1, seed=1).read_text())
+    # A validation report of the older generation: not evidence for this agent.
+    layout.evaluation_file(home, 0, seed=1).write_text(
+        json.dumps({**validation, "generation": 0, "mean": 1e6})
+    )
+    shipped = ship(home, out, "--generation", "1")
+    assert shipped.returncode == 0, shipped.stderr
     archive = (out / "agent.tar.gz").read_bytes()
     assert (out / "agent.tar.gz.sha256").read_text().split()[0] == hashlib.sha256(
         archive
@@ -339,7 +369,9 @@ def test_ship_agent_packs_the_best_generation_with_its_card(trained_controller_h
     assert f"**{mean:.0f} ± {std:.0f}**" in card
     assert "0 of the 2 episodes finished their lap within 1000 steps" in card
     assert hashlib.sha256(archive).hexdigest() in card
-    assert "the distribution mean of CMA-ES generation 1," in card
+    assert "the distribution mean of CMA-ES generation 1, chosen on the validation tracks" in card
+    assert f"| 1 | 2 (seed 1, fast env) | {validation['mean']:.1f} ± " in card
+    assert "\n| 0 | " not in card
     for stage in ("1. sampling", "2. VAE training", "4. MDN-RNN training", "5. controller", "all"):
         assert f"| {stage}" in card
     assert "python -m worldmodels.control.train_controller --generations 2 --popsize 4" in card
