@@ -88,7 +88,7 @@ def test_killed_training_resumes_at_the_interrupted_generation_with_the_saved_op
         assert summary["episodes"] == 4 and summary["episodes_per_second"] > 0
 
     rerun = subprocess.run(controller_command(home, 3), capture_output=True, text=True)
-    assert "resuming after generation 2" in rerun.stdout  # nothing left to do, nothing redone
+    assert "already has 3 generations" in rerun.stdout  # nothing left to do, nothing redone
     changed = subprocess.run(
         controller_command(home, 3) + ["--sigma0", "0.5"], capture_output=True, text=True
     )

@@ -11,6 +11,7 @@ from worldmodels.control.controller import (
     split_parameters,
     to_env_action,
 )
+from worldmodels.control.train_controller import fitness_noise
 
 
 def test_parameter_count_and_layout():
@@ -107,3 +108,32 @@ def test_two_actions_are_steer_and_one_throttle():
     np.testing.assert_allclose(actions[:, 2], np.maximum(-raw[:, 1], 0), rtol=1e-6, atol=1e-7)
     assert np.all((actions[:, 1] == 0) | (actions[:, 2] == 0))  # never gas and brake at once
     assert (actions[:, 1] > 0).any() and (actions[:, 2] > 0).any()
+
+
+def test_fitness_noise_matches_a_hand_computed_analysis_of_variance():
+    # Candidate means 2 and 8, track means 5 and 5, every residual ±1: residual mean square
+    # 4 / 1 degree of freedom, candidate mean square 2 * (3² + 3²) = 36, (36 - 4) / 2 = 16.
+    assert fitness_noise(np.array([[1.0, 3.0], [9.0, 7.0]])) == pytest.approx(
+        {"candidate_sd": 4.0, "episode_noise_sd": 2.0, "signal_to_noise": 4 / np.sqrt(2)}
+    )
+    # Candidate means 2 and 4 differ by no more than the residuals explain.
+    assert fitness_noise(np.array([[1.0, 3.0], [5.0, 3.0]])) == pytest.approx(
+        {"candidate_sd": 0.0, "episode_noise_sd": 2.0, "signal_to_noise": 0.0}
+    )
+
+
+def test_fitness_noise_recovers_the_spreads_a_generation_was_drawn_with():
+    rng = np.random.default_rng(0)
+    true_fitness = rng.normal(0, 30, size=(3000, 1))
+    track_luck = rng.normal(0, 200, size=(1, 16))  # the same for every candidate: no ranking
+    rewards = 700 + true_fitness + track_luck + rng.normal(0, 120, size=(3000, 16))
+    noise = fitness_noise(rewards)
+    assert noise["candidate_sd"] == pytest.approx(true_fitness.std(), rel=0.05)
+    assert noise["episode_noise_sd"] == pytest.approx(120, rel=0.02)
+    assert noise["signal_to_noise"] == pytest.approx(true_fitness.std() / (120 / 4), rel=0.05)
+
+
+def test_fitness_noise_needs_two_candidates_two_tracks_and_some_noise():
+    assert fitness_noise(np.ones((4, 1))) is None
+    assert fitness_noise(np.ones((1, 4))) is None
+    assert fitness_noise(np.add.outer([1.0, 2.0, 3.0], [10.0, 20.0])) is None

@@ -306,9 +306,17 @@ def test_a_resume_may_change_the_episodes_per_candidate_and_the_card_lists_both_
     assert [(p["until_generation"], p["command"]["episodes_per_candidate"]) for p in phases] == [
         (2, 1)
     ]
+    # With two tracks per candidate, how much of the ranking is above the tracks' luck.
+    noise = load_summary(home, 2)["fitness_noise"]
+    assert set(noise) == {"candidate_sd", "episode_noise_sd", "signal_to_noise"}
+    assert load_summary(home, 1)["fitness_noise"] is None  # one track: not measurable
     *_, before, after = load_ship_agent().recorded_commands(home)
     assert "--generations 2 " in before and "--episodes-per-candidate 1" in before
     assert "--generations 3 " in after and "--episodes-per-candidate 2" in after
+    # Rerunning the finished run with yet other episodes trains nothing and records no phase.
+    run_file = layout.control_run_file(home).read_text()
+    train_controller.main([*flags, "--generations", "3", "--episodes-per-candidate", "4"])
+    assert layout.control_run_file(home).read_text() == run_file
 
 
 def ship(home, out, *flags):

@@ -217,6 +217,12 @@ def main(argv: list[str] | None = None) -> None:
         optimizer = load_optimizer(home, done[-1])
         first = done[-1] + 1
         earlier_phases = recorded.get("earlier_phases", [])
+        if first >= params.generations:  # a rerun of a finished run: nothing to record either
+            print(
+                f"the controller already has {first} generations in {layout.generations(home)}; "
+                "raise --generations to train on"
+            )
+            return
         if saved["episodes_per_candidate"] != params.episodes_per_candidate:
             earlier_phases.append({"until_generation": first, "command": recorded["command"]})
             print(
@@ -306,6 +312,7 @@ def main(argv: list[str] | None = None) -> None:
                     "episodes": len(tasks),
                     "steps": int(sum(result.steps for result in results.values())),
                     "stalled_episodes": int(sum(result.stalled for result in results.values())),
+                    "fitness_noise": fitness_noise(rewards),
                     "seconds": seconds,
                     "episodes_per_second": len(tasks) / seconds,
                     "track_seeds": seeds,
@@ -341,6 +348,35 @@ def main(argv: list[str] | None = None) -> None:
     )
 
 
+def fitness_noise(rewards: np.ndarray) -> dict | None:
+    """How far a generation's ranking is above the luck of its tracks, from its rewards
+    (candidates x the generation's common tracks), by a two-way analysis of variance without
+    replication: `candidate_sd`, the spread of the candidates' true fitness; `episode_noise_sd`,
+    an episode's deviation from its candidate's and its track's effects (the luck a track holds
+    for one candidate and not another; a track easy for all does not change the ranking);
+    `signal_to_noise`, candidate_sd over the noise of a fitness (episode_noise_sd / sqrt(tracks)).
+    Where it stays below ~0.8, CMA-ES selects mostly on luck and more episodes per candidate
+    pay (runs/README.md). None with fewer than 2 candidates or tracks, or no noise at all."""
+    candidates, tracks = rewards.shape
+    if candidates < 2 or tracks < 2:
+        return None
+    candidate_effects = rewards.mean(axis=1) - rewards.mean()
+    residuals = (
+        rewards - rewards.mean(axis=1, keepdims=True) - rewards.mean(axis=0) + rewards.mean()
+    )
+    residual_variance = (residuals**2).sum() / ((candidates - 1) * (tracks - 1))
+    if residual_variance == 0:
+        return None
+    candidate_mean_square = tracks * (candidate_effects**2).sum() / (candidates - 1)
+    # The expected candidate mean square is tracks * var(true fitness) + residual variance.
+    candidate_sd = np.sqrt(max(0.0, (candidate_mean_square - residual_variance) / tracks))
+    return {
+        "candidate_sd": float(candidate_sd),
+        "episode_noise_sd": float(np.sqrt(residual_variance)),
+        "signal_to_noise": float(candidate_sd / np.sqrt(residual_variance / tracks)),
+    }
+
+
 def evaluate_mean(pool, mean, seed: int, generation: int, params: ControllerParams) -> dict:
     """Total rewards of the distribution mean on `eval_episodes` tracks never trained on, and
     on how many of them it finished the lap."""
@@ -361,13 +397,17 @@ def evaluate_mean(pool, mean, seed: int, generation: int, params: ControllerPara
 
 
 def write_summaries(writer, summary: dict) -> None:
-    """Fitness curves, step size and speed of a generation, and its evaluation (the mean's
-    score and share of finished laps), for TensorBoard."""
+    """Fitness curves and their signal/noise, step size and speed of a generation, and its
+    evaluation (the mean's score and share of finished laps), for TensorBoard."""
     with writer.as_default(step=summary["generation"]):
         for name in ("best", "mean", "worst"):
             tf.summary.scalar(f"fitness/{name}", summary[f"{name}_fitness"])
         tf.summary.scalar("sigma", summary["sigma"])
         tf.summary.scalar("episodes_per_second", summary["episodes_per_second"])
+        if summary["fitness_noise"]:
+            tf.summary.scalar(
+                "fitness/signal_to_noise", summary["fitness_noise"]["signal_to_noise"]
+            )
         if "evaluation" in summary:
             evaluation = summary["evaluation"]
             tf.summary.scalar("evaluation/mean", evaluation["mean"])
@@ -383,6 +423,8 @@ def generation_line(summary: dict) -> str:
         f"mean {summary['mean_fitness']:.1f} worst {summary['worst_fitness']:.1f} "
         f"sigma {summary['sigma']:.4f} | {summary['episodes_per_second']:.2f} episodes/s"
     )
+    if summary["fitness_noise"]:
+        line += f" | signal/noise {summary['fitness_noise']['signal_to_noise']:.2f}"
     if "evaluation" in summary:
         evaluation = summary["evaluation"]
         line += (
