@@ -96,10 +96,11 @@ def command_line(module_name: str, recorded: dict, load_model: bool = False) -> 
     return " ".join(words)
 
 
-def recorded_commands(home: Path) -> list[str]:
-    """The commands that trained the agent in `home`, as its files recorded them: for each
-    iteration the sampling, the VAE, the latent statistics and the MDN-RNN, then the
-    controller (one CMA-ES run, continued across iterations)."""
+def recorded_commands(home: Path, generation: int) -> list[str]:
+    """The commands that trained the agent of `generation` in `home`, as its files recorded
+    them: for each iteration the sampling, the VAE, the latent statistics and the MDN-RNN, then
+    the controller (one CMA-ES run, continued across iterations, one command per phase), its
+    last command with the --generations that ends with `generation`."""
     datasets = [d for d in DATASETS if layout.sampling_config(home, d).exists()]
     vae_runs = training_runs(layout.vae_training(home))
     memory_runs = training_runs(layout.memory_training(home))
@@ -120,10 +121,13 @@ def recorded_commands(home: Path) -> list[str]:
             commands.append(command_line("worldmodels.memory.train_memory", memory, iteration > 0))
     control = json.loads(layout.control_run_file(home).read_text())
     # A phase ran until the generation where a resume changed its episodes per candidate.
-    for phase in control.get("earlier_phases", []):
-        until = {**phase["command"], "generations": phase["until_generation"]}
-        commands.append(command_line("worldmodels.control.train_controller", until))
-    commands.append(command_line("worldmodels.control.train_controller", control["command"]))
+    last = {"until_generation": generation + 1, "command": control["command"]}
+    for phase in [*control.get("earlier_phases", []), last]:
+        until = min(phase["until_generation"], generation + 1)
+        command = {**phase["command"], "generations": until}
+        commands.append(command_line("worldmodels.control.train_controller", command))
+        if until == generation + 1:
+            break
     return commands
 
 
@@ -166,10 +170,11 @@ def main():
     home, out = layout.resolve_home(args.home), Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
 
-    summaries = [load_summary(home, n) for n in complete_generations(home)]
     # As `evaluate --generation`: "best" among the generations trained on the home's V and M,
     # and a generation trained on V and M replaced since is refused.
     generation, _ = load_agent_controller(home, args.generation)
+    # The hours it took to train this agent: later generations of the run do not count.
+    summaries = [load_summary(home, n) for n in complete_generations(home) if n <= generation]
     validations = validation_reports(home, generation)
     checksum = export_agent(home, generation, out / "agent.tar.gz")
 
@@ -264,7 +269,7 @@ def main():
         "given (each on the same `--home`; a rerun to resume is the same command):",
         "",
         "```bash",
-        *recorded_commands(home),
+        *recorded_commands(home, generation),
         "```",
         "",
         "The score, reproduced in a fresh home from the archive (the same tracks, the same "

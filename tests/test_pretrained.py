@@ -258,7 +258,7 @@ def test_the_card_lists_the_commands_that_trained_the_agent_with_their_flags(
         ["--home", str(home), "--epochs", "1", "--batch-size", "8", "--shuffle-buffer", "64"]
         + ["--validation-share", "0", "--load-model"]
     )
-    commands = [shlex.split(line) for line in load_ship_agent().recorded_commands(home)]
+    commands = [shlex.split(line) for line in load_ship_agent().recorded_commands(home, 1)]
     previous_vae = layout.vae_training(home) / "previous-runs" / "run-0"
     recorded = {
         "worldmodels.data.sample_policy": json.loads(
@@ -310,9 +310,12 @@ def test_a_resume_may_change_the_episodes_per_candidate_and_the_card_lists_both_
     noise = load_summary(home, 2)["fitness_noise"]
     assert set(noise) == {"candidate_sd", "episode_noise_sd", "signal_to_noise"}
     assert load_summary(home, 1)["fitness_noise"] is None  # one track: not measurable
-    *_, before, after = load_ship_agent().recorded_commands(home)
+    *_, before, after = load_ship_agent().recorded_commands(home, 2)
     assert "--generations 2 " in before and "--episodes-per-candidate 1" in before
     assert "--generations 3 " in after and "--episodes-per-candidate 2" in after
+    # Generation 1's agent was trained by the first phase alone.
+    *_, memory, only_phase = load_ship_agent().recorded_commands(home, 1)
+    assert "train_memory" in memory and only_phase == before
     # Rerunning the finished run with yet other episodes trains nothing and records no phase.
     run_file = layout.control_run_file(home).read_text()
     train_controller.main([*flags, "--generations", "3", "--episodes-per-candidate", "4"])
@@ -360,6 +363,11 @@ def test_ship_agent_packs_the_chosen_generation_with_its_card(
         + ["--episode-length", "10", "--num-process", "1", "--envs-per-worker", "2"]
     )
     validation = json.loads(layout.evaluation_file(home, 1, seed=1).read_text())
+    # A generation trained after the shipped one: not part of its hours or its commands.
+    later = layout.generation(home, 2)
+    shutil.copytree(layout.generation(home, 1), later)
+    summary = json.loads((later / "summary.json").read_text())
+    (later / "summary.json").write_text(json.dumps({**summary, "generation": 2}))
     # A validation report of the older generation: not evidence for this agent.
     layout.evaluation_file(home, 0, seed=1).write_text(
         json.dumps({**validation, "generation": 0, "mean": 1e6})
@@ -383,6 +391,7 @@ def test_ship_agent_packs_the_chosen_generation_with_its_card(
     for stage in ("1. sampling", "2. VAE training", "4. MDN-RNN training", "5. controller", "all"):
         assert f"| {stage}" in card
     assert "python -m worldmodels.control.train_controller --generations 2 --popsize 4" in card
+    assert "| 5. controller training, 2 generations |" in card
     for name in ("evaluation.png", "learning-curve.png", "fitness.png", "agent.gif"):
         assert (out / name).stat().st_size > 0
     fresh = tmp_path / "fresh"
