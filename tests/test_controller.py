@@ -4,7 +4,7 @@ import cma
 import numpy as np
 import pytest
 
-from worldmodels.control.cma_es import SeededNormal, make_optimizer
+from worldmodels.control.cma_es import SeededNormal, make_optimizer, restart_with_popsize
 from worldmodels.control.controller import (
     PARAMETER_COUNT,
     controller_actions,
@@ -137,3 +137,24 @@ def test_fitness_noise_needs_two_candidates_two_tracks_and_some_noise():
     assert fitness_noise(np.ones((4, 1))) is None
     assert fitness_noise(np.ones((1, 4))) is None
     assert fitness_noise(np.add.outer([1.0, 2.0, 3.0], [10.0, 20.0])) is None
+
+
+@pytest.mark.parametrize("diagonal", [True, False])
+def test_a_popsize_restart_starts_from_the_distribution_the_search_reached(diagonal):
+    optimizer = make_optimizer(6, 0.3, 8, seed=1, diagonal=diagonal)
+    scales = np.array([1.0, 4.0, 16.0, 1.0, 4.0, 16.0])
+    for _ in range(40):  # an ill-conditioned ellipsoid: the coordinate stds come apart
+        population = optimizer.ask()
+        optimizer.tell(population, [float(np.sum(scales * (x - 1) ** 2)) for x in population])
+    restarted = restart_with_popsize(optimizer, 32, seed=2)
+    assert restarted.popsize == 32 and len(restarted.ask()) == 32
+    np.testing.assert_allclose(restarted.mean, optimizer.mean)
+    assert restarted.sigma == pytest.approx(optimizer.sigma)
+    np.testing.assert_allclose(restarted.stds, optimizer.stds, rtol=1e-4)
+    assert optimizer.stds.max() / optimizer.stds.min() > 2
+    # Its samples have that spread around that mean (pycma's own sampling, 200 x 32 draws).
+    samples = np.concatenate([restarted.ask() for _ in range(200)])
+    np.testing.assert_allclose(samples.std(axis=0), optimizer.stds, rtol=0.05)
+    np.testing.assert_allclose(
+        samples.mean(axis=0), optimizer.mean, atol=0.05 * optimizer.stds.max()
+    )

@@ -15,6 +15,7 @@ import tarfile
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -287,19 +288,19 @@ def test_the_card_lists_the_commands_that_trained_the_agent_with_their_flags(
     assert "--load-model" in commands[4] and "--load-model" not in commands[1]
 
 
-def test_a_resume_may_change_the_episodes_per_candidate_and_the_card_lists_both_phases(
+def test_a_resume_may_change_popsize_and_episodes_per_candidate_and_the_card_lists_each_phase(
     trained_controller_home, tmp_path
 ):
     from worldmodels.control import train_controller
-    from worldmodels.control.generations import load_summary
+    from worldmodels.control.generations import load_optimizer, load_summary
 
     home = tmp_path / "home"
     shutil.copytree(trained_controller_home, home)  # 2 generations of 4 x 1 episodes
     flags = ["--home", str(home), "--popsize", "4", "--episode-length", "30"]
     flags += ["--num-process", "1", "--envs-per-worker", "2", "--eval-every", "1"]
     flags += ["--eval-episodes", "2"]
-    with pytest.raises(SystemExit, match="other settings.*popsize"):
-        train_controller.main([*flags, "--generations", "3", "--popsize", "6"])
+    with pytest.raises(SystemExit, match="other settings.*sigma0"):
+        train_controller.main([*flags, "--generations", "3", "--sigma0", "0.5"])
     train_controller.main([*flags, "--generations", "3", "--episodes-per-candidate", "2"])
     assert [load_summary(home, n)["episodes"] for n in (0, 1, 2)] == [4, 4, 8]
     phases = layout.recorded_run(layout.control(home))["earlier_phases"]
@@ -320,6 +321,16 @@ def test_a_resume_may_change_the_episodes_per_candidate_and_the_card_lists_both_
     run_file = layout.control_run_file(home).read_text()
     train_controller.main([*flags, "--generations", "3", "--episodes-per-candidate", "4"])
     assert layout.control_run_file(home).read_text() == run_file
+
+    # A larger population goes on from where the search stands.
+    flags[flags.index("--popsize") + 1] = "6"
+    train_controller.main([*flags, "--generations", "4", "--episodes-per-candidate", "2"])
+    assert np.load(layout.generation(home, 3) / "population.npy").shape[0] == 6
+    assert load_optimizer(home, 3).popsize == 6 and load_summary(home, 3)["episodes"] == 12
+    phases = layout.recorded_run(layout.control(home))["earlier_phases"]
+    assert [(p["until_generation"], p["command"]["popsize"]) for p in phases] == [(2, 4), (3, 4)]
+    *_, third_phase = load_ship_agent().recorded_commands(home, 3)
+    assert "--generations 4 --popsize 6 --episodes-per-candidate 2" in third_phase
 
 
 def ship(home, out, *flags):

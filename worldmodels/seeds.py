@@ -30,7 +30,7 @@ class Stream(enum.IntEnum):
     TRAINING_TRACKS = 3  # stage 5: track j of generation g                               (g, j)
     TRAINING_EVALUATION_TRACKS = 4  # stage 5: track j of the mean's evaluation after g   (g, j)
     EVALUATION_TRACKS = 5  # `evaluate`: track j                                          (j,)
-    OPTIMIZER = 6  # stage 5: CMA-ES's samples                                            ()
+    OPTIMIZER = 6  # stage 5: CMA-ES's samples (), after a popsize change at generation g (g,)
     MODEL_INIT = 7  # initial weights of model m (Model)                                  (m,)
     DATA_ORDER = 8  # order of the training data of model m in epoch e                    (m, e)
     VALIDATION = 9  # the episodes model m holds out, and the noise of its validation loss (m,)

@@ -35,3 +35,22 @@ def make_optimizer(
         "verbose": -9,
     }
     return cma.CMAEvolutionStrategy(np.zeros(dimension), sigma0, options)
+
+
+def restart_with_popsize(
+    optimizer: cma.CMAEvolutionStrategy, popsize: int, seed: int
+) -> cma.CMAEvolutionStrategy:
+    """A CMA-ES with `popsize` candidates a generation that starts where `optimizer` stands: its
+    mean, step size and coordinate-wise standard deviations (all of the distribution with
+    CMA_diagonal); the evolution paths, and a full covariance's correlations, start afresh.
+    pycma fixes the population size at construction, and its learning rates with it."""
+    diagonal = bool(optimizer.opts["CMA_diagonal"])
+    options = {
+        "popsize": popsize,
+        "seed": np.nan,
+        "randn": SeededNormal(seed),
+        "CMA_diagonal": diagonal,
+        "CMA_stds": optimizer.stds / optimizer.sigma,
+        "verbose": -9,
+    }
+    return cma.CMAEvolutionStrategy(np.array(optimizer.mean), optimizer.sigma, options)

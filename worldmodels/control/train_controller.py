@@ -8,10 +8,11 @@ Each generation asks CMA-ES for `popsize` controllers, runs each on the same
 the trained V and M from the experiments home, and tells CMA-ES the mean total rewards.
 Writes `<home>/control/generations/generation_N/` (see worldmodels/control/generations.py).
 Rerunning the same command after any interruption resumes after the last complete generation
-with the optimizer state it saved. A resume may change `--episodes-per-candidate` (CMA-ES's
-state does not depend on it; more episodes lift the fitness differences between candidates
-above the luck of their tracks late in a run): `control/run.json` keeps each earlier phase's
-command in `earlier_phases`, and each generation's summary its episodes.
+with the optimizer state it saved. When the candidates' fitness differences drown in the luck
+of their tracks late in a run (`fitness_noise` in each summary), a resume may change
+`--episodes-per-candidate` (CMA-ES's state does not depend on it) and `--popsize` (CMA-ES
+restarts from its current distribution): `control/run.json` keeps each earlier phase's command
+in `earlier_phases`, and each generation's summary its episodes.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import tensorflow as tf
 from worldmodels import layout
 from worldmodels.cli import add_rollout_arguments, make_parser, non_negative_int, positive_int
 from worldmodels.control.agent import build_world_model, fingerprint, require_trained_models
-from worldmodels.control.cma_es import make_optimizer
+from worldmodels.control.cma_es import make_optimizer, restart_with_popsize
 from worldmodels.control.controller import (
     ACTION_MODES,
     CONTROLLER_INPUTS,
@@ -204,9 +205,10 @@ def main(argv: list[str] | None = None) -> None:
             "controller_inputs": spec_recorded.inputs,
             "actions": spec_recorded.actions,
         }
+        changeable = {"episodes_per_candidate": None, "popsize": None}
         changes = changed_settings(
-            {**saved, "episodes_per_candidate": None},
-            {**settings, "episodes_per_candidate": None},
+            {**saved, **changeable},
+            {**settings, **changeable},
             added_later={"stall_steps": 0, "in_dream": False, "dream_temperature": None},
         )
         if changes:
@@ -223,12 +225,18 @@ def main(argv: list[str] | None = None) -> None:
                 "raise --generations to train on"
             )
             return
-        if saved["episodes_per_candidate"] != params.episodes_per_candidate:
+        if any(saved[name] != settings[name] for name in changeable):
             earlier_phases.append({"until_generation": first, "command": recorded["command"]})
             print(
-                f"episodes per candidate {saved['episodes_per_candidate']} -> "
+                f"popsize x episodes per candidate {saved['popsize']} x "
+                f"{saved['episodes_per_candidate']} -> {params.popsize} x "
                 f"{params.episodes_per_candidate} from generation {first} on"
             )
+        if saved["popsize"] != params.popsize:
+            optimizer = restart_with_popsize(
+                optimizer, params.popsize, derive_seed(args.seed, Stream.OPTIMIZER, first)
+            )
+            print("CMA-ES restarts from its distribution (mean, sigma, coordinate stds)")
         print(f"resuming after generation {done[-1]} in {home / 'control' / 'generations'}")
         if not trained_on(home, done[-1], world_model):
             print(
