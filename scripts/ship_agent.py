@@ -36,11 +36,7 @@ import tensorflow as tf
 
 from worldmodels import __version__, layout, plots
 from worldmodels.control import evaluate, render
-from worldmodels.control.generations import (
-    complete_generations,
-    load_agent_controller,
-    load_summary,
-)
+from worldmodels.control.generations import load_agent_controller, load_summary
 from worldmodels.params import DATASETS
 from worldmodels.pretrained import export_agent
 
@@ -174,7 +170,7 @@ def main():
     # and a generation trained on V and M replaced since is refused.
     generation, _ = load_agent_controller(home, args.generation)
     # The hours it took to train this agent: later generations of the run do not count.
-    summaries = [load_summary(home, n) for n in complete_generations(home) if n <= generation]
+    summaries = plots.generation_summaries(home, until=generation)
     validations = validation_reports(home, generation)
     checksum = export_agent(home, generation, out / "agent.tar.gz")
 
@@ -191,8 +187,8 @@ def main():
         ["--home", str(home), "--generation", str(generation), "--env", "stock"]
         + ["--episode-length", str(args.gif_steps), "--scale", "2", "--out", str(out / "agent.gif")]
     )
-    plots.plot_learning_curve(home, out / "learning-curve.png")
-    plots.plot_fitness(home, out / "fitness.png")
+    plots.plot_learning_curve(home, out / "learning-curve.png", until=generation)
+    plots.plot_fitness(home, out / "fitness.png", until=generation)
 
     wall_hours = {
         "1. sampling episodes": files_hours([layout.rollouts(home, d) for d in DATASETS]),

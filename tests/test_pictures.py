@@ -120,3 +120,10 @@ def test_world_model_changes_are_where_v_and_m_were_retrained():
     summaries = [{}, {"world_model": "a"}, {"world_model": "a"}, {"world_model": "b"}, {}]
     assert plots.world_model_changes(summaries) == [3]
     assert plots.world_model_changes([{"world_model": "a"}] * 3) == []
+
+
+def test_a_shipped_generation_s_plots_end_with_it(trained_controller_home, tmp_path):
+    assert [s["generation"] for s in plots.generation_summaries(trained_controller_home)] == [0, 1]
+    assert [s["generation"] for s in plots.generation_summaries(trained_controller_home, 0)] == [0]
+    plots.plot_fitness(trained_controller_home, tmp_path / "fitness.png", until=0)
+    assert Image.open(tmp_path / "fitness.png").size == (700, 400)

@@ -65,10 +65,18 @@ def plot_losses(
     save(figure, path)
 
 
-def plot_fitness(home: Path, path: Path) -> None:
-    """Best, mean and worst fitness of each generation and the mean's evaluations, against
-    generations and (top axis) the core-hours spent by then; dotted where V and M changed."""
-    summaries = [load_summary(home, n) for n in complete_generations(home)]
+def generation_summaries(home: Path, until: int | None = None) -> list[dict]:
+    """The summaries of the complete generations, through generation `until` when given (a
+    shipped agent's plots end with it)."""
+    numbers = complete_generations(home)
+    return [load_summary(home, n) for n in numbers if until is None or n <= until]
+
+
+def plot_fitness(home: Path, path: Path, until: int | None = None) -> None:
+    """Best, mean and worst fitness of each generation (through `until`) and the mean's
+    evaluations, against generations and (top axis) the core-hours spent by then; dotted where
+    V and M changed."""
+    summaries = generation_summaries(home, until)
     generations = [s["generation"] for s in summaries]
     hours = core_hours(home, summaries)
     figure = Figure(figsize=(7, 4))
@@ -140,10 +148,11 @@ def mark_retraining(axes, positions: list[float]) -> None:
         axes.axvline(x, color="tab:orange", linestyle=":", label=label)
 
 
-def plot_learning_curve(home: Path, path: Path) -> bool:
-    """The mean's evaluations on fresh tracks against the episodes and the core-hours spent,
-    beside the official run's published points; False when nothing was evaluated."""
-    summaries = [load_summary(home, n) for n in complete_generations(home)]
+def plot_learning_curve(home: Path, path: Path, until: int | None = None) -> bool:
+    """The mean's evaluations on fresh tracks (through generation `until`) against the episodes
+    and the core-hours spent, beside the official run's published points; False when nothing
+    was evaluated."""
+    summaries = generation_summaries(home, until)
     evaluated = [i for i, s in enumerate(summaries) if "evaluation" in s]
     if not evaluated:
         return False
