@@ -22,12 +22,12 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from worldmodels import layout, plots
-from worldmodels.control.generations import complete_generations, load_summary
+from worldmodels.control.generations import load_summaries
 
 
 def controller_run(home: Path) -> dict:
     """What the figure needs of one home's controller run."""
-    summaries = [load_summary(home, n) for n in complete_generations(home)]
+    summaries = load_summaries(home)
     if not summaries:
         raise SystemExit(f"error: {home} has no complete generation")
     hours = plots.core_hours(home, summaries)

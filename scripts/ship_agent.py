@@ -36,7 +36,7 @@ import tensorflow as tf
 
 from worldmodels import __version__, layout, plots
 from worldmodels.control import evaluate, render
-from worldmodels.control.generations import load_agent_controller, load_summary
+from worldmodels.control.generations import load_agent_controller, load_summaries, load_summary
 from worldmodels.params import DATASETS
 from worldmodels.pretrained import export_agent
 
@@ -116,7 +116,8 @@ def recorded_commands(home: Path, generation: int) -> list[str]:
             memory = layout.recorded_run(memory_run)["config"]["command"]
             commands.append(command_line("worldmodels.memory.train_memory", memory, iteration > 0))
     control = json.loads(layout.control_run_file(home).read_text())
-    # A phase ran until the generation where a resume changed its episodes per candidate.
+    # A phase ran until the generation where a resume changed its popsize or episodes per
+    # candidate.
     last = {"until_generation": generation + 1, "command": control["command"]}
     for phase in [*control.get("earlier_phases", []), last]:
         until = min(phase["until_generation"], generation + 1)
@@ -170,7 +171,7 @@ def main():
     # and a generation trained on V and M replaced since is refused.
     generation, _ = load_agent_controller(home, args.generation)
     # The hours it took to train this agent: later generations of the run do not count.
-    summaries = plots.generation_summaries(home, until=generation)
+    summaries = load_summaries(home, until=generation)
     validations = validation_reports(home, generation)
     checksum = export_agent(home, generation, out / "agent.tar.gz")
 

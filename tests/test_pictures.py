@@ -6,6 +6,7 @@ from PIL import Image
 
 from worldmodels import plots
 from worldmodels.control import render
+from worldmodels.control.generations import load_summaries
 from worldmodels.images import image_grid, uint8_images, unit_frames
 
 
@@ -123,7 +124,7 @@ def test_world_model_changes_are_where_v_and_m_were_retrained():
 
 
 def test_a_shipped_generation_s_plots_end_with_it(trained_controller_home, tmp_path):
-    assert [s["generation"] for s in plots.generation_summaries(trained_controller_home)] == [0, 1]
-    assert [s["generation"] for s in plots.generation_summaries(trained_controller_home, 0)] == [0]
+    assert [s["generation"] for s in load_summaries(trained_controller_home)] == [0, 1]
+    assert [s["generation"] for s in load_summaries(trained_controller_home, 0)] == [0]
     plots.plot_fitness(trained_controller_home, tmp_path / "fitness.png", until=0)
     assert Image.open(tmp_path / "fitness.png").size == (700, 400)

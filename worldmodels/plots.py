@@ -22,7 +22,7 @@ from matplotlib.ticker import MaxNLocator
 
 from worldmodels import layout
 from worldmodels.cli import make_parser
-from worldmodels.control.generations import complete_generations, load_summary
+from worldmodels.control.generations import complete_generations, load_summaries
 from worldmodels.files import atomic_path
 
 
@@ -65,18 +65,11 @@ def plot_losses(
     save(figure, path)
 
 
-def generation_summaries(home: Path, until: int | None = None) -> list[dict]:
-    """The summaries of the complete generations, through generation `until` when given (a
-    shipped agent's plots end with it)."""
-    numbers = complete_generations(home)
-    return [load_summary(home, n) for n in numbers if until is None or n <= until]
-
-
 def plot_fitness(home: Path, path: Path, until: int | None = None) -> None:
     """Best, mean and worst fitness of each generation (through `until`) and the mean's
     evaluations, against generations and (top axis) the core-hours spent by then; dotted where
     V and M changed."""
-    summaries = generation_summaries(home, until)
+    summaries = load_summaries(home, until)
     generations = [s["generation"] for s in summaries]
     hours = core_hours(home, summaries)
     figure = Figure(figsize=(7, 4))
@@ -152,7 +145,7 @@ def plot_learning_curve(home: Path, path: Path, until: int | None = None) -> boo
     """The mean's evaluations on fresh tracks (through generation `until`) against the episodes
     and the core-hours spent, beside the official run's published points; False when nothing
     was evaluated."""
-    summaries = generation_summaries(home, until)
+    summaries = load_summaries(home, until)
     evaluated = [i for i, s in enumerate(summaries) if "evaluation" in s]
     if not evaluated:
         return False

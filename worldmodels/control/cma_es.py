@@ -22,18 +22,24 @@ class SeededNormal:
         return self.generator.standard_normal(shape)
 
 
-def make_optimizer(
-    dimension: int, sigma0: float, popsize: int, seed: int, diagonal: bool = False
-) -> cma.CMAEvolutionStrategy:
-    """CMA-ES from x0 = 0 with step size `sigma0`; `diagonal` uses pycma's CMA_diagonal
-    (~100x faster adaptation at N = 867, where full-covariance learning rates are tiny)."""
-    options = {
+def seeded_options(popsize: int, seed: int, diagonal: bool) -> dict:
+    """pycma options of every optimizer here: `popsize` candidates a generation, samples from
+    `seed` alone, quiet."""
+    return {
         "popsize": popsize,
         "seed": np.nan,  # leave numpy's global state alone: sampling uses `randn`
         "randn": SeededNormal(seed),
         "CMA_diagonal": diagonal,
         "verbose": -9,
     }
+
+
+def make_optimizer(
+    dimension: int, sigma0: float, popsize: int, seed: int, diagonal: bool = False
+) -> cma.CMAEvolutionStrategy:
+    """CMA-ES from x0 = 0 with step size `sigma0`; `diagonal` uses pycma's CMA_diagonal
+    (~100x faster adaptation at N = 867, where full-covariance learning rates are tiny)."""
+    options = seeded_options(popsize, seed, diagonal)
     return cma.CMAEvolutionStrategy(np.zeros(dimension), sigma0, options)
 
 
@@ -44,13 +50,8 @@ def restart_with_popsize(
     mean, step size and coordinate-wise standard deviations (all of the distribution with
     CMA_diagonal); the evolution paths, and a full covariance's correlations, start afresh.
     pycma fixes the population size at construction, and its learning rates with it."""
-    diagonal = bool(optimizer.opts["CMA_diagonal"])
     options = {
-        "popsize": popsize,
-        "seed": np.nan,
-        "randn": SeededNormal(seed),
-        "CMA_diagonal": diagonal,
+        **seeded_options(popsize, seed, bool(optimizer.opts["CMA_diagonal"])),
         "CMA_stds": optimizer.stds / optimizer.sigma,
-        "verbose": -9,
     }
     return cma.CMAEvolutionStrategy(np.array(optimizer.mean), optimizer.sigma, options)

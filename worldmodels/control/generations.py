@@ -73,6 +73,14 @@ def load_summary(home: Path, number: int) -> dict:
     return json.loads((layout.generation(home, number) / "summary.json").read_text())
 
 
+def load_summaries(home: Path, until: int | None = None) -> list[dict]:
+    """The summaries of the complete generations in order, through generation `until` when
+    given (a shipped agent's hours and plots end with it)."""
+    return [
+        load_summary(home, n) for n in complete_generations(home) if until is None or n <= until
+    ]
+
+
 def prune_optimizer_states(home: Path, keep: int) -> None:
     """Deletes optimizer.pkl of all but the latest `keep` complete generations (0: keep all).
 
