@@ -37,7 +37,6 @@ import tensorflow as tf
 from worldmodels import __version__, layout, plots
 from worldmodels.control import evaluate, render
 from worldmodels.control.generations import load_agent_controller, load_summaries, load_summary
-from worldmodels.params import DATASETS
 from worldmodels.pretrained import export_agent
 
 PAUSE_SECONDS = 600  # files written further apart than this: the command was stopped between
@@ -97,7 +96,7 @@ def recorded_commands(home: Path, generation: int) -> list[str]:
     them: for each iteration the sampling, the VAE, the latent statistics and the MDN-RNN, then
     the controller (one CMA-ES run, continued across iterations, one command per phase), its
     last command with the --generations that ends with `generation`."""
-    datasets = [d for d in DATASETS if layout.sampling_config(home, d).exists()]
+    datasets = layout.datasets(home)
     vae_runs = training_runs(layout.vae_training(home))
     memory_runs = training_runs(layout.memory_training(home))
     iterations = itertools.zip_longest(datasets, vae_runs, memory_runs)
@@ -191,10 +190,11 @@ def main():
     plots.plot_learning_curve(home, out / "learning-curve.png", until=generation)
     plots.plot_fitness(home, out / "fitness.png", until=generation)
 
+    datasets = layout.datasets(home)
     wall_hours = {
-        "1. sampling episodes": files_hours([layout.rollouts(home, d) for d in DATASETS]),
+        "1. sampling episodes": files_hours([layout.rollouts(home, d) for d in datasets]),
         "2. VAE training": training_hours(layout.vae_training(home)),
-        "3. latent statistics": files_hours([layout.latent_stats(home, d) for d in DATASETS]),
+        "3. latent statistics": files_hours([layout.latent_stats(home, d) for d in datasets]),
         "4. MDN-RNN training": training_hours(layout.memory_training(home)),
     }
     unrecorded = [stage for stage, wall in wall_hours.items() if wall is None]

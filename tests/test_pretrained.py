@@ -251,13 +251,19 @@ def test_stage_hours_leave_out_the_time_between_an_interruption_and_its_resume(t
 def test_the_card_lists_the_commands_that_trained_the_agent_with_their_flags(
     trained_controller_home, tmp_path
 ):
+    from worldmodels.data import sample_policy
     from worldmodels.vision import train_vae
 
     home = tmp_path / "home"
     shutil.copytree(trained_controller_home, home)
-    train_vae.main(  # a second iteration's VAE
-        ["--home", str(home), "--epochs", "1", "--batch-size", "8", "--shuffle-buffer", "64"]
-        + ["--validation-share", "0", "--load-model"]
+    # A second iteration: episodes in a dataset of its own, and a VAE trained on them.
+    sample_policy.main(
+        ["--home", str(home), "--dataset", "random-2", "--seed", "1", "--episodes", "1"]
+        + ["--episode-length", "30", "--num-process", "1"]
+    )
+    train_vae.main(
+        ["--home", str(home), "--dataset", "random-2", "--epochs", "1", "--batch-size", "8"]
+        + ["--shuffle-buffer", "64", "--validation-share", "0", "--load-model"]
     )
     commands = [shlex.split(line) for line in load_ship_agent().recorded_commands(home, 1)]
     previous_vae = layout.vae_training(home) / "previous-runs" / "run-0"
@@ -270,6 +276,9 @@ def test_the_card_lists_the_commands_that_trained_the_agent_with_their_flags(
         "worldmodels.memory.train_memory": layout.recorded_run(layout.memory_training(home))[
             "config"
         ]["command"],
+        "worldmodels.data.sample_policy --dataset random-2": json.loads(
+            layout.sampling_config(home, "random-2").read_text()
+        )["command"],
         "worldmodels.vision.train_vae --load-model": layout.recorded_run(layout.vae_training(home))[
             "config"
         ]["command"],
@@ -285,7 +294,8 @@ def test_the_card_lists_the_commands_that_trained_the_agent_with_their_flags(
             module = importlib.import_module(words[2])
             parsed = vars(module.parse_args([*words[3:], "--home", record["home"]]))
             assert json.loads(json.dumps(parsed, default=str)) == record
-    assert "--load-model" in commands[4] and "--load-model" not in commands[1]
+    assert "--load-model" in commands[5] and "--load-model" not in commands[1]
+    assert commands[4][commands[4].index("--dataset") + 1] == "random-2"
 
 
 def test_a_resume_may_change_popsize_and_episodes_per_candidate_and_the_card_lists_each_phase(

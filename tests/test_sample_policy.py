@@ -80,6 +80,34 @@ def test_brownian_policy_writes_its_own_directory(tmp_path):
     assert steps.max() < 6 * np.sqrt(1 / 50)
 
 
+def test_dataset_names_a_later_iterations_episodes_and_policies_are_never_mixed(tmp_path):
+    import json
+    import os
+
+    from worldmodels import layout
+
+    sample(tmp_path, "--policy", "brownian", "--episodes", "1", "--num-process", "1")
+    sample(
+        tmp_path, "--policy", "random", "--dataset", "brownian-2", "--episodes", "1",
+        "--num-process", "1",
+    )  # fmt: skip
+    (path,) = list_episodes(tmp_path / "brownian-2-rollouts")
+    assert load_episode(path)["policy"] == "random"
+    recorded = json.loads(layout.sampling_config(tmp_path, "brownian-2").read_text())
+    assert recorded["command"]["dataset"] == "brownian-2"
+    assert recorded["command"]["policy"] == "random"
+
+    with pytest.raises(SystemExit, match="policy random, not brownian"):
+        sample(tmp_path, "--policy", "brownian", "--dataset", "brownian-2", "--episodes", "2")
+    assert list_episodes(tmp_path / "brownian-2-rollouts") == [path]
+
+    # Datasets come in the order their first episodes were written, whatever their names.
+    for dataset, written in (("brownian", 2000), ("brownian-2", 1000)):
+        os.utime(layout.rollouts(tmp_path, dataset) / episode_filename(0), (written, written))
+    (tmp_path / "notes-rollouts").mkdir()  # no sampling config: not a dataset
+    assert layout.datasets(tmp_path) == ["brownian-2", "brownian"]
+
+
 @pytest.mark.parametrize(
     "flags, message",
     [
@@ -88,6 +116,8 @@ def test_brownian_policy_writes_its_own_directory(tmp_path):
         (["--num-process", "-1"], "--num-process"),
         (["--seed", "-2"], "--seed"),
         (["--policy", "expert"], "--policy"),
+        (["--dataset", "Controller 3"], "--dataset"),
+        (["--dataset", "../elsewhere"], "--dataset"),
     ],
 )
 def test_bad_flags_are_named(tmp_path, capsys, flags, message):

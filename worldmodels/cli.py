@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 
 from worldmodels import layout
 
@@ -85,6 +86,16 @@ def non_negative_int(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text}")
     return value
+
+
+def dataset_name(text: str) -> str:
+    """argparse type: a dataset's name, which becomes `<home>/<name>-rollouts/`."""
+    if not re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", text):
+        raise argparse.ArgumentTypeError(
+            f"expected lowercase letters and digits in dash-separated words "
+            f"(e.g. controller-3), got {text!r}"
+        )
+    return text
 
 
 def add_rollout_arguments(parser: argparse.ArgumentParser) -> None:

@@ -18,8 +18,9 @@ notebooks ask here for paths instead of joining names themselves.
       run.json  checkpoints/  losses.csv  validation.csv  tensorboard/  images/  previous-runs/
       prediction.json, prediction.png   memory-training/ only: `evaluate_memory`'s k-step scores
 
-Datasets are named after the policy that sampled them: random, brownian, agent-random,
-controller.
+A dataset is named after the policy that sampled it (random, brownian, agent-random,
+controller) unless `sample_policy --dataset` names it, as a later iteration's episodes must be
+(e.g. controller-3 beside iteration two's controller).
 """
 
 from __future__ import annotations
@@ -45,6 +46,20 @@ def pipeline_config(home: Path) -> Path:
 def rollouts(home: Path, dataset: str) -> Path:
     """Episodes sampled by a policy: `<home>/<dataset>-rollouts`."""
     return Path(home) / f"{dataset}-rollouts"
+
+
+def datasets(home: Path) -> list[str]:
+    """The datasets sampled into `home`, in the order their first episodes were written."""
+    suffix = "-rollouts"
+    names = [path.name[: -len(suffix)] for path in Path(home).glob(f"*{suffix}")]
+
+    def first_written(name: str) -> float:
+        episodes = rollouts(home, name).glob("episode-*")
+        return min((path.stat().st_mtime for path in episodes), default=0.0)
+
+    return sorted(
+        (name for name in names if sampling_config(home, name).exists()), key=first_written
+    )
 
 
 def sampling_config(home: Path, dataset: str) -> Path:

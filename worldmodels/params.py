@@ -21,7 +21,6 @@ class ConfigError(ValueError):
     """A config has an unknown key or a value of the wrong type."""
 
 
-DATASETS = ("random", "brownian", "agent-random", "controller")
 RANDOM_POLICIES = ("random", "brownian", "agent-random")
 
 

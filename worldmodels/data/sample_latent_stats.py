@@ -21,7 +21,7 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from worldmodels import layout
-from worldmodels.cli import add_on_corrupt_argument, make_parser, positive_int
+from worldmodels.cli import add_on_corrupt_argument, dataset_name, make_parser, positive_int
 from worldmodels.control.agent import fingerprint, vae_latent
 from worldmodels.data.tf_records import (
     LATENT_STATS,
@@ -33,7 +33,6 @@ from worldmodels.data.tf_records import (
 )
 from worldmodels.files import atomic_write_text
 from worldmodels.images import unit_frames
-from worldmodels.params import DATASETS
 from worldmodels.training import restore_latest_weights
 from worldmodels.vision.vae import FRAME_SHAPE, VAE
 
@@ -105,7 +104,7 @@ def require_current_latent_stats(directory: Path, dataset: str, home: Path) -> N
 def parse_args(argv: list[str] | None = None):
     parser = make_parser(__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--dataset", choices=DATASETS, default="random", help="encode <home>/<dataset>-rollouts"
+        "--dataset", type=dataset_name, default="random", help="encode <home>/<dataset>-rollouts"
     )
     parser.add_argument(
         "--batch-size", type=positive_int, default=1000, help="frames per encoder call"

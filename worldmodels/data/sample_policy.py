@@ -2,10 +2,12 @@
 
     python -m worldmodels.data.sample_policy --policy random --episodes 100 --num-process 2
     python -m worldmodels.data.sample_policy --policy controller --generation best --episodes 5000
+    python -m worldmodels.data.sample_policy --policy controller --dataset controller-3 --seed 2
 
-Writes `<home>/<policy>-rollouts/episode-NNNNNN.tfrecord`, one file per episode index in
-[--start-episode, --episodes). Episode i always gets the same env seed (derived from --seed and
-i), so rerunning a command skips the episodes already written and samples only the rest.
+Writes `<home>/<policy>-rollouts/episode-NNNNNN.tfrecord` (`<home>/<dataset>-rollouts/` with
+--dataset), one file per episode index in [--start-episode, --episodes). Episode i always gets
+the same env seed (derived from --seed and i), so rerunning a command skips the episodes
+already written and samples only the rest.
 """
 
 from __future__ import annotations
@@ -22,7 +24,13 @@ import numpy as np
 from tqdm import tqdm
 
 from worldmodels import layout
-from worldmodels.cli import add_rollout_arguments, make_parser, non_negative_int, positive_int
+from worldmodels.cli import (
+    add_rollout_arguments,
+    dataset_name,
+    make_parser,
+    non_negative_int,
+    positive_int,
+)
 from worldmodels.control.agent import AgentModels
 from worldmodels.control.controller import PARAMETER_COUNT
 from worldmodels.control.rollouts import (
@@ -167,18 +175,24 @@ class RandomAgentSampler:
         return results
 
 
-def require_seed_scheme(directory) -> None:
-    """Exits when `directory` holds episodes whose seeds were derived another way: new
-    episodes would be on tracks that do not follow from their indices the same way."""
+def require_matching_episodes(directory: Path, policy: str) -> None:
+    """Exits when `directory` holds episodes that new ones must not join: of another policy,
+    or of seeds derived another way (new episodes' tracks would not follow from their indices
+    the same way)."""
     try:
-        scheme = load_first_episode(list_episodes(directory), on_corrupt="skip")["seed_scheme"]
+        first = load_first_episode(list_episodes(directory), on_corrupt="skip")
     except FileNotFoundError:
         return  # nothing readable to mix with
-    if scheme != SEED_SCHEME:
+    if first["policy"] != policy:
         sys.exit(
-            f"error: {directory} holds episodes of seed scheme {scheme}, and this version "
-            f"derives seeds with scheme {SEED_SCHEME}; sample into another --home, or move "
-            "the old episodes aside"
+            f"error: {directory} holds episodes of policy {first['policy']}, not {policy}; "
+            "name another dataset with --dataset"
+        )
+    if first["seed_scheme"] != SEED_SCHEME:
+        sys.exit(
+            f"error: {directory} holds episodes of seed scheme {first['seed_scheme']}, and this "
+            f"version derives seeds with scheme {SEED_SCHEME}; sample into another --home, or "
+            "move the old episodes aside"
         )
 
 
@@ -193,6 +207,12 @@ def parse_args(argv: list[str] | None = None):
         "agent-random: the paper's random agent, a random controller on random V and M, "
         "all three redrawn every episode; "
         "controller: the trained agent of the home (see --generation)",
+    )
+    parser.add_argument(
+        "--dataset",
+        type=dataset_name,
+        help="write <home>/<dataset>-rollouts (default: the policy's name); name a later "
+        "iteration's episodes, e.g. controller-3 beside iteration two's controller",
     )
     parser.add_argument(
         "--generation",
@@ -226,6 +246,7 @@ def parse_args(argv: list[str] | None = None):
     )
     add_rollout_arguments(parser)
     args = parser.parse_args(argv)
+    args.dataset = args.dataset or args.policy
     if args.start_episode >= args.episodes:
         parser.error(
             f"--start-episode {args.start_episode} must be below --episodes {args.episodes}"
@@ -249,9 +270,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     home = layout.resolve_home(args.home)
     env_params = EnvParams(env=args.env, episode_length=args.episode_length)
-    directory = layout.rollouts(home, args.policy)
+    directory = layout.rollouts(home, args.dataset)
 
-    require_seed_scheme(directory)
+    require_matching_episodes(directory, args.policy)
     missing = [
         index
         for index in range(args.start_episode, args.episodes)
@@ -275,7 +296,7 @@ def main(argv: list[str] | None = None) -> None:
     skipped = args.episodes - args.start_episode - len(tasks)
     directory.mkdir(parents=True, exist_ok=True)
     atomic_write_text(
-        layout.sampling_config(home, args.policy),
+        layout.sampling_config(home, args.dataset),
         json.dumps(
             {"command": vars(args), "env": env_params.__dict__, "seed_scheme": SEED_SCHEME},
             indent=2,

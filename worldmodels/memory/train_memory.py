@@ -22,6 +22,7 @@ from worldmodels.cli import (
     add_on_corrupt_argument,
     add_strategy_argument,
     add_validation_arguments,
+    dataset_name,
     make_parser,
     non_negative_int,
     positive_int,
@@ -36,7 +37,7 @@ from worldmodels.data.tf_records import (
     record_dataset,
 )
 from worldmodels.memory.memory import MEMORIES, build_memory, mdn_loss, reward_done_losses
-from worldmodels.params import DATASETS, MemoryParams
+from worldmodels.params import MemoryParams
 from worldmodels.seeds import SEED_SCHEME, Model, Stream, derive_seed
 from worldmodels.training import (
     RunMismatchError,
@@ -58,7 +59,7 @@ def parse_args(argv: list[str] | None = None):
     parser = make_parser(__doc__.split("\n\n")[0])
     parser.add_argument(
         "--dataset",
-        choices=DATASETS,
+        type=dataset_name,
         default="random",
         help="train on <home>/latent-stats/<dataset>",
     )

@@ -22,6 +22,7 @@ from worldmodels.cli import (
     add_on_corrupt_argument,
     add_strategy_argument,
     add_validation_arguments,
+    dataset_name,
     make_parser,
     non_negative_int,
     positive_int,
@@ -34,7 +35,7 @@ from worldmodels.data.tf_records import (
     load_first_episode,
 )
 from worldmodels.images import image_grid, save_png, unit_frames
-from worldmodels.params import DATASETS, VAE_SCHEDULES, VAEParams
+from worldmodels.params import VAE_SCHEDULES, VAEParams
 from worldmodels.seeds import SEED_SCHEME, Model, Stream, derive_seed
 from worldmodels.training import (
     RunMismatchError,
@@ -62,7 +63,7 @@ def parse_args(argv: list[str] | None = None):
     defaults = VAEParams()
     parser = make_parser(__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--dataset", choices=DATASETS, default="random", help="train on <home>/<dataset>-rollouts"
+        "--dataset", type=dataset_name, default="random", help="train on <home>/<dataset>-rollouts"
     )
     parser.add_argument(
         "--latent",
@@ -154,7 +155,8 @@ def main(argv: list[str] | None = None) -> None:
     if not all_paths:
         sys.exit(
             f"error: no episodes in {episodes_directory}; sample some first, e.g. "
-            f"python -m worldmodels.data.sample_policy --policy {args.dataset} --episodes 100"
+            "python -m worldmodels.data.sample_policy --policy random --episodes 100 "
+            f"--dataset {args.dataset}"
         )
     params = dataclasses.replace(
         VAEParams(),
