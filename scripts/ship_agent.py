@@ -140,6 +140,17 @@ def validation_reports(home: Path, generation: int) -> list[dict]:
     return sorted(reports, key=lambda report: (report["seed"], report["generation"]))
 
 
+def shipped_minus(report: dict, validations: list[dict], generation: int) -> str:
+    """The shipped generation's validation minus `report`, paired on their common tracks
+    ("" when no validation of `generation` ran `report`'s tracks)."""
+    for shipped in validations:
+        if shipped["generation"] == generation and shipped is not report:
+            difference = evaluate.paired_difference(shipped, report)
+            if difference is not None:
+                return f"{difference[0]:+.1f} ± {difference[1]:.1f}"
+    return ""
+
+
 def main():
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
@@ -231,12 +242,13 @@ def main():
                 "Validation: the mean of generations trained on these V and M, on unseen tracks "
                 "other than the test tracks above (`evaluate --seed S`):",
                 "",
-                "| generation | tracks | mean ± std | laps finished |",
-                "|---|---|---|---|",
+                f"| generation | tracks | mean ± std | laps finished | generation {generation} "
+                "minus it, same tracks (± s.e.) |",
+                "|---|---|---|---|---|",
                 *[
                     f"| {r['generation']} | {len(r['rewards'])} (seed {r['seed']}, "
                     f"{r['env']} env) | {r['mean']:.1f} ± {r['std']:.1f} | "
-                    f"{sum(r['lap_finished'])} |"
+                    f"{sum(r['lap_finished'])} | {shipped_minus(r, validations, generation)} |"
                     for r in validations
                 ],
                 "",

@@ -162,7 +162,9 @@ def test_evaluate_writes_rewards_and_histogram(trained_controller_home, capsys):
     assert "0 finished their lap within 30 steps" in capsys.readouterr().out
 
 
-def test_evaluations_on_other_tracks_keep_their_own_report(trained_controller_home, tmp_path):
+def test_evaluations_on_other_tracks_keep_their_own_report(
+    trained_controller_home, tmp_path, capsys
+):
     home = tmp_path / "home"
     shutil.copytree(trained_controller_home, home)
     common = ["--home", str(home), "--generation", "1", "--episodes", "2"]
@@ -176,6 +178,37 @@ def test_evaluations_on_other_tracks_keep_their_own_report(trained_controller_ho
     assert (other["seed"], other["env"]) == (3, "stock")
     assert set(other["track_seeds"]).isdisjoint(json.loads(before)["track_seeds"])
     assert layout.evaluation_file(home, 1, seed=3, suffix=".png").stat().st_size > 0
+    assert "on the same tracks" not in capsys.readouterr().out
+
+    # Generation 0 on generation 1's seed-3 tracks: compared with it, not with the others.
+    evaluate.main([*common, "--seed", "3", "--env", "stock", "--generation", "0"])
+    zeroth = json.loads(layout.evaluation_file(home, 0, seed=3).read_text())
+    mean, error = evaluate.paired_difference(zeroth, other)
+    assert f"this minus generation 1 (mean) {mean:+.1f} ± {error:.1f} (" in capsys.readouterr().out
+
+
+def test_reports_on_the_same_tracks_are_compared_track_by_track(tmp_path):
+    tracks = {"track_seeds": [11, 12, 13], "env": "fast", "episode_length": 1000}
+    report = {"generation": 5, "candidate": "mean", "rewards": [10.0, 30.0, 50.0], **tracks}
+    other = {"generation": 4, "candidate": "mean", "rewards": [0.0, 28.0, 40.0], **tracks}
+    # Differences 10, 2, 10: mean 22/3, sample sd sqrt(64/3), standard error sd / sqrt(3).
+    mean, error = evaluate.paired_difference(report, other)
+    assert mean == pytest.approx(22 / 3) and error == pytest.approx(np.sqrt(64 / 3) / np.sqrt(3))
+    for changed in ({"track_seeds": [11, 12, 14]}, {"env": "stock"}, {"episode_length": 500}):
+        assert evaluate.paired_difference(report, {**other, **changed}) is None
+
+    reports = {
+        "generation_5-mean-seed1.json": report,
+        "generation_4-mean-seed1.json": other,
+        "generation_3-mean-seed1.json": {**other, "generation": 3, "rewards": [20.0, 30.0, 40.0]},
+        "generation_4-mean.json": {**other, "track_seeds": [1, 2, 3]},
+    }
+    for name, content in reports.items():
+        (tmp_path / name).write_text(json.dumps(content))
+    assert evaluate.same_track_comparisons(tmp_path / "generation_5-mean-seed1.json") == [
+        "generation 3 (mean) +0.0 ± 5.8",  # differences -10, 0, 10: sd 10
+        "generation 4 (mean) +7.3 ± 2.7",
+    ]
 
 
 def test_bad_generation_is_a_clear_error(trained_controller_home):

@@ -389,6 +389,17 @@ def test_ship_agent_packs_the_chosen_generation_with_its_card(
     shutil.copytree(layout.generation(home, 1), later)
     summary = json.loads((later / "summary.json").read_text())
     (later / "summary.json").write_text(json.dumps({**summary, "generation": 2}))
+    # A validation of the later generation, on the same tracks, 10 and 30 lower.
+    layout.evaluation_file(home, 2, seed=1).write_text(
+        json.dumps(
+            {
+                **validation,
+                "generation": 2,
+                "rewards": [r - d for r, d in zip(validation["rewards"], (10, 30))],
+                "mean": validation["mean"] - 20,
+            }
+        )
+    )
     # A validation report of the older generation: not evidence for this agent.
     layout.evaluation_file(home, 0, seed=1).write_text(
         json.dumps({**validation, "generation": 0, "mean": 1e6})
@@ -408,6 +419,9 @@ def test_ship_agent_packs_the_chosen_generation_with_its_card(
     assert hashlib.sha256(archive).hexdigest() in card
     assert "the distribution mean of CMA-ES generation 1, chosen on the validation tracks" in card
     assert f"| 1 | 2 (seed 1, fast env) | {validation['mean']:.1f} ± " in card
+    # Shipped minus generation 2, per track: 10 and 30, so 20 ± 10 (sample sd 14.1 / sqrt 2).
+    assert "| 0 |  |\n| 2 | 2 (seed 1, fast env) | " in card
+    assert card.split("\n| 2 | 2 (seed 1")[1].split("\n")[0].endswith("| 0 | +20.0 ± 10.0 |")
     assert "\n| 0 | " not in card
     for stage in ("1. sampling", "2. VAE training", "4. MDN-RNN training", "5. controller", "all"):
         assert f"| {stage}" in card

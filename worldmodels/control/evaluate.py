@@ -108,11 +108,43 @@ def main(argv: list[str] | None = None) -> None:
     save_histogram(
         report.with_suffix(".png"), rewards, f"generation {generation} ({args.candidate})"
     )
+    comparisons = same_track_comparisons(report)
+    if comparisons:
+        print(f"on the same tracks, this minus {', '.join(comparisons)} (± standard error)")
     print(
         f"generation {generation} ({args.candidate}): {rewards.mean():.1f} ± {rewards.std():.1f} "
         f"over {args.episodes} episodes, {laps} finished their lap within {args.episode_length} "
         f"steps; rewards and histogram in {report.with_suffix('')}.{{json,png}}"
     )
+
+
+def paired_difference(report: dict, other: dict) -> tuple[float, float] | None:
+    """`report`'s mean reward minus `other`'s and the standard error of that difference, when
+    both ran the same tracks (track seeds, env and episode length); else None. Pairing by track
+    takes the tracks' luck, most of either report's std, out of the comparison."""
+    keys = ("track_seeds", "env", "episode_length")
+    if report.get("track_seeds") is None or any(report.get(k) != other.get(k) for k in keys):
+        return None
+    differences = np.subtract(report["rewards"], other["rewards"])
+    if len(differences) < 2:
+        return None
+    return float(differences.mean()), float(differences.std(ddof=1) / np.sqrt(len(differences)))
+
+
+def same_track_comparisons(report_path) -> list[str]:
+    """ "generation N (candidate): +d ± se" against every other report beside `report_path` on
+    the same tracks, by generation."""
+    report = json.loads(report_path.read_text())
+    comparisons = []
+    for path in report_path.parent.glob("generation_*.json"):
+        other = json.loads(path.read_text())
+        difference = None if path == report_path else paired_difference(report, other)
+        if difference is not None:
+            comparisons.append((other["generation"], other["candidate"], *difference))
+    return [
+        f"generation {generation} ({candidate}) {mean:+.1f} ± {error:.1f}"
+        for generation, candidate, mean, error in sorted(comparisons)
+    ]
 
 
 def save_histogram(path, rewards: np.ndarray, title: str) -> None:
