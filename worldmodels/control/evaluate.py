@@ -132,8 +132,8 @@ def paired_difference(report: dict, other: dict) -> tuple[float, float] | None:
 
 
 def same_track_comparisons(report_path) -> list[str]:
-    """ "generation N (candidate): +d ± se" against every other report beside `report_path` on
-    the same tracks, by generation."""
+    """The paired difference to every other report beside `report_path` on the same tracks,
+    by generation, each as "generation N (candidate) +d ± se"."""
     report = json.loads(report_path.read_text())
     comparisons = []
     for path in report_path.parent.glob("generation_*.json"):

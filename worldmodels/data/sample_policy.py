@@ -211,8 +211,8 @@ def parse_args(argv: list[str] | None = None):
     parser.add_argument(
         "--dataset",
         type=dataset_name,
-        help="write <home>/<dataset>-rollouts (default: the policy's name); name a later "
-        "iteration's episodes, e.g. controller-3 beside iteration two's controller",
+        help="write <home>/<dataset>-rollouts, or <home>/<policy>-rollouts when unset; name a "
+        "later iteration's episodes, e.g. controller-3 beside iteration two's controller",
     )
     parser.add_argument(
         "--generation",
