@@ -205,7 +205,7 @@ def test_reports_on_the_same_tracks_are_compared_track_by_track(tmp_path):
     }
     for name, content in reports.items():
         (tmp_path / name).write_text(json.dumps(content))
-    assert evaluate.same_track_comparisons(tmp_path / "generation_5-mean-seed1.json") == [
+    assert evaluate.same_track_comparisons(report, tmp_path / "generation_5-mean-seed1.json") == [
         "generation 3 (mean) +0.0 ± 5.8",  # differences -10, 0, 10: sd 10
         "generation 4 (mean) +7.3 ± 2.7",
     ]

@@ -43,18 +43,24 @@ def pipeline_config(home: Path) -> Path:
     return Path(home) / "pipeline-config.json"
 
 
+ROLLOUTS_SUFFIX = "-rollouts"
+# The complete episode files of a rollouts or latent-statistics folder (temporary files of
+# atomic writes have other names).
+EPISODE_PATTERN = "episode-*.tfrecord"
+
+
 def rollouts(home: Path, dataset: str) -> Path:
     """Episodes sampled by a policy: `<home>/<dataset>-rollouts`."""
-    return Path(home) / f"{dataset}-rollouts"
+    return Path(home) / f"{dataset}{ROLLOUTS_SUFFIX}"
 
 
 def datasets(home: Path) -> list[str]:
     """The datasets sampled into `home`, in the order their first episodes were written."""
-    suffix = "-rollouts"
-    names = [path.name[: -len(suffix)] for path in Path(home).glob(f"*{suffix}")]
+    folders = Path(home).glob(f"*{ROLLOUTS_SUFFIX}")
+    names = [folder.name.removesuffix(ROLLOUTS_SUFFIX) for folder in folders]
 
     def first_written(name: str) -> float:
-        episodes = rollouts(home, name).glob("episode-*")
+        episodes = rollouts(home, name).glob(EPISODE_PATTERN)
         return min((path.stat().st_mtime for path in episodes), default=0.0)
 
     return sorted(

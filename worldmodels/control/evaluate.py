@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import sys
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -83,32 +84,27 @@ def main(argv: list[str] | None = None) -> None:
     rewards = np.array([episode.total_reward for episode in episodes])
     laps = sum(episode.lap_finished for episode in episodes)
 
+    record = {
+        "generation": generation,
+        "candidate": args.candidate,
+        "mean": float(rewards.mean()),
+        "std": float(rewards.std()),
+        "rewards": rewards.tolist(),
+        "steps": [episode.steps for episode in episodes],
+        "lap_finished": [episode.lap_finished for episode in episodes],
+        "seed": args.seed,
+        "track_seeds": seeds,
+        "env": args.env,
+        "seed_scheme": SEED_SCHEME,
+        "episode_length": args.episode_length,
+    }
     report = layout.evaluation_file(home, generation, args.candidate, args.seed)
     report.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(
-        report,
-        json.dumps(
-            {
-                "generation": generation,
-                "candidate": args.candidate,
-                "mean": float(rewards.mean()),
-                "std": float(rewards.std()),
-                "rewards": rewards.tolist(),
-                "steps": [episode.steps for episode in episodes],
-                "lap_finished": [episode.lap_finished for episode in episodes],
-                "seed": args.seed,
-                "track_seeds": seeds,
-                "env": args.env,
-                "seed_scheme": SEED_SCHEME,
-                "episode_length": args.episode_length,
-            },
-            indent=2,
-        ),
-    )
+    atomic_write_text(report, json.dumps(record, indent=2))
     save_histogram(
         report.with_suffix(".png"), rewards, f"generation {generation} ({args.candidate})"
     )
-    comparisons = same_track_comparisons(report)
+    comparisons = same_track_comparisons(record, report)
     if comparisons:
         print(f"on the same tracks, this minus {', '.join(comparisons)} (± standard error)")
     print(
@@ -131,10 +127,9 @@ def paired_difference(report: dict, other: dict) -> tuple[float, float] | None:
     return float(differences.mean()), float(differences.std(ddof=1) / np.sqrt(len(differences)))
 
 
-def same_track_comparisons(report_path) -> list[str]:
-    """The paired difference to every other report beside `report_path` on the same tracks,
-    by generation, each as "generation N (candidate) +d ± se"."""
-    report = json.loads(report_path.read_text())
+def same_track_comparisons(report: dict, report_path: Path) -> list[str]:
+    """The paired difference of `report`, saved as `report_path`, to every other report beside
+    it on the same tracks, by generation, each as "generation N (candidate) +d ± se"."""
     comparisons = []
     for path in report_path.parent.glob("generation_*.json"):
         other = json.loads(path.read_text())

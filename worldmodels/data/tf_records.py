@@ -36,13 +36,13 @@ import tensorflow as tf
 
 from worldmodels.files import atomic_path
 from worldmodels.images import unit_frames
+from worldmodels.layout import EPISODE_PATTERN
 from worldmodels.seeds import SEED_SCHEME
 
 OBSERVATION_SHAPE = (64, 64, 3)
 ACTION_DIM = 3
 LATENT_DIM = 32
 COMPRESSION = "GZIP"
-EPISODE_PATTERN = "episode-*.tfrecord"
 READ_BUFFER_BYTES = 1 << 20
 CORRUPT_MESSAGE = "corrupt or truncated episode record:"
 
