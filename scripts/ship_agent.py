@@ -66,12 +66,9 @@ def training_hours(run_directory: Path) -> float:
 def files_hours(directories: list[Path]) -> float | None:
     """Wall-clock hours over which the episode files of `directories` were written, each
     folder by one command: the gaps between its consecutive files, leaving out those over
-    PAUSE_SECONDS; None without any file (a snapshot keeps none)."""
-    gaps = [
-        np.diff(np.sort([path.stat().st_mtime for path in directory.glob("*.tfrecord")]))
-        for directory in directories
-        if any(directory.glob("*.tfrecord"))
-    ]
+    PAUSE_SECONDS; None without any file or record of one."""
+    times = [layout.episode_write_times(directory) for directory in directories]
+    gaps = [np.diff(written) for written in times if written]
     if not gaps:
         return None
     return sum(float(g[g <= PAUSE_SECONDS].sum()) for g in gaps) / 3600
@@ -267,7 +264,11 @@ def main():
         f"Stages 1-4 on {args.cores} cores; the controller's core-hours are wall hours × its "
         "rollout workers, evaluations during training left out. Time between an interrupted "
         "command and its resume is not counted."
-        + (f" Not in this home (no episode files): {', '.join(unrecorded)}." if unrecorded else ""),
+        + (
+            f" Not in this home (no episode files or their times): {', '.join(unrecorded)}."
+            if unrecorded
+            else ""
+        ),
         "",
         "![learning curve](learning-curve.png) ![evaluation](evaluation.png)",
         "",

@@ -5,8 +5,11 @@
 Writes, in the home's layout: the latest VAE and MDN-RNN weights as weights-only checkpoints
 with their run.json, losses.csv, validation.csv, epoch images and TensorBoard events (whose
 wall times say how long each stage took), and `control/` whole (every generation, the
-optimizer state the home kept, evaluations, TensorBoard events). Episode records and latent
-statistics are left out (hundreds of MB; stage 1 resamples them identically from their seeds).
+optimizer state the home kept, evaluations, TensorBoard events). Of the runs that --load-model
+moved to `previous-runs/` (earlier iterations), everything but their checkpoints. Of each
+dataset, its sampling config and when each episode file and its latent statistics were written
+(`episode-times.json`), but not the files (hundreds of MB; stage 1 resamples them identically
+from their seeds): so that `ship_agent` run on a copy still lists every command and its hours.
 Copying the folder into an empty home and rerunning `train_controller` with the run's flags
 resumes the controller run where the snapshot was taken; `evaluate`, `render` and `export`
 work on it as they are.
@@ -14,6 +17,7 @@ The destination is replaced atomically: a snapshot is complete or absent.
 """
 
 import argparse
+import json
 import os
 import shutil
 import tempfile
@@ -46,6 +50,26 @@ def main():
                 shutil.copyfile(run / name, staging / run.name / name)
             elif (run / name).is_dir():
                 shutil.copytree(run / name, staging / run.name / name)
+        if (run / layout.PREVIOUS_RUNS).is_dir():
+            shutil.copytree(
+                run / layout.PREVIOUS_RUNS,
+                staging / run.name / layout.PREVIOUS_RUNS,
+                ignore=shutil.ignore_patterns(layout.CHECKPOINTS, ".*"),
+            )
+    for dataset in layout.datasets(home):
+        layout.rollouts(staging, dataset).mkdir()
+        shutil.copyfile(
+            layout.sampling_config(home, dataset), layout.sampling_config(staging, dataset)
+        )
+        folders = [(layout.rollouts(home, dataset), layout.rollouts(staging, dataset))]
+        if layout.latent_stats(home, dataset).is_dir():
+            folders.append(
+                (layout.latent_stats(home, dataset), layout.latent_stats(staging, dataset))
+            )
+        for source, copy in folders:
+            copy.mkdir(parents=True, exist_ok=True)
+            times = json.dumps(layout.episode_write_times(source))
+            (copy / layout.EPISODE_TIMES).write_text(times)
     if layout.control(home).exists():
         shutil.copytree(
             layout.control(home),

@@ -146,20 +146,30 @@ def test_installing_over_an_existing_agent_is_refused(served, tmp_path):
 def test_a_snapshot_of_a_run_resumes_its_controller_training_in_a_fresh_home(
     trained_controller_home, tmp_path
 ):
+    original = tmp_path / "original"
+    shutil.copytree(trained_controller_home, original)
+    # An earlier iteration's VAE run, as --load-model moves it aside.
+    previous = layout.vae_training(original) / "previous-runs" / "run-0"
+    shutil.copytree(layout.vae_training(original), previous)
     snapshot = tmp_path / "snapshot"
     subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "scripts" / "snapshot_run.py"),
-            str(trained_controller_home),
-            str(snapshot),
-        ],
+        [sys.executable, str(REPO / "scripts" / "snapshot_run.py"), str(original), str(snapshot)],
         check=True,
         capture_output=True,
     )
     assert not list(snapshot.rglob("*.tfrecord"))  # no episodes, no latent statistics
+    assert not (snapshot / previous.relative_to(original) / "checkpoints").exists()
     home = tmp_path / "fresh"
     shutil.copytree(snapshot, home)
+    # What the card reads survives the copy: every command, and every stage's hours.
+    ship_agent = load_ship_agent()
+    assert ship_agent.recorded_commands(home, 1) == ship_agent.recorded_commands(original, 1)
+    assert len(ship_agent.recorded_commands(home, 1)) == 6  # 2 VAE runs
+    for folder in (layout.rollouts, layout.latent_stats):
+        hours = ship_agent.files_hours([folder(home, "random")])
+        assert hours is not None and hours == ship_agent.files_hours([folder(original, "random")])
+    for run in (layout.vae_training, layout.memory_training):
+        assert ship_agent.training_hours(run(home)) == ship_agent.training_hours(run(original))
     command = json.loads((home / "control" / "run.json").read_text())["command"]
     flags = [
         f"--{key.replace('_', '-')}={command[key]}"

@@ -18,6 +18,10 @@ notebooks ask here for paths instead of joining names themselves.
       run.json  checkpoints/  losses.csv  validation.csv  tensorboard/  images/  previous-runs/
       prediction.json, prediction.png   memory-training/ only: `evaluate_memory`'s k-step scores
 
+A snapshot of a run (scripts/snapshot_run.py) keeps, instead of a folder's episode files, when
+they were written (`EPISODE_TIMES`), and of the training runs' `previous-runs/` all but the
+checkpoints.
+
 A dataset is named after the policy that sampled it (random, brownian, agent-random,
 controller) unless `sample_policy --dataset` names it, as a later iteration's episodes must be
 (e.g. controller-3 beside iteration two's controller).
@@ -54,14 +58,29 @@ def rollouts(home: Path, dataset: str) -> Path:
     return Path(home) / f"{dataset}{ROLLOUTS_SUFFIX}"
 
 
+# When each episode file of a folder was written, for a copy of the folder without its
+# episodes (a snapshot of a run keeps this and leaves out the files, hundreds of MB).
+EPISODE_TIMES = "episode-times.json"
+
+
+def episode_write_times(folder: Path) -> list[float]:
+    """When the episode files of a rollouts or latent-statistics folder were written (Unix
+    seconds, sorted): the files' own times, else those the folder's `EPISODE_TIMES` recorded,
+    else none."""
+    episodes = list(Path(folder).glob(EPISODE_PATTERN))
+    if episodes:
+        return sorted(path.stat().st_mtime for path in episodes)
+    recorded = Path(folder) / EPISODE_TIMES
+    return sorted(json.loads(recorded.read_text())) if recorded.exists() else []
+
+
 def datasets(home: Path) -> list[str]:
     """The datasets sampled into `home`, in the order their first episodes were written."""
     folders = Path(home).glob(f"*{ROLLOUTS_SUFFIX}")
     names = [folder.name.removesuffix(ROLLOUTS_SUFFIX) for folder in folders]
 
     def first_written(name: str) -> float:
-        episodes = rollouts(home, name).glob(EPISODE_PATTERN)
-        return min((path.stat().st_mtime for path in episodes), default=0.0)
+        return min(episode_write_times(rollouts(home, name)), default=0.0)
 
     return sorted(
         (name for name in names if sampling_config(home, name).exists()), key=first_written
