@@ -57,19 +57,14 @@ def main():
                 ignore=shutil.ignore_patterns(layout.CHECKPOINTS, ".*"),
             )
     for dataset in layout.datasets(home):
-        layout.rollouts(staging, dataset).mkdir()
+        for folder in (layout.rollouts, layout.latent_stats):
+            if folder(home, dataset).is_dir():
+                folder(staging, dataset).mkdir(parents=True)
+                times = layout.episode_write_times(folder(home, dataset))
+                (folder(staging, dataset) / layout.EPISODE_TIMES).write_text(json.dumps(times))
         shutil.copyfile(
             layout.sampling_config(home, dataset), layout.sampling_config(staging, dataset)
         )
-        folders = [(layout.rollouts(home, dataset), layout.rollouts(staging, dataset))]
-        if layout.latent_stats(home, dataset).is_dir():
-            folders.append(
-                (layout.latent_stats(home, dataset), layout.latent_stats(staging, dataset))
-            )
-        for source, copy in folders:
-            copy.mkdir(parents=True, exist_ok=True)
-            times = json.dumps(layout.episode_write_times(source))
-            (copy / layout.EPISODE_TIMES).write_text(times)
     if layout.control(home).exists():
         shutil.copytree(
             layout.control(home),
