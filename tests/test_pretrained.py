@@ -422,6 +422,13 @@ def test_ship_agent_packs_the_chosen_generation_with_its_card(
     ).hexdigest()
     rewards = json.loads((out / "evaluation.json").read_text())["rewards"]
     assert len(rewards) == 2
+    # Shipping it again would use this report; one of other tracks or another env, not.
+    existing_test_evaluation = load_ship_agent().existing_test_evaluation
+    assert existing_test_evaluation(home, 1, 2)
+    assert not existing_test_evaluation(home, 1, 3) and not existing_test_evaluation(home, 2, 2)
+    report = layout.evaluation_file(home, 1)
+    report.write_text(json.dumps({**json.loads(report.read_text()), "env": "fast"}))
+    assert not existing_test_evaluation(home, 1, 2)
     card = (out / "card.md").read_text()
     mean, std = sum(rewards) / 2, abs(rewards[0] - rewards[1]) / 2
     assert f"**{mean:.0f} ± {std:.0f}**" in card
