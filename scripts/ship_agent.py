@@ -194,6 +194,12 @@ def main():
         default=os.cpu_count(),
         help="cores of the machine that ran stages 1-4 (their core-hours: wall hours x cores)",
     )
+    parser.add_argument(
+        "--note",
+        default="",
+        help="a paragraph for the card, after the hours: what the home's files do not say "
+        "(e.g. that its episodes were resampled on another machine)",
+    )
     args = parser.parse_args()
     home, out = layout.resolve_home(args.home), Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -297,6 +303,7 @@ def main():
             else ""
         ),
         "",
+        *([args.note, ""] if args.note else []),
         "![learning curve](learning-curve.png) ![evaluation](evaluation.png)",
         "",
         "![fitness of every generation](fitness.png)",

@@ -414,7 +414,7 @@ def test_ship_agent_packs_the_chosen_generation_with_its_card(
     layout.evaluation_file(home, 0, seed=1).write_text(
         json.dumps({**validation, "generation": 0, "mean": 1e6})
     )
-    shipped = ship(home, out, "--generation", "1")
+    shipped = ship(home, out, "--generation", "1", "--note", "Rebuilt on another machine.")
     assert shipped.returncode == 0, shipped.stderr
     archive = (out / "agent.tar.gz").read_bytes()
     assert (out / "agent.tar.gz.sha256").read_text().split()[0] == hashlib.sha256(
@@ -442,6 +442,7 @@ def test_ship_agent_packs_the_chosen_generation_with_its_card(
     assert "\n| 0 | " not in card
     for stage in ("1. sampling", "2. VAE training", "4. MDN-RNN training", "5. controller", "all"):
         assert f"| {stage}" in card
+    assert "is not counted.\n\nRebuilt on another machine.\n\n![learning curve]" in card
     assert "python -m worldmodels.control.train_controller --generations 2 --popsize 4" in card
     assert "| 5. controller training, 2 generations |" in card
     for name in ("evaluation.png", "learning-curve.png", "fitness.png", "agent.gif"):
