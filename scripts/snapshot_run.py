@@ -8,8 +8,9 @@ wall times say how long each stage took), and `control/` whole (every generation
 optimizer state the home kept, evaluations, TensorBoard events). Of the runs that --load-model
 moved to `previous-runs/` (earlier iterations), everything but their checkpoints. Of each
 dataset, its sampling config and when each episode file and its latent statistics were written
-(`episode-times.json`), but not the files (hundreds of MB; stage 1 resamples them identically
-from their seeds): so that `ship_agent` run on a copy still lists every command and its hours.
+(`episode-times.json`), but not the files (hundreds of MB; stage 1 resamples them from their
+seeds, the same episodes with the same code; later code may round differently and drive other
+trajectories): so that `ship_agent` run on a copy still lists every command and its hours.
 Copying the folder into an empty home and rerunning `train_controller` with the run's flags
 resumes the controller run where the snapshot was taken; `evaluate`, `render` and `export`
 work on it as they are.
