@@ -104,8 +104,18 @@ def recorded_commands(home: Path, generation: int) -> list[str]:
     commands = []
     for iteration, (dataset, vae_run, memory_run) in enumerate(iterations):
         if dataset is not None:
-            sampling = json.loads(layout.sampling_config(home, dataset).read_text())["command"]
-            commands.append(command_line("worldmodels.data.sample_policy", sampling))
+            sampling = json.loads(layout.sampling_config(home, dataset).read_text())
+            # The generation it sampled, by number: "best" names another one by now.
+            generation_flag = (
+                {"generation": sampling["sampled_generation"]}
+                if "sampled_generation" in sampling
+                else {}
+            )
+            commands.append(
+                command_line(
+                    "worldmodels.data.sample_policy", {**sampling["command"], **generation_flag}
+                )
+            )
         if vae_run is not None:
             vae = layout.recorded_run(vae_run)["config"]["command"]
             commands.append(command_line("worldmodels.vision.train_vae", vae, iteration > 0))

@@ -16,6 +16,7 @@ from worldmodels import layout, pipeline
 from worldmodels.control import evaluate, render, train_controller
 from worldmodels.control.generations import (
     complete_generations,
+    load_agent_controller,
     load_optimizer,
     load_summary,
 )
@@ -255,6 +256,9 @@ def test_finished_controller_sampling_reruns_after_v_and_m_are_retrained(
     flags = ["--home", str(home), "--policy", "controller", "--generation", "best"]
     flags += ["--episode-length", "20", "--num-process", "1"]
     sample_policy.main([*flags, "--episodes", "2"])
+    config = layout.sampling_config(home, "controller")
+    best, _ = load_agent_controller(home, "best")
+    assert json.loads(config.read_text())["sampled_generation"] == best
     for number in complete_generations(home):
         summary_path = layout.generation(home, number) / "summary.json"
         summary = json.loads(summary_path.read_text())
@@ -262,6 +266,7 @@ def test_finished_controller_sampling_reruns_after_v_and_m_are_retrained(
 
     sample_policy.main([*flags, "--episodes", "2"])
     assert "wrote 0 controller episodes" in capsys.readouterr().out
+    assert json.loads(config.read_text())["sampled_generation"] == best  # kept by the rerun
     with pytest.raises(SystemExit, match="no generation .* was trained on the home's latest"):
         sample_policy.main([*flags, "--episodes", "3"])
 

@@ -306,6 +306,11 @@ def test_the_card_lists_the_commands_that_trained_the_agent_with_their_flags(
             assert json.loads(json.dumps(parsed, default=str)) == record
     assert "--load-model" in commands[5] and "--load-model" not in commands[1]
     assert commands[4][commands[4].index("--dataset") + 1] == "random-2"
+    # A controller's episodes list the generation they sampled by number, not as "best".
+    config = layout.sampling_config(home, "random-2")
+    config.write_text(json.dumps({**json.loads(config.read_text()), "sampled_generation": 7}))
+    sampling = shlex.split(load_ship_agent().recorded_commands(home, 1)[4])
+    assert sampling[sampling.index("--generation") + 1] == "7"
 
 
 def test_a_resume_may_change_popsize_and_episodes_per_candidate_and_the_card_lists_each_phase(

@@ -282,10 +282,19 @@ def main(argv: list[str] | None = None) -> None:
     # A finished run reruns as a no-op even once its controller no longer matches the home's
     # retrained V and M (iteration two), so the controller is loaded only when work is left.
     controller = None
+    config_path = layout.sampling_config(home, args.dataset)
+    # The generation --generation named when the episodes were sampled: "best" means another one
+    # once training goes on, so the config keeps the number (a rerun that samples nothing keeps
+    # the one recorded).
+    sampled_generation = (
+        json.loads(config_path.read_text()).get("sampled_generation")
+        if config_path.exists()
+        else None
+    )
     if args.policy == "controller" and missing:
         from worldmodels.control.generations import load_agent_controller
 
-        _, controller = load_agent_controller(home, args.generation)
+        sampled_generation, controller = load_agent_controller(home, args.generation)
 
     tasks = [
         EpisodeTask(
@@ -295,14 +304,10 @@ def main(argv: list[str] | None = None) -> None:
     ]
     skipped = args.episodes - args.start_episode - len(tasks)
     directory.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(
-        layout.sampling_config(home, args.dataset),
-        json.dumps(
-            {"command": vars(args), "env": env_params.__dict__, "seed_scheme": SEED_SCHEME},
-            indent=2,
-            default=str,
-        ),
-    )
+    config = {"command": vars(args), "env": env_params.__dict__, "seed_scheme": SEED_SCHEME}
+    if sampled_generation is not None:
+        config["sampled_generation"] = sampled_generation
+    atomic_write_text(config_path, json.dumps(config, indent=2, default=str))
 
     frames = written_bytes = 0
 
