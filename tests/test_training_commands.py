@@ -277,6 +277,10 @@ def test_latent_stats_of_the_older_format_are_refused_until_encoded_again(traine
     assert len(rows(home / "memory-training" / "losses.csv")) == 1
 
 
+# Enough epochs that a kill after the third checkpoint lands mid-run on a slow machine.
+MEMORY_EPOCHS = 16
+
+
 def memory_command(home, *flags):
     return [
         sys.executable,
@@ -285,7 +289,7 @@ def memory_command(home, *flags):
         "--home",
         str(home),
         "--epochs",
-        "60",
+        str(MEMORY_EPOCHS),
         "--batch-size",
         "1",
         "--checkpoint-every",
@@ -304,7 +308,7 @@ def test_killed_memory_training_resumes_exactly_where_it_stopped(trained_home, t
         time.sleep(0.02)
     killed.send_signal(signal.SIGKILL)
     assert killed.wait() == -signal.SIGKILL
-    assert len(rows(tmp_path / "interrupted" / "memory-training" / "losses.csv")) < 60
+    assert len(rows(tmp_path / "interrupted" / "memory-training" / "losses.csv")) < MEMORY_EPOCHS
 
     resumed = subprocess.run(
         memory_command(tmp_path / "interrupted"), capture_output=True, text=True
@@ -315,13 +319,13 @@ def test_killed_memory_training_resumes_exactly_where_it_stopped(trained_home, t
 
     interrupted = rows(tmp_path / "interrupted" / "memory-training" / "losses.csv")
     uninterrupted = rows(tmp_path / "uninterrupted" / "memory-training" / "losses.csv")
-    # One episode of the two is held out: 60 epochs of one step, each followed by validation.
-    assert [int(r["step"]) for r in interrupted] == list(range(1, 61))
+    # One episode of the two is held out: epochs of one step, each followed by validation.
+    assert [int(r["step"]) for r in interrupted] == list(range(1, MEMORY_EPOCHS + 1))
     validation = [
         rows(tmp_path / name / "memory-training" / "validation.csv")
         for name in ("interrupted", "uninterrupted")
     ]
-    assert [int(r["step"]) for r in validation[0]] == list(range(1, 61))
+    assert [int(r["step"]) for r in validation[0]] == list(range(1, MEMORY_EPOCHS + 1))
     np.testing.assert_allclose(
         [float(r["loss"]) for r in validation[0]],
         [float(r["loss"]) for r in validation[1]],
