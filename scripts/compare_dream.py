@@ -41,8 +41,8 @@ def controller_run(home: Path) -> dict:
     dream = summaries[-1].get("dream")
     label = "real CarRacing"
     if dream:
-        dataset = layout.recorded_run(layout.memory_training(home))["settings"]["dataset"]
-        label = f"dream, M on {dataset} data, tau {dream['temperature']}"
+        datasets = " + ".join(layout.trained_datasets(layout.memory_training(home)))
+        label = f"dream, M on {datasets} data, tau {dream['temperature']}"
     return {
         "label": label,
         "dream": dream is not None,

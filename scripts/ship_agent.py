@@ -85,11 +85,16 @@ def command_line(module_name: str, recorded: dict, load_model: bool = False) -> 
     defaults = vars(importlib.import_module(module_name).parse_args([]))
     words = [f"python -m {module_name}"]
     for name, value in {**recorded, "load_model": load_model}.items():
-        if name == "home" or name not in defaults or str(value) == str(defaults[name]):
+        if name == "home" or name not in defaults or flag_text(value) == flag_text(defaults[name]):
             continue
         flag = "--" + name.replace("_", "-")
-        words.append(flag if value is True else f"{flag} {value}")
+        words.append(flag if value is True else f"{flag} {flag_text(value)}")
     return " ".join(words)
+
+
+def flag_text(value) -> str:
+    """A flag's value as written on the command line: a list (several values) as its words."""
+    return " ".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
 def recorded_commands(home: Path, generation: int) -> list[str]:
@@ -101,28 +106,26 @@ def recorded_commands(home: Path, generation: int) -> list[str]:
     vae_runs = training_runs(layout.vae_training(home))
     memory_runs = training_runs(layout.memory_training(home))
     iterations = itertools.zip_longest(datasets, vae_runs, memory_runs)
-    commands = []
+    commands, encoded = [], set()
     for iteration, (dataset, vae_run, memory_run) in enumerate(iterations):
         if dataset is not None:
             sampling = json.loads(layout.sampling_config(home, dataset).read_text())
-            # The generation it sampled, by number: "best" names another one by now.
-            generation_flag = (
-                {"generation": sampling["sampled_generation"]}
-                if "sampled_generation" in sampling
-                else {}
-            )
-            commands.append(
-                command_line(
-                    "worldmodels.data.sample_policy", {**sampling["command"], **generation_flag}
-                )
-            )
+            sampled = sampling["command"]
+            if "sampled_generation" in sampling:  # by number: "best" names another one by now
+                sampled = {**sampled, "generation": sampling["sampled_generation"]}
+            commands.append(command_line("worldmodels.data.sample_policy", sampled))
         if vae_run is not None:
             vae = layout.recorded_run(vae_run)["config"]["command"]
             commands.append(command_line("worldmodels.vision.train_vae", vae, iteration > 0))
-        if dataset is not None and layout.latent_stats(home, dataset).exists():
-            # Its other flags (batch size, on-corrupt) do not change what it writes.
-            commands.append(f"python -m worldmodels.data.sample_latent_stats --dataset {dataset}")
         if memory_run is not None:
+            # The statistics M trained on, encoded by the VAE trained just before; its other
+            # flags (batch size, on-corrupt) do not change what it writes.
+            for name in layout.trained_datasets(memory_run):
+                overwrite = " --overwrite" if name in encoded else ""  # an earlier VAE's
+                commands.append(
+                    f"python -m worldmodels.data.sample_latent_stats --dataset {name}{overwrite}"
+                )
+                encoded.add(name)
             memory = layout.recorded_run(memory_run)["config"]["command"]
             commands.append(command_line("worldmodels.memory.train_memory", memory, iteration > 0))
     control = json.loads(layout.control_run_file(home).read_text())

@@ -313,6 +313,53 @@ def test_the_card_lists_the_commands_that_trained_the_agent_with_their_flags(
     assert sampling[sampling.index("--generation") + 1] == "7"
 
 
+def test_v_and_m_train_on_several_datasets_and_the_card_lists_them(
+    trained_controller_home, tmp_path, capsys
+):
+    from worldmodels.data import sample_latent_stats, sample_policy
+    from worldmodels.memory import train_memory
+    from worldmodels.vision import train_vae
+
+    home = tmp_path / "home"
+    shutil.copytree(trained_controller_home, home)
+    # A second iteration's episodes, whose file names repeat the first's, then V and M
+    # retrained on both datasets.
+    sample_policy.main(
+        ["--home", str(home), "--dataset", "random-2", "--seed", "1", "--episodes", "2"]
+        + ["--episode-length", "30", "--num-process", "1"]
+    )
+    both = ["--home", str(home), "--dataset", "random", "random-2", "--load-model"]
+    vae_flags = [*both, "--epochs", "1", "--batch-size", "8", "--shuffle-buffer", "64"]
+    train_vae.main([*vae_flags, "--validation-share", "0.25"])
+    run = layout.recorded_run(layout.vae_training(home))
+    assert run["settings"]["dataset"] == ["random", "random-2"]
+    (held_out,) = run["validation_episodes"]  # one of the four, named with its folder
+    assert held_out.split("/")[0] in {"random-rollouts", "random-2-rollouts"}
+    assert "trained the VAE" in capsys.readouterr().out
+    train_vae.main([*vae_flags, "--validation-share", "0.25"])  # the same run, finished
+    assert "resumed from" in capsys.readouterr().out
+    assert layout.recorded_run(layout.vae_training(home))["validation_episodes"] == [held_out]
+    with pytest.raises(SystemExit):
+        train_vae.parse_args(["--dataset", "random", "random"])
+    assert "--dataset: name each dataset once" in capsys.readouterr().err
+
+    memory_flags = [*both, "--epochs", "1", "--batch-size", "2"]
+    with pytest.raises(SystemExit, match="latent-stats/random holds .* another VAE"):
+        train_memory.main(memory_flags)
+    sample_latent_stats.main(["--home", str(home), "--dataset", "random", "--overwrite"])
+    with pytest.raises(SystemExit, match="latent-stats/random-2; encode episodes first"):
+        train_memory.main(memory_flags)
+    sample_latent_stats.main(["--home", str(home), "--dataset", "random-2"])
+    train_memory.main(memory_flags)
+    assert layout.trained_datasets(layout.memory_training(home)) == ["random", "random-2"]
+
+    *_, vae, random_stats, random_2_stats, memory, _ = load_ship_agent().recorded_commands(home, 1)
+    assert "--dataset random random-2" in vae and "--load-model" in vae
+    assert random_stats.endswith("sample_latent_stats --dataset random --overwrite")
+    assert random_2_stats.endswith("sample_latent_stats --dataset random-2")
+    assert "--dataset random random-2" in memory and "--load-model" in memory
+
+
 def test_a_resume_may_change_popsize_and_episodes_per_candidate_and_the_card_lists_each_phase(
     trained_controller_home, tmp_path
 ):

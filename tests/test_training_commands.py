@@ -389,7 +389,7 @@ def test_validation_loss_is_the_nll_of_the_held_out_episodes(trained_home, tmp_p
     restore_latest_weights(home / "memory-training", memory, "train_memory")
     seed = derive_seed(0, Stream.VALIDATION, Model.MEMORY)
     ((inputs, targets, mask, *_),) = list(
-        sequences_for_epoch([home / "latent-stats" / "random" / held_out], 1, seed, "error")
+        sequences_for_epoch([home / "latent-stats" / held_out], 1, seed, "error")
     )
     (logit_pi, mu, log_sigma), _ = memory(inputs)
     expected = float(mdn_loss(logit_pi, mu, log_sigma, targets, mask))

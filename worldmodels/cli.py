@@ -98,6 +98,27 @@ def dataset_name(text: str) -> str:
     return text
 
 
+class _DistinctDatasets(argparse.Action):
+    def __call__(self, parser, namespace, values, option_string=None):
+        if len(set(values)) < len(values):
+            parser.error(f"{option_string}: name each dataset once, got {' '.join(values)}")
+        setattr(namespace, self.dest, values)
+
+
+def add_datasets_argument(parser: argparse.ArgumentParser, folder: str) -> None:
+    """--dataset NAME [NAME ...] of the commands that train on datasets (`folder`: where one
+    lives, as its help says), e.g. on every iteration's episodes at once."""
+    parser.add_argument(
+        "--dataset",
+        nargs="+",
+        type=dataset_name,
+        default=["random"],
+        action=_DistinctDatasets,
+        help=f"train on {folder}; several names train on all of their episodes (e.g. "
+        "--dataset agent-random controller: every iteration's)",
+    )
+
+
 def add_rollout_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of every command that runs full-agent rollouts in worker processes."""
     import multiprocessing

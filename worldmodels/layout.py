@@ -131,6 +131,19 @@ def recorded_run(directory: Path) -> dict:
     return json.loads(run_file.read_text()) if run_file.exists() else {}
 
 
+def dataset_setting(datasets: list[str]) -> str | list[str]:
+    """A V or M run's "dataset" setting for training on `datasets`: the name alone for one, as
+    every run recorded before runs could train on several (so those still resume), else the
+    list."""
+    return datasets[0] if len(datasets) == 1 else list(datasets)
+
+
+def trained_datasets(run_directory: Path) -> list[str]:
+    """The datasets the V or M run in `run_directory` trained on, in the order named."""
+    dataset = recorded_run(run_directory)["settings"]["dataset"]
+    return [dataset] if isinstance(dataset, str) else dataset
+
+
 def control(home: Path) -> Path:
     return Path(home) / CONTROL
 

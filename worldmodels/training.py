@@ -29,6 +29,7 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from worldmodels import layout
+from worldmodels.data.tf_records import list_episodes
 from worldmodels.files import atomic_path, atomic_write_text
 
 
@@ -40,6 +41,32 @@ def held_out_episodes(paths: list[Path], share: float, seed: int) -> list[Path]:
     count = min(len(paths) - 1, max(1, round(share * len(paths)))) if share > 0 else 0
     chosen = np.random.default_rng(seed).choice(len(paths), size=max(count, 0), replace=False)
     return [paths[i] for i in sorted(chosen)]
+
+
+def episode_key(path: Path) -> str:
+    """How run.json names an episode: `<folder>/<file>`, since a run's datasets repeat file
+    names. Runs recorded before runs could train on several datasets name the file alone."""
+    return f"{path.parent.name}/{path.name}"
+
+
+class NoEpisodesError(FileNotFoundError):
+    """A dataset's folder holds no episode (`dataset`: its name)."""
+
+    def __init__(self, dataset: str, folder: Path):
+        super().__init__(f"no episodes in {folder}")
+        self.dataset = dataset
+
+
+def episodes_of(folders: dict[str, Path]) -> list[Path]:
+    """Every episode in `folders` (dataset name: its folder), dataset by dataset in their
+    order. Raises NoEpisodesError for the first folder without any."""
+    paths = []
+    for dataset, folder in folders.items():
+        found = list_episodes(folder)
+        if not found:
+            raise NoEpisodesError(dataset, folder)
+        paths += found
+    return paths
 
 
 def split_episodes(
@@ -55,9 +82,20 @@ def split_episodes(
     if recorded is None:
         validation = held_out_episodes(paths, share, seed)
     else:
-        validation = [path for path in paths if path.name in set(recorded)]
-    names = {path.name for path in validation}
-    return [path for path in paths if path.name not in names], validation
+        recorded = set(recorded)
+        validation = [p for p in paths if episode_key(p) in recorded or p.name in recorded]
+    held_out = set(validation)
+    return [path for path in paths if path not in held_out], validation
+
+
+def recorded_episodes(
+    run_directory: Path, folder_of: Callable[[str], Path]
+) -> tuple[list[Path], list[Path]]:
+    """(all, held out): the episodes of the V or M run in `run_directory`, found in the folders
+    `folder_of(dataset)` of its datasets in training's order, and those it holds out for
+    validation. Raises NoEpisodesError for a folder without any."""
+    paths = episodes_of({d: folder_of(d) for d in layout.trained_datasets(run_directory)})
+    return paths, split_episodes(run_directory, paths, share=0, seed=0, new_run=False)[1]
 
 
 def mean_losses(
@@ -182,7 +220,7 @@ class TrainingRun:
     - an error naming the differing settings, when there is one with other settings;
     - new.
     `description` says which. The model's and optimizer's variables must exist already.
-    `validation_episodes` (see `split_episodes`) are recorded in run.json by name.
+    `validation_episodes` (see `split_episodes`) are recorded in run.json (`episode_key`).
     `settings_added_later` (see `changed_settings`) lets runs recorded before a setting existed
     resume.
     """
@@ -243,7 +281,7 @@ class TrainingRun:
                 {
                     "settings": settings,
                     "config": config,
-                    "validation_episodes": [Path(path).name for path in validation_episodes],
+                    "validation_episodes": [episode_key(Path(p)) for p in validation_episodes],
                     **({LOADED_FROM: loaded_from} if loaded_from is not None else {}),
                 },
                 indent=2,

@@ -190,11 +190,14 @@ def home_dream(home, spec: ControllerSpec, temperature: float, episode_length: i
     what is missing."""
     if not spec.uses_memory:
         raise ValueError("a V-only controller has no M to dream in")
-    dataset = layout.recorded_run(layout.memory_training(home))["settings"]["dataset"]
-    directory = layout.latent_stats(home, dataset)
-    first = [stats for _, stats in readable_records(list_episodes(directory), LATENT_STATS, "skip")]
+    datasets = layout.trained_datasets(layout.memory_training(home))
+    folders = [layout.latent_stats(home, dataset) for dataset in datasets]
+    paths = [path for folder in folders for path in list_episodes(folder)]
+    first = [stats for _, stats in readable_records(paths, LATENT_STATS, "skip")]
     if not first:
-        raise FileNotFoundError(f"no latent statistics in {directory} to start dreams from")
+        raise FileNotFoundError(
+            f"no latent statistics in {', '.join(map(str, folders))} to start dreams from"
+        )
     first_frames = FirstFrames(
         np.stack([stats["mu"][0] for stats in first]),
         np.stack([stats["logvar"][0] for stats in first]),

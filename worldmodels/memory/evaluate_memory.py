@@ -15,6 +15,7 @@ and `prediction.png`.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import sys
@@ -30,13 +31,13 @@ from worldmodels.data.sample_latent_stats import require_current_latent_stats
 from worldmodels.data.tf_records import (
     LATENT_STATS,
     CorruptEpisodeError,
-    list_episodes,
     readable_records,
 )
 from worldmodels.files import atomic_write_text
 from worldmodels.memory.memory import MDNRNN, sample_next_latent
 from worldmodels.plots import save
 from worldmodels.seeds import Stream, derive_seed
+from worldmodels.training import NoEpisodesError, recorded_episodes
 
 LOG_SQRT_TWO_PI = 0.5 * math.log(2 * math.pi)
 
@@ -151,22 +152,27 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     home = layout.resolve_home(args.home)
     require_trained_models(home)
-    run = layout.recorded_run(layout.memory_training(home))
-    held_out_names = set(run.get("validation_episodes", []))
-    if not held_out_names:
+    run_directory = layout.memory_training(home)
+    if not layout.recorded_run(run_directory).get("validation_episodes"):
         sys.exit(
-            f"error: the MDN-RNN run in {layout.memory_training(home)} held out no episodes; "
+            f"error: the MDN-RNN run in {run_directory} held out no episodes; "
             "train it with --validation-share > 0 to measure its predictions on unseen ones"
         )
-    stats_directory = layout.latent_stats(home, run["settings"]["dataset"])
-    require_current_latent_stats(stats_directory, run["settings"]["dataset"], home)
+    for dataset in layout.trained_datasets(run_directory):
+        require_current_latent_stats(layout.latent_stats(home, dataset), dataset, home)
+    try:
+        paths, validation = recorded_episodes(
+            run_directory, functools.partial(layout.latent_stats, home)
+        )
+    except NoEpisodesError as error:
+        sys.exit(f"error: {error}, the latent statistics the MDN-RNN was trained on")
     horizon = max(args.steps)
     held_out, training = [], []
-    paths = list_episodes(stats_directory)
+    validation = set(validation)
     try:
         for index, stats in readable_records(paths, LATENT_STATS, args.on_corrupt):
             z = recorded_latents(stats, derive_seed(args.seed, Stream.PREDICTION, index))
-            if paths[index].name in held_out_names:
+            if paths[index] in validation:
                 held_out.append((z, stats["action"]))
             else:
                 training.append(z)
@@ -191,7 +197,7 @@ def main(argv: list[str] | None = None) -> None:
         "starts": int(len(memory["nll"])),
         "episodes": len(held_out),
         "temperature": args.temperature,
-        "memory": run["settings"].get("memory", "lstm"),
+        "memory": layout.recorded_run(run_directory)["settings"].get("memory", "lstm"),
     }
     for name, scores in (("mdn_rnn", memory), ("no_memory", baseline)):
         report[name] = {

@@ -2,10 +2,10 @@
 
     python -m worldmodels.memory.train_memory --epochs 40
 
-Reads `<home>/latent-stats/<dataset>/`, writes `<home>/memory-training/`: checkpoints,
-losses.csv and TensorBoard summaries. Every epoch draws a fresh z = mu + sigma * eps for each
-step of each episode. Episodes of different lengths are padded at the end and the padding is
-masked out of the loss; they never mix. Rerunning the same command resumes.
+Reads `<home>/latent-stats/<dataset>/` of each dataset named, writes `<home>/memory-training/`:
+checkpoints, losses.csv and TensorBoard summaries. Every epoch draws a fresh z = mu + sigma *
+eps for each step of each episode. Episodes of different lengths are padded at the end and the
+padding is masked out of the loss; they never mix. Rerunning the same command resumes.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ import tensorflow as tf
 
 from worldmodels import layout
 from worldmodels.cli import (
+    add_datasets_argument,
     add_on_corrupt_argument,
     add_strategy_argument,
     add_validation_arguments,
-    dataset_name,
     make_parser,
     non_negative_int,
     positive_int,
@@ -33,17 +33,18 @@ from worldmodels.data.tf_records import (
     LATENT_STATS,
     CorruptEpisodeError,
     corrupt_episodes_raise,
-    list_episodes,
     record_dataset,
 )
 from worldmodels.memory.memory import MEMORIES, build_memory, mdn_loss, reward_done_losses
 from worldmodels.params import MemoryParams
 from worldmodels.seeds import SEED_SCHEME, Model, Stream, derive_seed
 from worldmodels.training import (
+    NoEpisodesError,
     RunMismatchError,
     TrainingRun,
     describe_strategy,
     distributed_train_step,
+    episodes_of,
     make_strategy,
     mean_losses,
     split_episodes,
@@ -57,12 +58,7 @@ SETTINGS_ADDED_LATER = {"reward_done_heads": False}
 def parse_args(argv: list[str] | None = None):
     defaults = MemoryParams()
     parser = make_parser(__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--dataset",
-        type=dataset_name,
-        default="random",
-        help="train on <home>/latent-stats/<dataset>",
-    )
+    add_datasets_argument(parser, "<home>/latent-stats/<dataset>")
     parser.add_argument(
         "--memory",
         choices=MEMORIES,
@@ -183,13 +179,22 @@ def sequences_for_epoch(paths, batch_size: int, seed: int, on_corrupt: str) -> t
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     home = layout.resolve_home(args.home)
-    stats_directory = layout.latent_stats(home, args.dataset)
-    require_current_latent_stats(stats_directory, args.dataset, home)
-    all_paths = list_episodes(stats_directory)
-    if not all_paths:
+    folders = {dataset: layout.latent_stats(home, dataset) for dataset in args.dataset}
+    for dataset, folder in folders.items():
+        require_current_latent_stats(folder, dataset, home)
+    try:
+        all_paths = episodes_of(folders)
+    except NoEpisodesError as error:
         sys.exit(
-            f"error: no latent statistics in {stats_directory}; encode episodes first: "
-            f"python -m worldmodels.data.sample_latent_stats --dataset {args.dataset}"
+            f"error: {error}; encode episodes first: "
+            f"python -m worldmodels.data.sample_latent_stats --dataset {error.dataset}"
+        )
+    encoders = {encoded_by(folder) for folder in folders.values()} - {None}
+    if len(encoders) > 1:
+        sys.exit(
+            f"error: the latent statistics of --dataset {' '.join(args.dataset)} were encoded "
+            "by different VAEs; encode them again with the same one "
+            "(python -m worldmodels.data.sample_latent_stats --dataset NAME --overwrite)"
         )
     params = dataclasses.replace(
         MemoryParams(),
@@ -205,7 +210,7 @@ def main(argv: list[str] | None = None) -> None:
         validation_share=args.validation_share,
     )
     settings = {
-        "dataset": args.dataset,
+        "dataset": layout.dataset_setting(args.dataset),
         "memory": params.memory,
         "attention_window": params.attention_window,
         "lstm_units": params.lstm_units,
@@ -220,7 +225,7 @@ def main(argv: list[str] | None = None) -> None:
         "seed_scheme": SEED_SCHEME,
         # The VAE whose latents M learns: resumed on statistics that a retrained VAE encoded
         # again, a run would mix two.
-        "latent_stats_vae": encoded_by(stats_directory),
+        "latent_stats_vae": next(iter(encoders), None),
     }
     # Runs recorded before the fingerprint are taken to have trained on the statistics there now.
     added_later = {**SETTINGS_ADDED_LATER, "latent_stats_vae": settings["latent_stats_vae"]}
@@ -312,8 +317,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"error: {error}")
     print(
         f"trained the MDN-RNN for {params.epochs} epochs ({run.step} steps) on {len(paths)} "
-        f"episodes of {stats_directory} ({len(validation)} held out); checkpoints, losses.csv "
-        f"and validation.csv in {run.directory}"
+        f"episodes of {', '.join(map(str, folders.values()))} ({len(validation)} held out); "
+        f"checkpoints, losses.csv and validation.csv in {run.directory}"
     )
 
 

@@ -15,6 +15,7 @@ means and standard deviations, and the per-step curves: mean and std over episod
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from pathlib import Path
@@ -34,7 +35,7 @@ from worldmodels.data.tf_records import (
 from worldmodels.files import atomic_write_text
 from worldmodels.images import unit_frames
 from worldmodels.plots import save
-from worldmodels.training import restore_latest_weights
+from worldmodels.training import NoEpisodesError, recorded_episodes, restore_latest_weights
 from worldmodels.vision.vae import build_vae
 
 
@@ -121,9 +122,8 @@ def parse_args(argv: list[str] | None = None):
 
 def held_out_episodes(home: Path) -> list[Path]:
     """The episodes the home's VAE run held out for validation."""
-    run = layout.recorded_run(layout.vae_training(home))
-    directory = layout.rollouts(home, run["settings"]["dataset"])
-    return [directory / name for name in run.get("validation_episodes", [])]
+    rollouts = functools.partial(layout.rollouts, home)
+    return recorded_episodes(layout.vae_training(home), rollouts)[1]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -131,7 +131,13 @@ def main(argv: list[str] | None = None) -> None:
     homes = [layout.resolve_home(h) for h in (args.homes or [args.home])]
     for home in homes:
         require_trained_models(home, with_memory=False)
-    paths = list_episodes(args.episodes) if args.episodes else held_out_episodes(homes[0])
+    try:
+        paths = list_episodes(args.episodes) if args.episodes else held_out_episodes(homes[0])
+    except NoEpisodesError as error:
+        sys.exit(
+            f"error: {error}, the VAE of {homes[0]}'s dataset, whose held-out episodes are "
+            "measured unless --episodes names a folder"
+        )
     if not paths:
         sys.exit(
             f"error: no episodes to measure on: the VAE of {homes[0]} held none out "

@@ -2,10 +2,11 @@
 
     python -m worldmodels.vision.train_vae --dataset random --epochs 10
 
-Reads `<home>/<dataset>-rollouts/`, writes `<home>/vae-training/`: checkpoints, losses.csv,
-TensorBoard summaries and, each epoch, images/epoch-NNN-reconstruction.png (originals above
-their reconstructions) and images/epoch-NNN-samples.png (decoded draws from the prior).
-Rerunning the same command after an interruption resumes from the last checkpoint.
+Reads `<home>/<dataset>-rollouts/` of each dataset named, writes `<home>/vae-training/`:
+checkpoints, losses.csv, TensorBoard summaries and, each epoch,
+images/epoch-NNN-reconstruction.png (originals above their reconstructions) and
+images/epoch-NNN-samples.png (decoded draws from the prior). Rerunning the same command after
+an interruption resumes from the last checkpoint.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ import tensorflow as tf
 
 from worldmodels import layout
 from worldmodels.cli import (
+    add_datasets_argument,
     add_on_corrupt_argument,
     add_strategy_argument,
     add_validation_arguments,
-    dataset_name,
     make_parser,
     non_negative_int,
     positive_int,
@@ -31,17 +32,18 @@ from worldmodels.data.tf_records import (
     CorruptEpisodeError,
     corrupt_episodes_raise,
     frame_dataset,
-    list_episodes,
     load_first_episode,
 )
 from worldmodels.images import image_grid, save_png, unit_frames
 from worldmodels.params import VAE_SCHEDULES, VAEParams
 from worldmodels.seeds import SEED_SCHEME, Model, Stream, derive_seed
 from worldmodels.training import (
+    NoEpisodesError,
     RunMismatchError,
     TrainingRun,
     describe_strategy,
     distributed_train_step,
+    episodes_of,
     make_strategy,
     mean_losses,
     split_episodes,
@@ -62,9 +64,7 @@ PREVIEW_FRAMES = 8
 def parse_args(argv: list[str] | None = None):
     defaults = VAEParams()
     parser = make_parser(__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--dataset", type=dataset_name, default="random", help="train on <home>/<dataset>-rollouts"
-    )
+    add_datasets_argument(parser, "<home>/<dataset>-rollouts")
     parser.add_argument(
         "--latent",
         choices=LATENTS,
@@ -150,13 +150,13 @@ def parse_args(argv: list[str] | None = None):
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     home = layout.resolve_home(args.home)
-    episodes_directory = layout.rollouts(home, args.dataset)
-    all_paths = list_episodes(episodes_directory)
-    if not all_paths:
+    folders = {dataset: layout.rollouts(home, dataset) for dataset in args.dataset}
+    try:
+        all_paths = episodes_of(folders)
+    except NoEpisodesError as error:
         sys.exit(
-            f"error: no episodes in {episodes_directory}; sample some first, e.g. "
-            "python -m worldmodels.data.sample_policy --policy random --episodes 100 "
-            f"--dataset {args.dataset}"
+            f"error: {error}; sample some first, e.g. python -m worldmodels.data.sample_policy "
+            f"--policy random --episodes 100 --dataset {error.dataset}"
         )
     params = dataclasses.replace(
         VAEParams(),
@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> None:
         {key: getattr(params, key) for key in VAE_SCHEDULES} if params.latent == "discrete" else {}
     )
     settings = {
-        "dataset": args.dataset,
+        "dataset": layout.dataset_setting(args.dataset),
         "latent": params.latent,
         **schedules,
         "batch_size": params.batch_size,
@@ -301,8 +301,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"error: {error}")
     print(
         f"trained the VAE for {params.epochs} epochs ({run.step} steps) on {len(paths)} "
-        f"episodes of {episodes_directory} ({len(validation)} held out); checkpoints, "
-        f"losses.csv, validation.csv and images in {run.directory}"
+        f"episodes of {', '.join(map(str, folders.values()))} ({len(validation)} held out); "
+        f"checkpoints, losses.csv, validation.csv and images in {run.directory}"
     )
 
 
