@@ -188,6 +188,29 @@ def test_evaluations_on_other_tracks_keep_their_own_report(
     assert f"this minus generation 1 (mean) {mean:+.1f} ± {error:.1f} (" in capsys.readouterr().out
 
 
+def test_an_evaluation_reading_the_mode_keeps_its_own_report(
+    trained_controller_home, tmp_path, capsys
+):
+    home = tmp_path / "home"
+    shutil.copytree(trained_controller_home, home)
+    common = ["--home", str(home), "--generation", "1", "--episodes", "2", "--seed", "2"]
+    # Long enough for the car to move: the first steps' rewards do not depend on the actions.
+    common += ["--episode-length", "60", "--num-process", "1", "--envs-per-worker", "2"]
+    evaluate.main(common)
+    sampled = json.loads(layout.evaluation_file(home, 1, seed=2).read_text())
+    evaluate.main([*common, "--latent", "mode"])
+    path = layout.evaluation_file(home, 1, seed=2, latent="mode")
+    assert path.name == "generation_1-mean-zmode-seed2.json"
+    mode = json.loads(path.read_text())
+    assert (sampled["latent"], mode["latent"]) == ("sample", "mode")
+    assert mode["track_seeds"] == sampled["track_seeds"]
+    assert mode["rewards"] != sampled["rewards"]
+    mean, error = evaluate.paired_difference(mode, sampled)
+    out = capsys.readouterr().out
+    assert f"this minus generation 1 (mean) {mean:+.1f} ± {error:.1f} (" in out
+    assert "generation 1 (mean, z mode): " in out
+
+
 def test_reports_on_the_same_tracks_are_compared_track_by_track(tmp_path):
     tracks = {"track_seeds": [11, 12, 13], "env": "fast", "episode_length": 1000}
     report = {"generation": 5, "candidate": "mean", "rewards": [10.0, 30.0, 50.0], **tracks}

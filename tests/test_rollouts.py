@@ -154,6 +154,44 @@ def test_engine_steps_equal_the_unbatched_computation_for_each_env(tmp_path):
         assert result.total_reward == pytest.approx(total)
 
 
+def test_an_engine_reading_the_mode_steps_on_mu_without_noise(tmp_path):
+    """With latent "mode", each recorded step recomputed alone from the batch-1 encoder's mu
+    (no draw); the sampled episode on the same track takes other actions."""
+    agent = AgentModels(home=None, seed=0)
+    parameters = 0.3 * np.random.default_rng(0).standard_normal(PARAMETER_COUNT)
+    task = EpisodeTask(0, parameters, seed=100, keep_record=True)
+    length = 8
+    (result,) = RolloutEngine(agent, [make_env(EnvParams(episode_length=length))], "mode").run(
+        [task]
+    )
+    episode = written_episodes([result], tmp_path)[0]
+    h = c = tf.zeros((1, 256))
+    env = make_env(EnvParams(episode_length=length))
+    observation, _ = env.reset(seed=task.seed)
+    for t in range(length):
+        np.testing.assert_array_equal(episode["observation"][t], observation)
+        mu, _ = agent.vae.encode(observation[None].astype(np.float32) / 255.0)
+        action = controller_actions(parameters, mu.numpy(), h.numpy())
+        np.testing.assert_allclose(episode["action"][t], action[0], atol=1e-4)
+        observation, *_ = env.step(episode["action"][t])
+        h, c = agent.memory.step(mu, tf.constant(action), (h, c))
+    sampled = RolloutEngine(agent, [make_env(EnvParams(episode_length=length))]).run([task])
+    sampled_actions = written_episodes(sampled, tmp_path)[0]["action"]
+    assert not np.allclose(sampled_actions, episode["action"], atol=1e-3)
+    with pytest.raises(ValueError, match="latent must be one of"):
+        RolloutEngine(agent, [], "mean")
+
+
+def test_the_mode_of_a_discrete_code_is_the_one_hot_of_each_likeliest_class():
+    agent = AgentModels(home=None, seed=0)
+    agent.vae = build_vae("discrete")  # before the first encode, which compiles the encoder
+    frames = np.random.default_rng(3).integers(0, 256, (2, 64, 64, 3), dtype=np.uint8)
+    logits = agent.vae.logits(frames.astype(np.float32) / 255.0).numpy()
+    codes = agent.mode_codes(frames).reshape(2, 32, 32)
+    np.testing.assert_array_equal(codes.argmax(-1), logits.argmax(-1))
+    np.testing.assert_array_equal(codes.sum(-1), np.ones((2, 32)))
+
+
 def test_a_rollout_worker_killed_mid_generation_does_not_lose_episodes(agent_home):
     from functools import partial
 

@@ -11,7 +11,8 @@ notebooks ask here for paths instead of joining names themselves.
         run.json                      the controller run's settings
         tensorboard/                  fitness curves
         generations/generation_N/     one CMA-ES generation (worldmodels/control/generations.py)
-        evaluations/                  `evaluate`: generation_N-<candidate>[-seedS].json, .png
+        evaluations/                  `evaluate`: generation_N-<candidate>[-zmode][-seedS]
+                                      .json and .png
       plots/                          `python -m worldmodels.plots`: PNG curves
 
     a training run (vae-training/, memory-training/; worldmodels/training.py):
@@ -169,14 +170,21 @@ def evaluations(home: Path) -> Path:
 
 
 def evaluation_file(
-    home: Path, generation: int, candidate: str = "mean", seed: int = 0, suffix: str = ".json"
+    home: Path,
+    generation: int,
+    candidate: str = "mean",
+    seed: int = 0,
+    suffix: str = ".json",
+    latent: str = "sample",
 ) -> Path:
     """`evaluate`'s report (.json) or histogram (.png) of a generation's candidate on the tracks
     of `seed`. Seed 0's tracks (the paper's evaluation, the shipped card's) carry no seed in
     the name; another seed's (e.g. tracks to decide on before spending those) do, so that
-    neither overwrites the other."""
+    neither overwrites the other. A controller reading z's mode instead of a draw (`evaluate
+    --latent mode`, a diagnostic) has `-zmode` after the candidate."""
     tracks = f"-seed{seed}" if seed else ""
-    return evaluations(home) / f"generation_{generation}-{candidate}{tracks}{suffix}"
+    reads = "" if latent == "sample" else f"-z{latent}"
+    return evaluations(home) / f"generation_{generation}-{candidate}{reads}{tracks}{suffix}"
 
 
 def plots(home: Path) -> Path:

@@ -275,6 +275,17 @@ class AgentModels:
         eps = np.stack([noise.standard_normal(mu.shape[1]) for noise in noises])
         return (mu + np.exp(logvar / 2) * eps).astype(np.float32)
 
+    def mode_codes(self, frames: np.ndarray) -> np.ndarray:
+        """The most likely z of each frame under q(z|x), B x code_width float32, no randomness:
+        mu; for a discrete VAE the one-hot of each categorical's likeliest class."""
+        parameters = self.encode(frames)
+        if self.vae.latent == "discrete":
+            (logits,) = parameters
+            classes = logits.shape[-1]
+            return np.eye(classes, dtype=np.float32)[logits.argmax(-1)].reshape(len(frames), -1)
+        mu, _ = parameters
+        return mu.astype(np.float32)
+
     def lstm_step(self, z, action, h, c) -> tuple[np.ndarray, np.ndarray]:
         """One step of the MDN-RNN's LSTM (Keras gate order i, f, c, o) on a batch, in numpy."""
         gates = (

@@ -6,7 +6,7 @@ Uses the VAE and MDN-RNN of the experiments home and a controller from
 `control/generations/`. Writes `control/evaluations/generation_N-<candidate>.json`, or
 `...-seedS.json` for `--seed S` other than 0 (every episode's reward, track seed, steps and
 whether the car finished its lap: a lap finished at step T scores 1000 - 0.1 T, so a score of
-900 or more needs one) and a histogram PNG next to it.
+900 or more needs one) and a histogram PNG next to it; `...-zmode...` with `--latent mode`.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from worldmodels import layout
 from worldmodels.cli import add_rollout_arguments, make_parser, non_negative_int, positive_int
 from worldmodels.control.generations import controller_spec, load_agent_controller
 from worldmodels.control.rollouts import (
+    LATENTS,
     EpisodeTask,
     RolloutWorker,
     rollout_config,
@@ -57,6 +58,14 @@ def parse_args(argv: list[str] | None = None):
         help="seeds the tracks: 0 the paper's evaluation (the shipped card's), another seed "
         "other unseen tracks, e.g. to choose a generation on before evaluating it on seed 0's",
     )
+    parser.add_argument(
+        "--latent",
+        choices=LATENTS,
+        default="sample",
+        help="the z the controller reads each step: sample, a draw from q(z|x) as in training "
+        "and the paper; mode, its most likely value (mu), a diagnostic of how much the "
+        "controller relies on the draw's noise (report named ...-zmode...)",
+    )
     add_rollout_arguments(parser)
     return parser.parse_args(argv)
 
@@ -66,7 +75,9 @@ def main(argv: list[str] | None = None) -> None:
     home = layout.resolve_home(args.home)
     generation, controller = load_agent_controller(home, args.generation, args.candidate)
 
-    config = rollout_config(args, home, args.envs_per_worker, controller_spec(home))
+    config = rollout_config(
+        args, home, args.envs_per_worker, controller_spec(home), latent=args.latent
+    )
     seeds = [derive_seed(args.seed, Stream.EVALUATION_TRACKS, j) for j in range(args.episodes)]
     tasks = [EpisodeTask(j, controller, seed) for j, seed in enumerate(seeds)]
     try:
@@ -97,21 +108,31 @@ def main(argv: list[str] | None = None) -> None:
         "env": args.env,
         "seed_scheme": SEED_SCHEME,
         "episode_length": args.episode_length,
+        "latent": args.latent,
     }
-    report = layout.evaluation_file(home, generation, args.candidate, args.seed)
+    report = layout.evaluation_file(
+        home, generation, args.candidate, args.seed, latent=args.latent
+    )
     report.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(report, json.dumps(record, indent=2))
-    save_histogram(
-        report.with_suffix(".png"), rewards, f"generation {generation} ({args.candidate})"
-    )
+    title = f"generation {generation} ({agent_name(record)})"
+    save_histogram(report.with_suffix(".png"), rewards, title)
     comparisons = same_track_comparisons(record, report)
     if comparisons:
         print(f"on the same tracks, this minus {', '.join(comparisons)} (± standard error)")
     print(
-        f"generation {generation} ({args.candidate}): {rewards.mean():.1f} ± {rewards.std():.1f} "
+        f"generation {generation} ({agent_name(record)}): "
+        f"{rewards.mean():.1f} ± {rewards.std():.1f} "
         f"over {args.episodes} episodes, {laps} finished their lap within {args.episode_length} "
         f"steps; rewards and histogram in {report.with_suffix('')}.{{json,png}}"
     )
+
+
+def agent_name(report: dict) -> str:
+    """What a report evaluated, as its messages name it: the candidate, and how the controller
+    read z when not by sampling ("mean", "mean, z mode")."""
+    latent = report.get("latent", "sample")
+    return report["candidate"] + ("" if latent == "sample" else f", z {latent}")
 
 
 def paired_difference(report: dict, other: dict) -> tuple[float, float] | None:
@@ -135,10 +156,10 @@ def same_track_comparisons(report: dict, report_path: Path) -> list[str]:
         other = json.loads(path.read_text())
         difference = None if path == report_path else paired_difference(report, other)
         if difference is not None:
-            comparisons.append((other["generation"], other["candidate"], *difference))
+            comparisons.append((other["generation"], agent_name(other), *difference))
     return [
-        f"generation {generation} ({candidate}) {mean:+.1f} ± {error:.1f}"
-        for generation, candidate, mean, error in sorted(comparisons)
+        f"generation {generation} ({name}) {mean:+.1f} ± {error:.1f}"
+        for generation, name, mean, error in sorted(comparisons)
     ]
 
 

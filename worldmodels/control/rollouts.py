@@ -53,6 +53,11 @@ class EpisodeTask:
 
 STALLED_STEP_REWARD = -0.1  # CarRacing's reward for a step that reaches no new tile
 
+# What z a controller reads each step: "sample", a draw from q(z|x) (the paper's, and how
+# controllers are trained); "mode", its most likely value, which shows how much a controller
+# relies on the draw's noise.
+LATENTS = ("sample", "mode")
+
 
 @dataclass(frozen=True)
 class EpisodeResult:
@@ -84,12 +89,16 @@ class RolloutEngine:
     `latent_noise` stream; a hard one-hot sample with a discrete VAE), a_t = C(z_t, h_t), step
     the env with a_t, then h_{t+1} = LSTM(z_t, a_t, h_t); with the attentive memory, C reads
     h_t and its attention context, and a V-only controller reads z_t alone. A finished slot
-    starts the next task at once.
+    starts the next task at once. With `latent` "mode" z_t is q(z|x)'s most likely value
+    instead of a draw (a diagnostic of evaluations; see `LATENTS`).
     """
 
-    def __init__(self, agent, envs: Sequence):
+    def __init__(self, agent, envs: Sequence, latent: str = "sample"):
+        if latent not in LATENTS:
+            raise ValueError(f"latent must be one of {LATENTS}, not {latent!r}")
         self.agent = agent
         self.envs = list(envs)
+        self.latent = latent
 
     def run(self, tasks: Sequence[EpisodeTask]) -> list[EpisodeResult]:
         queue = collections.deque(tasks)
@@ -111,7 +120,10 @@ class RolloutEngine:
             active = [slot for slot, episode in enumerate(slots) if episode is not None]
             episodes = [slots[slot] for slot in active]
             frames = np.stack([e.observation for e in episodes])
-            z = self.agent.sample_codes(frames, [e.noise for e in episodes])
+            if self.latent == "sample":
+                z = self.agent.sample_codes(frames, [e.noise for e in episodes])
+            else:
+                z = self.agent.mode_codes(frames)
             parameters = np.stack([e.task.parameters for e in episodes])
             actions = controller_actions(
                 parameters, z, state["features"][active], self.agent.spec.actions
@@ -183,10 +195,11 @@ class RolloutConfig:
     # V and M of `home` as `pretrained.pack_world_model` packs them, for workers on machines
     # that cannot read the home (Ray's nodes); None: workers read the home.
     world_model: bytes | None = None
+    latent: str = "sample"  # one of LATENTS
 
 
 def rollout_config(
-    args, home: Path, envs_per_worker: int, controller: ControllerSpec
+    args, home: Path, envs_per_worker: int, controller: ControllerSpec, latent: str = "sample"
 ) -> RolloutConfig:
     """What each rollout worker of a command builds, from its rollout flags (`--env`,
     `--episode-length`, `--backend`): with `--backend ray`, V and M travel inside it."""
@@ -199,6 +212,7 @@ def rollout_config(
         envs_per_worker,
         controller=controller,
         world_model=world_model,
+        latent=latent,
     )
 
 
@@ -228,7 +242,7 @@ class RolloutWorker:
             unpack_world_model(config.world_model, home)
         envs = [make_env(config.env) for _ in range(config.envs_per_worker)]
         agent = AgentModels(home, config.model_seed, spec=config.controller)
-        self.engine = RolloutEngine(agent, envs)
+        self.engine = RolloutEngine(agent, envs, config.latent)
 
     def __call__(self, tasks: Sequence[EpisodeTask]) -> list[EpisodeResult]:
         return self.engine.run(tasks)
