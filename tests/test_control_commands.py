@@ -211,6 +211,24 @@ def test_an_evaluation_reading_the_mode_keeps_its_own_report(
     assert "generation 1 (mean, z mode): " in out
 
 
+def test_the_latent_noise_measurement_replays_the_episodes_it_drove(trained_controller_home):
+    """The script exits unless its replay of each step gives the recorded action again."""
+    from pathlib import Path
+
+    script = Path(__file__).parents[1] / "scripts" / "measure_latent_noise.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--home", str(trained_controller_home)]
+        + ["--generation", "1", "--episodes", "2", "--episode-length", "30"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "generation 1 on 2 validation tracks (60 steps" in done.stdout
+    rows = [line for line in done.stdout.splitlines() if line.startswith(("| steer", "| gas"))]
+    assert len(rows) == 2 and all(float(row.split("|")[2]) > 0 for row in rows)
+
+
 def test_reports_on_the_same_tracks_are_compared_track_by_track(tmp_path):
     tracks = {"track_seeds": [11, 12, 13], "env": "fast", "episode_length": 1000}
     report = {"generation": 5, "candidate": "mean", "rewards": [10.0, 30.0, 50.0], **tracks}
