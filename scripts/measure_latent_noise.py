@@ -60,7 +60,7 @@ def step_inputs(agent, controller, episode: dict) -> tuple[np.ndarray, np.ndarra
     features = []
     for t, action in enumerate(episode["action"]):
         features.append(state["features"][0])
-        z = (mu[t] + sigma[t] * noise.standard_normal(mu.shape[1]))[None].astype(np.float32)
+        z = agent.sample_codes(episode["observation"][t : t + 1], [noise])
         replayed = controller_actions(controller, z, state["features"])[0]
         if not np.allclose(replayed, action, atol=1e-4):
             raise SystemExit(f"error: the replay of track {episode['seed']} left it at step {t}")
