@@ -2,8 +2,8 @@
 
     python scripts/measure_latent_noise.py --home HOME --generation 229 --episodes 4
 
-The controller reads z = mu + sigma * eps, a fresh draw from the VAE's q(z|x) every step, as
-in the paper. Where the VAE leaves a latent dimension uninformative (sigma near 1, mu near 0),
+A controller trained as in the paper reads z = mu + sigma * eps, a fresh draw from the VAE's
+q(z|x) every step. Where the VAE leaves a latent dimension uninformative (sigma near 1, mu near 0),
 that dimension is noise, and the controller's weights on it turn it into noise on the action.
 This drives the generation's mean on the first `--episodes` tracks of `evaluate --seed 1`
 with the rollout engine (the rewards need not equal an `evaluate` report's: a car's path
@@ -13,7 +13,8 @@ amplifies the rounding of other batch sizes and code versions), replays each ste
 sqrt(sum_i W_ia^2 sigma_i^2) (mean over steps), beside the spread over steps of the part the
 draw does not change (W^T [mu, h] + b), and how many latent dimensions are mostly noise (mean
 sigma over the steps above 0.5). `evaluate --latent mode` measures what the draw is worth to
-the agent's score.
+the agent's score. A controller trained reading mu (`train_controller --latent mode`) drives
+reading mu here too; the sd is then what a draw would add.
 """
 
 import argparse
@@ -36,23 +37,26 @@ OUTPUTS = ("steer", "gas", "brake")
 NOISE_SIGMA = 0.5  # a dimension whose posterior sd is above this is mostly noise
 
 
-def driven_episodes(agent, controller, seeds, episode_length: int) -> list[dict]:
-    """The controller's episodes on the tracks of `seeds`, one engine stepping them all."""
+def driven_episodes(agent, controller, latent, seeds, episode_length: int) -> list[dict]:
+    """The controller's episodes on the tracks of `seeds`, reading z by `latent`, one engine
+    stepping them all."""
     envs = [make_env(EnvParams(episode_length=episode_length)) for _ in seeds]
     tasks = [EpisodeTask(j, controller, seed, keep_record=True) for j, seed in enumerate(seeds)]
     episodes = []
     with tempfile.TemporaryDirectory() as directory:
-        for result in sorted(RolloutEngine(agent, envs).run(tasks), key=lambda r: r.key):
+        for result in sorted(RolloutEngine(agent, envs, latent).run(tasks), key=lambda r: r.key):
             path = Path(directory) / f"episode-{result.key}.tfrecord"
             write_record_file(path, result.record)
             episodes.append({**load_episode(path), "total_reward": result.total_reward})
     return episodes
 
 
-def step_inputs(agent, controller, episode: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(mu, sigma, h) of every step of `episode`, each T x width: the engine's z draws
-    replayed from the episode's own noise stream and M stepped on them; exits unless they give
-    the recorded actions again."""
+def step_inputs(
+    agent, controller, latent, episode: dict
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(mu, sigma, h) of every step of `episode`, each T x width: the engine's z (draws
+    replayed from the episode's own noise stream) and M stepped on them; exits unless they
+    give the recorded actions again."""
     mu, logvar = agent.encode(episode["observation"])
     sigma = np.exp(logvar / 2)
     noise = latent_noise(int(episode["seed"]))
@@ -60,7 +64,7 @@ def step_inputs(agent, controller, episode: dict) -> tuple[np.ndarray, np.ndarra
     features = []
     for t, action in enumerate(episode["action"]):
         features.append(state["features"][0])
-        z = agent.sample_codes(episode["observation"][t : t + 1], [noise])
+        z = agent.codes(episode["observation"][t : t + 1], [noise], latent)
         replayed = controller_actions(controller, z, state["features"])[0]
         if not np.allclose(replayed, action, atol=1e-4):
             raise SystemExit(f"error: the replay of track {episode['seed']} left it at step {t}")
@@ -83,17 +87,17 @@ def main() -> None:
     spec = controller_spec(home)
     if spec.inputs != "zh" or spec.actions != 3:
         raise SystemExit("error: this measures the paper's controller (z and h, 3 actions)")
-    generation, controller = load_agent_controller(home, args.generation, "mean")
+    generation, controller, latent = load_agent_controller(home, args.generation, "mean")
     agent = AgentModels(home, spec=spec)
     seeds = [derive_seed(1, Stream.EVALUATION_TRACKS, j) for j in range(args.episodes)]
-    episodes = driven_episodes(agent, controller, seeds, args.episode_length)
+    episodes = driven_episodes(agent, controller, latent, seeds, args.episode_length)
 
     weights, bias = split_parameters(controller, agent.code_width + agent.feature_dim)
     z_weights = weights[: agent.code_width]
     draw_sd, steady = [], []
     mean_sigma = []
     for episode in episodes:
-        mu, sigma, h = step_inputs(agent, controller, episode)
+        mu, sigma, h = step_inputs(agent, controller, latent, episode)
         draw_sd.append(np.sqrt((sigma**2) @ (z_weights**2)))  # T x 3
         steady.append(np.concatenate([mu, h], axis=1) @ weights + bias)
         mean_sigma.append(sigma.mean(axis=0))
@@ -101,7 +105,8 @@ def main() -> None:
     noisy = int((np.mean(mean_sigma, axis=0) > NOISE_SIGMA).sum())
     rewards = [episode["total_reward"] for episode in episodes]
     print(
-        f"generation {generation} on {len(episodes)} validation tracks ({len(draw_sd)} steps, "
+        f"generation {generation} (reading z's {latent}) on {len(episodes)} validation tracks "
+        f"({len(draw_sd)} steps, "
         f"rewards {', '.join(f'{reward:.0f}' for reward in rewards)}); "
         f"{noisy} of {agent.code_width} latent dimensions have mean sigma > {NOISE_SIGMA}"
     )

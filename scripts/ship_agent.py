@@ -129,8 +129,8 @@ def recorded_commands(home: Path, generation: int) -> list[str]:
             memory = layout.recorded_run(memory_run)["config"]["command"]
             commands.append(command_line("worldmodels.memory.train_memory", memory, iteration > 0))
     control = json.loads(layout.control_run_file(home).read_text())
-    # A phase ran until the generation where a resume changed its popsize or episodes per
-    # candidate.
+    # A phase ran until the generation where a resume changed its popsize, episodes per
+    # candidate or latent.
     last = {"until_generation": generation + 1, "command": control["command"]}
     for phase in [*control.get("earlier_phases", []), last]:
         until = min(phase["until_generation"], generation + 1)
@@ -219,7 +219,7 @@ def main():
 
     # As `evaluate --generation`: "best" among the generations trained on the home's V and M,
     # and a generation trained on V and M replaced since is refused.
-    generation, _ = load_agent_controller(home, args.generation)
+    generation = load_agent_controller(home, args.generation).generation
     # The hours it took to train this agent: later generations of the run do not count.
     summaries = load_summaries(home, until=generation)
     validations = validation_reports(home, generation)

@@ -21,7 +21,7 @@ from worldmodels.control.generations import (
     load_summary,
 )
 from worldmodels.data import sample_policy
-from worldmodels.data.tf_records import list_episodes, load_episode
+from worldmodels.data.tf_records import list_episodes, load_episode, write_record_file
 
 
 def controller_command(home, generations):
@@ -211,6 +211,80 @@ def test_an_evaluation_reading_the_mode_keeps_its_own_report(
     assert "generation 1 (mean, z mode): " in out
 
 
+def test_a_run_switched_to_reading_the_mode_is_driven_the_way_each_generation_trained(
+    trained_controller_home, tmp_path, capsys
+):
+    """Resumed with --latent mode, a run records the phase and its new generations' latent;
+    evaluate, sample_policy and render then drive each generation reading z as it trained."""
+    from worldmodels.control.agent import AgentModels
+    from worldmodels.control.rollouts import EpisodeTask, RolloutEngine
+    from worldmodels.data.car_racing import make_env
+    from worldmodels.params import EnvParams
+
+    home = tmp_path / "home"
+    shutil.copytree(trained_controller_home, home)
+    train_controller.main(
+        ["--home", str(home), "--generations", "3", "--popsize", "4", "--episodes-per-candidate"]
+        + ["1", "--episode-length", "30", "--num-process", "2", "--envs-per-worker", "2"]
+        + ["--eval-every", "1", "--eval-episodes", "2", "--latent", "mode"]
+    )
+    assert "the controllers read z's mode from generation 2 on" in capsys.readouterr().out
+    assert [load_summary(home, n)["latent"] for n in (0, 1, 2)] == ["sample", "sample", "mode"]
+    run = layout.recorded_run(layout.control(home))
+    assert run["settings"]["latent"] == "mode"
+    assert run["earlier_phases"][-1]["until_generation"] == 2
+    assert run["earlier_phases"][-1]["command"]["latent"] == "sample"
+
+    def driven(generation, latent, seeds, length):
+        env = make_env(EnvParams(episode_length=length))
+        engine = RolloutEngine(AgentModels(home), [env], latent)
+        controller = load_agent_controller(home, str(generation)).parameters
+        return [
+            engine.run([EpisodeTask(j, controller, seed, keep_record=True)])[0]
+            for j, seed in enumerate(seeds)
+        ]
+
+    common = ["--home", str(home), "--episodes", "2", "--seed", "2", "--num-process", "1"]
+    common += ["--episode-length", "60", "--envs-per-worker", "2"]
+    for generation, latent in ((1, "sample"), (2, "mode")):
+        evaluate.main([*common, "--generation", str(generation)])
+        report = json.loads(layout.evaluation_file(home, generation, seed=2).read_text())
+        assert (report["latent"], report["trained_latent"]) == (latent, latent)
+        episodes = driven(generation, latent, report["track_seeds"], 60)
+        np.testing.assert_allclose(report["rewards"], [e.total_reward for e in episodes])
+    evaluate.main([*common, "--generation", "2", "--latent", "sample"])
+    other = layout.evaluation_file(home, 2, seed=2, latent="sample")
+    assert other.name == "generation_2-mean-zsample-seed2.json"
+    assert "generation 2 (mean, z sample): " in capsys.readouterr().out
+
+    sample_policy.main(
+        ["--home", str(home), "--policy", "controller", "--generation", "2", "--episodes", "1"]
+        + ["--episode-length", "30", "--num-process", "1"]
+    )
+    (path,) = list_episodes(home / "controller-rollouts")
+    sampled = load_episode(path)
+    actions = {}
+    for latent in ("mode", "sample"):
+        (episode,) = driven(2, latent, [int(sampled["seed"])], 30)
+        write_record_file(tmp_path / f"{latent}.tfrecord", episode.record)
+        actions[latent] = load_episode(tmp_path / f"{latent}.tfrecord")["action"]
+    np.testing.assert_allclose(sampled["action"], actions["mode"], atol=1e-6)
+    assert not np.allclose(sampled["action"], actions["sample"], atol=1e-3)
+
+    gif = tmp_path / "mode.gif"
+    render.main(
+        ["--home", str(home), "--generation", "2", "--seed", "7", "--episode-length", "60"]
+        + ["--out", str(gif)]
+    )
+    (rendered,) = driven(2, "mode", [7], 60)
+    assert f"reward {rendered.total_reward:.1f}; wrote" in capsys.readouterr().out
+
+
+def test_the_mode_is_for_real_frames_not_dreams(agent_home):
+    with pytest.raises(SystemExit):
+        train_controller.parse_args(["--home", str(agent_home), "--in-dream", "--latent", "mode"])
+
+
 def test_the_latent_noise_measurement_replays_the_episodes_it_drove(trained_controller_home):
     """The script exits unless its replay of each step gives the recorded action again."""
     from pathlib import Path
@@ -224,7 +298,7 @@ def test_the_latent_noise_measurement_replays_the_episodes_it_drove(trained_cont
         timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "generation 1 on 2 validation tracks (60 steps" in done.stdout
+    assert "generation 1 (reading z's sample) on 2 validation tracks (60 steps" in done.stdout
     rows = [line for line in done.stdout.splitlines() if line.startswith(("| steer", "| gas"))]
     assert len(rows) == 2 and all(float(row.split("|")[2]) > 0 for row in rows)
 
@@ -298,7 +372,7 @@ def test_finished_controller_sampling_reruns_after_v_and_m_are_retrained(
     flags += ["--episode-length", "20", "--num-process", "1"]
     sample_policy.main([*flags, "--episodes", "2"])
     config = layout.sampling_config(home, "controller")
-    best, _ = load_agent_controller(home, "best")
+    best = load_agent_controller(home, "best").generation
     assert json.loads(config.read_text())["sampled_generation"] == best
     for number in complete_generations(home):
         summary_path = layout.generation(home, number) / "summary.json"
@@ -365,6 +439,7 @@ DISCRETE_OVERRIDES = {
     "vae.kl_weight_half_life": 2.0,
     "controller.controller_inputs": "z",
     "controller.actions": 2,
+    "controller.latent": "mode",
 }
 
 
@@ -499,7 +574,7 @@ def test_a_controller_is_only_used_with_the_world_model_it_was_trained_on(
     shutil.copytree(trained_controller_home, home)
     first_world_model = world_model_id(home)
     assert load_summary(home, 1)["world_model"] == first_world_model
-    assert load_agent_controller(home, "1")[0] == 1
+    assert load_agent_controller(home, "1").generation == 1
 
     vae = VAE()
     vae(tf.zeros((1, *FRAME_SHAPE)))
@@ -524,7 +599,7 @@ def test_a_controller_is_only_used_with_the_world_model_it_was_trained_on(
     )
     assert "V and M changed since generation 1" in capsys.readouterr().out
     assert load_summary(home, 2)["world_model"] == world_model_id(home)
-    assert load_agent_controller(home, "best")[0] == 2
+    assert load_agent_controller(home, "best").generation == 2
 
 
 @pytest.fixture(scope="module")
@@ -565,6 +640,7 @@ def test_the_discrete_v_only_agent_trains_evaluates_renders_and_ships(discrete_h
     )
     report = json.loads((layout.evaluations(installed) / "generation_1-mean.json").read_text())
     assert len(report["rewards"]) == 2
+    assert report["latent"] == "mode"  # as the archive's generation was trained
 
 
 def test_what_a_discrete_vae_cannot_do_is_refused_clearly(discrete_home, tmp_path):
@@ -610,15 +686,23 @@ def test_a_controller_run_recorded_before_stalls_and_dreams_resumes(
     shutil.copytree(trained_controller_home, home)
     run_file = layout.control_run_file(home)
     run = json.loads(run_file.read_text())
-    for key in ("stall_steps", "in_dream", "dream_temperature"):
+    for key in ("stall_steps", "in_dream", "dream_temperature", "latent"):
         del run["settings"][key]
     run_file.write_text(json.dumps(run))
+    for generation in (0, 1):
+        summary_file = layout.generation(home, generation) / "summary.json"
+        summary = json.loads(summary_file.read_text())
+        del summary["latent"]
+        summary_file.write_text(json.dumps(summary))
+    assert load_agent_controller(home, "1").latent == "sample"
     train_controller.main(
         ["--home", str(home), "--generations", "3", "--popsize", "4", "--episodes-per-candidate"]
         + ["1", "--episode-length", "30", "--num-process", "2", "--envs-per-worker", "2"]
         + ["--eval-every", "1", "--eval-episodes", "2"]
     )
     assert complete_generations(home) == [0, 1, 2]
+    assert load_summary(home, 2)["latent"] == "sample"
+    assert layout.recorded_run(layout.control(home))["earlier_phases"] == []
 
 
 def test_the_readme_iteration_two_runs_and_reruns_as_a_no_op(trained_controller_home, tmp_path):

@@ -46,6 +46,8 @@ def test_overrides_nested_and_ints_widen_to_floats():
         ({"env": {"crop_rows": 80}}, "env.crop_rows"),
         ({"vae": {"latent_dim": 16}}, "vae.latent_dim"),
         ({"memory": {"temperature": 1.5}}, "memory.temperature"),
+        ({"controller": {"latent": "mean"}}, "controller.latent"),
+        ({"controller": {"latent": "mode", "in_dream": True}}, "controller.latent"),
     ],
 )
 def test_unknown_keys_and_wrong_types_are_errors_naming_the_key(values, named):

@@ -175,15 +175,16 @@ def evaluation_file(
     candidate: str = "mean",
     seed: int = 0,
     suffix: str = ".json",
-    latent: str = "sample",
+    latent: str | None = None,
 ) -> Path:
     """`evaluate`'s report (.json) or histogram (.png) of a generation's candidate on the tracks
     of `seed`. Seed 0's tracks (the paper's evaluation, the shipped card's) carry no seed in
     the name; another seed's (e.g. tracks to decide on before spending those) do, so that
-    neither overwrites the other. A controller reading z's mode instead of a draw (`evaluate
-    --latent mode`, a diagnostic) has `-zmode` after the candidate."""
+    neither overwrites the other. A controller reading z otherwise than it was trained to
+    (`latent`, "mode" or "sample": `evaluate --latent`, a diagnostic) has `-z<latent>` after
+    the candidate."""
     tracks = f"-seed{seed}" if seed else ""
-    reads = "" if latent == "sample" else f"-z{latent}"
+    reads = f"-z{latent}" if latent else ""
     return evaluations(home) / f"generation_{generation}-{candidate}{reads}{tracks}{suffix}"
 
 

@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> None:
                 ),
                 *(["--cma-diagonal"] if controller.cma_diagonal else []),
                 *(["--in-dream"] if controller.in_dream else []),
-                *as_flags(controller, "dream_temperature", "stall_steps"),
+                *as_flags(controller, "dream_temperature", "stall_steps", "latent"),
                 *rollout_flags,
             ],
         ),

@@ -232,7 +232,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "export":
         from worldmodels.control.generations import load_agent_controller
 
-        generation, _ = load_agent_controller(home, args.generation)
+        generation = load_agent_controller(home, args.generation).generation
         try:
             checksum = export_agent(home, generation, Path(args.out))
         except (ValueError, InstallError) as error:

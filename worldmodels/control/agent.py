@@ -16,7 +16,7 @@ import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
 from worldmodels import layout
-from worldmodels.control.controller import ACTION_DIM, LATENT_DIM, ControllerSpec
+from worldmodels.control.controller import ACTION_DIM, LATENT_DIM, LATENT_READINGS, ControllerSpec
 from worldmodels.images import unit_frames
 from worldmodels.memory.memory import MDNRNN, build_memory
 from worldmodels.params import MemoryParams
@@ -285,6 +285,15 @@ class AgentModels:
             return np.eye(classes, dtype=np.float32)[logits.argmax(-1)].reshape(len(frames), -1)
         mu, _ = parameters
         return mu.astype(np.float32)
+
+    def codes(self, frames: np.ndarray, noises, latent: str) -> np.ndarray:
+        """The z a controller reads of each frame, by its `latent` reading (`LATENT_READINGS`):
+        `sample_codes` or `mode_codes`."""
+        if latent == "sample":
+            return self.sample_codes(frames, noises)
+        if latent == "mode":
+            return self.mode_codes(frames)
+        raise ValueError(f"latent must be one of {LATENT_READINGS}, not {latent!r}")
 
     def lstm_step(self, z, action, h, c) -> tuple[np.ndarray, np.ndarray]:
         """One step of the MDN-RNN's LSTM (Keras gate order i, f, c, o) on a batch, in numpy."""

@@ -6,7 +6,9 @@ Uses the VAE and MDN-RNN of the experiments home and a controller from
 `control/generations/`. Writes `control/evaluations/generation_N-<candidate>.json`, or
 `...-seedS.json` for `--seed S` other than 0 (every episode's reward, track seed, steps and
 whether the car finished its lap: a lap finished at step T scores 1000 - 0.1 T, so a score of
-900 or more needs one) and a histogram PNG next to it; `...-zmode...` with `--latent mode`.
+900 or more needs one) and a histogram PNG next to it. The controller reads z as it was
+trained to (`train_controller --latent`); `--latent` reading it the other way, a diagnostic,
+names the report `...-zmode...` or `...-zsample...`.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from worldmodels import layout
 from worldmodels.cli import add_rollout_arguments, make_parser, non_negative_int, positive_int
 from worldmodels.control.generations import controller_spec, load_agent_controller
 from worldmodels.control.rollouts import (
-    LATENTS,
+    LATENT_READINGS,
     EpisodeTask,
     RolloutWorker,
     rollout_config,
@@ -60,11 +62,11 @@ def parse_args(argv: list[str] | None = None):
     )
     parser.add_argument(
         "--latent",
-        choices=LATENTS,
-        default="sample",
-        help="the z the controller reads each step: sample, a draw from q(z|x) as in training "
-        "and the paper; mode, its most likely value (mu), a diagnostic of how much the "
-        "controller relies on the draw's noise (report named ...-zmode...)",
+        choices=LATENT_READINGS,
+        help="the z the controller reads each step, instead of the way it was trained to "
+        "(default): sample, a draw from q(z|x); mode, its most likely value (mu). A "
+        "diagnostic of how much a controller relies on the draw's noise (report named "
+        "...-zmode... or ...-zsample...)",
     )
     add_rollout_arguments(parser)
     return parser.parse_args(argv)
@@ -73,11 +75,12 @@ def parse_args(argv: list[str] | None = None):
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     home = layout.resolve_home(args.home)
-    generation, controller = load_agent_controller(home, args.generation, args.candidate)
-
-    config = rollout_config(
-        args, home, args.envs_per_worker, controller_spec(home), latent=args.latent
+    generation, controller, trained_latent = load_agent_controller(
+        home, args.generation, args.candidate
     )
+    latent = args.latent or trained_latent
+
+    config = rollout_config(args, home, args.envs_per_worker, controller_spec(home), latent=latent)
     seeds = [derive_seed(args.seed, Stream.EVALUATION_TRACKS, j) for j in range(args.episodes)]
     tasks = [EpisodeTask(j, controller, seed) for j, seed in enumerate(seeds)]
     try:
@@ -108,11 +111,11 @@ def main(argv: list[str] | None = None) -> None:
         "env": args.env,
         "seed_scheme": SEED_SCHEME,
         "episode_length": args.episode_length,
-        "latent": args.latent,
+        "latent": latent,
+        "trained_latent": trained_latent,
     }
-    report = layout.evaluation_file(
-        home, generation, args.candidate, args.seed, latent=args.latent
-    )
+    overridden = None if latent == trained_latent else latent
+    report = layout.evaluation_file(home, generation, args.candidate, args.seed, latent=overridden)
     report.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(report, json.dumps(record, indent=2))
     title = f"generation {generation} ({agent_name(record)})"
@@ -130,9 +133,11 @@ def main(argv: list[str] | None = None) -> None:
 
 def agent_name(report: dict) -> str:
     """What a report evaluated, as its messages name it: the candidate, and how the controller
-    read z when not by sampling ("mean", "mean, z mode")."""
+    read z when not as it was trained to ("mean", "mean, z mode"). Reports written before
+    these were recorded read z by sampling, as their controllers were trained."""
     latent = report.get("latent", "sample")
-    return report["candidate"] + ("" if latent == "sample" else f", z {latent}")
+    overridden = latent != report.get("trained_latent", "sample")
+    return report["candidate"] + (f", z {latent}" if overridden else "")
 
 
 def paired_difference(report: dict, other: dict) -> tuple[float, float] | None:

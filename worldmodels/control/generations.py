@@ -9,7 +9,8 @@
         mean.npy         P, the distribution mean after the update (pycma's xfavorite)
         optimizer.pkl    the pickled CMA-ES state after the update (kept for the latest ones)
         summary.json     fitness statistics, sigma, timing, seeds and their scheme, any
-                         evaluation and the fingerprint of the V (and M) it was trained on
+                         evaluation, the fingerprint of the V (and M) it was trained on and
+                         the z its controllers read ("latent": sample or mode)
         complete         written last: a folder without it is ignored and redone
 
 A generation is written to a hidden temporary folder and renamed into place.
@@ -22,6 +23,7 @@ import os
 import pickle
 import shutil
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -145,10 +147,20 @@ def controller_spec(home: Path) -> ControllerSpec:
     return ControllerSpec(settings.get("controller_inputs", "zh"), settings.get("actions", 3))
 
 
-def load_agent_controller(
-    home: Path, which: str, candidate: str = "mean"
-) -> tuple[int, np.ndarray]:
-    """(generation, controller parameters) for a command's --generation and --candidate.
+def controller_latent(home: Path, number: int) -> str:
+    """How generation `number`'s controllers read z (`LATENT_READINGS`), as they were trained:
+    "sample" for generations recorded before it was a setting."""
+    return load_summary(home, number).get("latent", "sample")
+
+
+class AgentController(NamedTuple):
+    generation: int
+    parameters: np.ndarray
+    latent: str  # how it reads z, as trained (see `controller_latent`)
+
+
+def load_agent_controller(home: Path, which: str, candidate: str = "mean") -> AgentController:
+    """The controller a command's --generation and --candidate name.
 
     Exits with a message saying what to run when the home has no trained V, M or controller,
     or when the generation was trained on other V and M than the home's latest checkpoints
@@ -169,4 +181,5 @@ def load_agent_controller(
             f"the latest checkpoints in {home} (they were retrained since, e.g. for iteration "
             "two); train the controller on them first, or choose --generation best"
         )
-    return generation, load_controller(home, generation, candidate)
+    parameters = load_controller(home, generation, candidate)
+    return AgentController(generation, parameters, controller_latent(home, generation))

@@ -88,7 +88,7 @@ def compose(
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     home = layout.resolve_home(args.home)
-    generation, controller = load_agent_controller(home, args.generation, args.candidate)
+    generation, controller, latent = load_agent_controller(home, args.generation, args.candidate)
     if args.dream:
         render_dream(args, home, generation, controller)
         return
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> None:
     state = agent.initial_state(1)
     total, frames, done, step = 0.0, [], False, 0
     while not done:
-        z = agent.sample_codes(observation[None], [noise])
+        z = agent.codes(observation[None], [noise], latent)
         action = controller_actions(controller, z, state["features"], agent.spec.actions)
         state = agent.memory_step(z, action, state)
         panels = [

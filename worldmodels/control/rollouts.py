@@ -23,7 +23,7 @@ from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from worldmodels.control.agent import AgentModels
-from worldmodels.control.controller import ControllerSpec, controller_actions
+from worldmodels.control.controller import LATENT_READINGS, ControllerSpec, controller_actions
 from worldmodels.data.car_racing import make_env
 from worldmodels.data.tf_records import EPISODE, encode_record
 from worldmodels.params import EnvParams
@@ -56,9 +56,6 @@ STALLED_STEP_REWARD = -0.1  # CarRacing's reward for a step that reaches no new 
 # What z a controller reads each step: "sample", a draw from q(z|x) (the paper's, and how
 # controllers are trained); "mode", its most likely value, which shows how much a controller
 # relies on the draw's noise.
-LATENTS = ("sample", "mode")
-
-
 @dataclass(frozen=True)
 class EpisodeResult:
     key: Hashable
@@ -90,12 +87,12 @@ class RolloutEngine:
     the env with a_t, then h_{t+1} = LSTM(z_t, a_t, h_t); with the attentive memory, C reads
     h_t and its attention context, and a V-only controller reads z_t alone. A finished slot
     starts the next task at once. With `latent` "mode" z_t is q(z|x)'s most likely value
-    instead of a draw (a diagnostic of evaluations; see `LATENTS`).
+    instead of a draw (see `LATENT_READINGS`): what a controller trained that way reads.
     """
 
     def __init__(self, agent, envs: Sequence, latent: str = "sample"):
-        if latent not in LATENTS:
-            raise ValueError(f"latent must be one of {LATENTS}, not {latent!r}")
+        if latent not in LATENT_READINGS:
+            raise ValueError(f"latent must be one of {LATENT_READINGS}, not {latent!r}")
         self.agent = agent
         self.envs = list(envs)
         self.latent = latent
@@ -120,10 +117,7 @@ class RolloutEngine:
             active = [slot for slot, episode in enumerate(slots) if episode is not None]
             episodes = [slots[slot] for slot in active]
             frames = np.stack([e.observation for e in episodes])
-            if self.latent == "sample":
-                z = self.agent.sample_codes(frames, [e.noise for e in episodes])
-            else:
-                z = self.agent.mode_codes(frames)
+            z = self.agent.codes(frames, [e.noise for e in episodes], self.latent)
             parameters = np.stack([e.task.parameters for e in episodes])
             actions = controller_actions(
                 parameters, z, state["features"][active], self.agent.spec.actions
@@ -195,7 +189,7 @@ class RolloutConfig:
     # V and M of `home` as `pretrained.pack_world_model` packs them, for workers on machines
     # that cannot read the home (Ray's nodes); None: workers read the home.
     world_model: bytes | None = None
-    latent: str = "sample"  # one of LATENTS
+    latent: str = "sample"  # one of LATENT_READINGS
 
 
 def rollout_config(

@@ -11,8 +11,9 @@ Rerunning the same command after any interruption resumes after the last complet
 with the optimizer state it saved. When the candidates' fitness differences drown in the luck
 of their tracks late in a run (`fitness_noise` in each summary), a resume may change
 `--episodes-per-candidate` (CMA-ES's state does not depend on it) and `--popsize` (CMA-ES
-restarts from its current distribution): `control/run.json` keeps each earlier phase's command
-in `earlier_phases`, and each generation's summary its episodes.
+restarts from its current distribution), and `--latent` (the search goes on from its
+distribution with controllers reading z the new way): `control/run.json` keeps each earlier
+phase's command in `earlier_phases`, and each generation's summary its episodes and latent.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from worldmodels.control.cma_es import make_optimizer, restart_with_popsize
 from worldmodels.control.controller import (
     ACTION_MODES,
     CONTROLLER_INPUTS,
+    LATENT_READINGS,
     ControllerSpec,
     parameter_count,
 )
@@ -125,6 +127,14 @@ def parse_args(argv: list[str] | None = None):
         "throttle > 0 gas and < 0 brake. The environment always gets all three",
     )
     parser.add_argument(
+        "--latent",
+        choices=LATENT_READINGS,
+        default=defaults.latent,
+        help="the z the controller reads each step: sample, a draw from q(z|x) (the paper's); "
+        "mode, its most likely value (mu), without the draw's noise. Recorded with each "
+        "generation, read back by evaluate, render and sample_policy; may change on resume",
+    )
+    parser.add_argument(
         "--stall-steps",
         type=non_negative_int,
         default=defaults.stall_steps,
@@ -148,6 +158,11 @@ def parse_args(argv: list[str] | None = None):
     args = parser.parse_args(argv)
     if args.dream_temperature <= 0:
         parser.error(f"--dream-temperature must be positive, got {args.dream_temperature}")
+    if args.in_dream and args.latent == "mode":
+        parser.error(
+            "--latent mode reads the mode of q(z|x) of real frames, and a dream's z are the "
+            "MDN-RNN's samples: train in the dream with --latent sample"
+        )
     return args
 
 
@@ -175,6 +190,7 @@ def main(argv: list[str] | None = None) -> None:
         controller_inputs=spec.inputs,
         actions=spec.actions,
         stall_steps=args.stall_steps,
+        latent=args.latent,
         in_dream=args.in_dream,
         dream_temperature=args.dream_temperature,
     )
@@ -190,6 +206,7 @@ def main(argv: list[str] | None = None) -> None:
         "seed_scheme": SEED_SCHEME,
         "controller_parameters": dimension,
         "stall_steps": params.stall_steps,
+        "latent": params.latent,
         "in_dream": params.in_dream,
         "dream_temperature": params.dream_temperature if params.in_dream else None,
     }
@@ -205,7 +222,8 @@ def main(argv: list[str] | None = None) -> None:
             "controller_inputs": spec_recorded.inputs,
             "actions": spec_recorded.actions,
         }
-        changeable = {"episodes_per_candidate": None, "popsize": None}
+        saved.setdefault("latent", "sample")
+        changeable = {"episodes_per_candidate": None, "popsize": None, "latent": None}
         changes = changed_settings(
             {**saved, **changeable},
             {**settings, **changeable},
@@ -227,11 +245,14 @@ def main(argv: list[str] | None = None) -> None:
             return
         if any(saved[name] != settings[name] for name in changeable):
             earlier_phases.append({"until_generation": first, "command": recorded["command"]})
+        if any(saved[name] != settings[name] for name in ("popsize", "episodes_per_candidate")):
             print(
                 f"popsize x episodes per candidate {saved['popsize']} x "
                 f"{saved['episodes_per_candidate']} -> {params.popsize} x "
                 f"{params.episodes_per_candidate} from generation {first} on"
             )
+        if saved["latent"] != params.latent:
+            print(f"the controllers read z's {params.latent} from generation {first} on")
         if saved["popsize"] != params.popsize:
             optimizer = restart_with_popsize(
                 optimizer, params.popsize, derive_seed(args.seed, Stream.OPTIMIZER, first)
@@ -271,7 +292,7 @@ def main(argv: list[str] | None = None) -> None:
         ),
     )
 
-    config = rollout_config(args, home, params.envs_per_worker, spec)
+    config = rollout_config(args, home, params.envs_per_worker, spec, latent=params.latent)
     summaries = tf.summary.create_file_writer(str(layout.control_tensorboard(home)))
     try:
         with open_pool(
@@ -326,6 +347,7 @@ def main(argv: list[str] | None = None) -> None:
                     "track_seeds": seeds,
                     "seed_scheme": SEED_SCHEME,
                     "world_model": world_model,
+                    "latent": params.latent,
                 }
                 if dream is not None:  # fitness predicted by M, not scored by CarRacing
                     summary["dream"] = {"temperature": params.dream_temperature}

@@ -254,13 +254,17 @@ def parse_args(argv: list[str] | None = None):
     return args
 
 
-def episode_handler(args: argparse.Namespace, home: Path, env_params: EnvParams):
-    """A picklable factory of the workers that sample `args.policy`'s episodes."""
+def episode_handler(
+    args: argparse.Namespace, home: Path, env_params: EnvParams, latent: str | None = None
+):
+    """A picklable factory of the workers that sample `args.policy`'s episodes; the
+    controller's read z by `latent`, as it was trained to."""
     if args.policy == "controller":
         from worldmodels.control.generations import controller_spec
 
         spec = controller_spec(home)
-        return partial(RolloutWorker, rollout_config(args, home, args.envs_per_worker, spec))
+        config = rollout_config(args, home, args.envs_per_worker, spec, latent=latent)
+        return partial(RolloutWorker, config)
     if args.policy == "agent-random":
         return partial(RandomAgentSampler, env_params, args.seed)
     return partial(RandomPolicySampler, env_params, args.brownian_dt)
@@ -281,7 +285,7 @@ def main(argv: list[str] | None = None) -> None:
 
     # A finished run reruns as a no-op even once its controller no longer matches the home's
     # retrained V and M (iteration two), so the controller is loaded only when work is left.
-    controller = None
+    controller = latent = None
     config_path = layout.sampling_config(home, args.dataset)
     # The generation --generation named when the episodes were sampled: "best" means another one
     # once training goes on, so the config keeps the number (a rerun that samples nothing keeps
@@ -294,7 +298,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.policy == "controller" and missing:
         from worldmodels.control.generations import load_agent_controller
 
-        sampled_generation, controller = load_agent_controller(home, args.generation)
+        sampled_generation, controller, latent = load_agent_controller(home, args.generation)
 
     tasks = [
         EpisodeTask(
@@ -321,7 +325,7 @@ def main(argv: list[str] | None = None) -> None:
         progress.update(len(results))
 
     if tasks:
-        make_handler = episode_handler(args, home, env_params)
+        make_handler = episode_handler(args, home, env_params, latent)
         # Only the trained agent steps several environments in lock-step; the other policies
         # run one episode at a time (agent-random's V and M change with every episode).
         per_job = args.envs_per_worker if args.policy == "controller" else 1
