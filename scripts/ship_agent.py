@@ -22,7 +22,8 @@ between an interrupted command and its resume does not count. Stages 1-4 use eve
 the machine that ran them (`--cores`).
 
 A report `evaluate --env stock` already wrote of the generation on those tracks is used as it is
-(evaluation is deterministic), so deciding to ship after a test evaluation does not repeat it.
+(evaluation is deterministic) when it read z as the generation was trained to, so deciding to
+ship after a test evaluation does not repeat it.
 """
 
 import argparse
@@ -39,7 +40,12 @@ import tensorflow as tf
 
 from worldmodels import __version__, layout, plots
 from worldmodels.control import evaluate, render
-from worldmodels.control.generations import load_agent_controller, load_summaries, load_summary
+from worldmodels.control.generations import (
+    controller_latent,
+    load_agent_controller,
+    load_summaries,
+    load_summary,
+)
 from worldmodels.pretrained import export_agent
 from worldmodels.seeds import SEED_SCHEME
 
@@ -156,8 +162,10 @@ def existing_test_evaluation(home: Path, generation: int, episodes: int) -> bool
         "episode_length": defaults.episode_length,
         "seed_scheme": SEED_SCHEME,
     }
-    return len(report["rewards"]) == episodes and all(
-        report.get(key) == value for key, value in expected.items()
+    return (
+        len(report["rewards"]) == episodes
+        and all(report.get(key) == value for key, value in expected.items())
+        and report.get("latent", "sample") == controller_latent(home, generation)
     )
 
 
@@ -278,7 +286,14 @@ def main():
             else f"chosen with `--generation {generation}`. "
         )
         + f"{sum(evaluation['lap_finished'])} of the {len(rewards)} episodes finished their lap "
-        f"within {evaluation['episode_length']} steps (900 or more needs a finished lap).",
+        f"within {evaluation['episode_length']} steps (900 or more needs a finished lap)."
+        + (
+            " Its controller reads the most likely z of each frame (mu), not a draw from q(z|x) "
+            "as the paper's: it was trained so (`train_controller --latent mode`, the last "
+            "phase of the commands below), and `evaluate` and `render` drive it so."
+            if evaluation.get("latent") == "mode"
+            else ""
+        ),
         "",
         *(
             [

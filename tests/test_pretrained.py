@@ -479,7 +479,10 @@ def test_ship_agent_packs_the_chosen_generation_with_its_card(
     assert existing_test_evaluation(home, 1, 2)
     assert not existing_test_evaluation(home, 1, 3) and not existing_test_evaluation(home, 2, 2)
     report = layout.evaluation_file(home, 1)
-    report.write_text(json.dumps({**json.loads(report.read_text()), "env": "fast"}))
+    as_written = json.loads(report.read_text())
+    report.write_text(json.dumps({**as_written, "latent": "mode"}))  # not as generation 1 trained
+    assert not existing_test_evaluation(home, 1, 2)
+    report.write_text(json.dumps({**as_written, "env": "fast"}))
     assert not existing_test_evaluation(home, 1, 2)
     card = (out / "card.md").read_text()
     mean, std = sum(rewards) / 2, abs(rewards[0] - rewards[1]) / 2
