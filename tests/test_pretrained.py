@@ -128,9 +128,13 @@ def test_unreachable_host_fails_clearly(tmp_path):
     assert result.returncode != 0 and "could not download" in result.stderr
 
 
-def test_without_a_source_it_says_there_is_no_published_agent(tmp_path):
-    result = pretrained_sh("--home", str(tmp_path))
-    assert result.returncode != 0 and "has not published a trained agent" in result.stderr
+def test_without_a_source_or_a_shipped_agent_it_says_what_to_pass(tmp_path):
+    repository = tmp_path / "repository"
+    repository.mkdir()
+    shutil.copyfile(REPO / "pretrained.sh", repository / "pretrained.sh")
+    result = pretrained_sh("--home", str(tmp_path / "home"), script=repository / "pretrained.sh")
+    assert result.returncode != 0 and "no agent archive given" in result.stderr
+    assert not (tmp_path / "home" / "control").exists()
 
 
 def test_installing_over_an_existing_agent_is_refused(served, tmp_path):

@@ -244,10 +244,11 @@ def main(argv: list[str] | None = None) -> None:
         return
     if not args.source:
         sys.exit(
-            "error: no agent archive given. This project has not published a trained agent yet; "
-            "train one (python -m worldmodels.pipeline --preset paper) and share it with "
-            "'python -m worldmodels.pretrained export', or pass the URL or path of an archive "
-            "someone shared: bash pretrained.sh https://…/agent.tar.gz"
+            "error: no agent archive given. The repository's pretrained.sh installs the agent "
+            "shipped in its pretrained/ folder without one; otherwise pass the URL or path of "
+            "an archive (bash pretrained.sh https://…/agent.tar.gz), or train an agent "
+            "(python -m worldmodels.pipeline --preset paper) and share it with "
+            "'python -m worldmodels.pretrained export'"
         )
     try:
         installed = install_agent(args.source, home, args.sha256)
