@@ -123,6 +123,12 @@ def test_world_model_changes_are_where_v_and_m_were_retrained():
     assert plots.world_model_changes([{"world_model": "a"}] * 3) == []
 
 
+def test_latent_changes_are_where_the_controller_reads_z_otherwise():
+    summaries = [{}, {"latent": "sample"}, {"latent": "mode"}, {"latent": "mode"}, {}]
+    assert plots.latent_changes(summaries) == [2, 4]
+    assert plots.latent_changes([{}, {"latent": "sample"}]) == []
+
+
 def test_a_shipped_generation_s_plots_end_with_it(trained_controller_home, tmp_path):
     assert [s["generation"] for s in load_summaries(trained_controller_home)] == [0, 1]
     assert [s["generation"] for s in load_summaries(trained_controller_home, 0)] == [0]

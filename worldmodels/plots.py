@@ -87,7 +87,7 @@ def plot_fitness(home: Path, path: Path, until: int | None = None) -> None:
             label="mean controller, fresh tracks",
         )
     axes.axhline(900, color="grey", linestyle="--", label="solved (900)")
-    mark_retraining(axes, [generations[i] - 0.5 for i in world_model_changes(summaries)])
+    mark_phases(axes, summaries, lambda i: generations[i] - 0.5)
     axes.set(xlabel="generation", ylabel="total reward", title="CMA-ES fitness")
     if len(generations) > 1:  # the axis maps generations to hours by interpolation
         axes.set_xlim(generations[0], generations[-1])  # beyond them it would clamp the hours
@@ -134,11 +134,23 @@ def world_model_changes(summaries: list[dict]) -> list[int]:
     ]
 
 
-def mark_retraining(axes, positions: list[float]) -> None:
-    """Dotted vertical lines at `positions` on the x axis, labelled once."""
-    for n, x in enumerate(positions):
+def latent_changes(summaries: list[dict]) -> list[int]:
+    """Indices into `summaries` of the generations whose controllers read z otherwise than the
+    previous generation's (`train_controller --latent` changed on a resume; summaries without
+    it read a draw)."""
+    latents = [s.get("latent", "sample") for s in summaries]
+    return [i for i in range(1, len(latents)) if latents[i] != latents[i - 1]]
+
+
+def mark_phases(axes, summaries: list[dict], position) -> None:
+    """Dotted vertical lines where V and M were retrained and where the controller's reading
+    of z changed, at x = `position(index into summaries)`, each kind labelled once."""
+    for n, i in enumerate(world_model_changes(summaries)):
         label = None if n else "V and M retrained on the agent's episodes"
-        axes.axvline(x, color="tab:orange", linestyle=":", label=label)
+        axes.axvline(position(i), color="tab:orange", linestyle=":", label=label)
+    for i in latent_changes(summaries):
+        label = f"controller reads z's {summaries[i].get('latent', 'sample')} from here"
+        axes.axvline(position(i), color="tab:purple", linestyle=":", label=label)
 
 
 def plot_learning_curve(home: Path, path: Path, until: int | None = None) -> bool:
@@ -171,7 +183,7 @@ def plot_learning_curve(home: Path, path: Path, until: int | None = None) -> boo
                 f"gen {generation}", (x, score), textcoords="offset points", xytext=(4, -12)
             )
         axes.axhline(900, color="grey", linestyle="--", label="solved (900)")
-        mark_retraining(axes, [ours[i - 1] for i in world_model_changes(summaries)])
+        mark_phases(axes, summaries, lambda i: ours[i - 1])
         axes.set(xscale="log", xlabel=f"{name} of controller training (log)", ylabel="score")
         axes.legend(loc="lower right", fontsize="small", framealpha=0.9)
     figure.suptitle("the distribution mean's score on fresh tracks")
