@@ -220,6 +220,44 @@ def test_without_a_source_it_installs_the_agent_shipped_beside_the_script(served
     assert not (other / "control").exists()
 
 
+def test_pretrained_sh_without_arguments_installs_the_shipped_agent_checksum_verified(tmp_path):
+    """The agent shipped in pretrained/, as shipped (data, not a fixture): its checksum file and
+    card name its bytes, pretrained.sh without a source installs exactly its files into a home
+    whose commands then find the card's generation, and a damaged copy installs nothing."""
+    from worldmodels.control.generations import load_agent_controller
+
+    shipped = REPO / "pretrained"
+    archive = shipped / "agent.tar.gz"
+    checksum = hashlib.sha256(archive.read_bytes()).hexdigest()
+    assert (shipped / "agent.tar.gz.sha256").read_text() == f"{checksum}  agent.tar.gz\n"
+    assert checksum in (shipped / "card.md").read_text()
+    home = tmp_path / "home"
+    result = pretrained_sh("--home", str(home))
+    assert result.returncode == 0, result.stderr
+    with tarfile.open(archive) as tar:
+        files = {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
+    assert snapshot(home) == files
+    card = json.loads((shipped / "evaluation.json").read_text())
+    controller = load_agent_controller(home, "best")
+    assert (controller.generation, controller.latent) == (card["generation"], card["latent"])
+    evaluate.main(
+        ["--home", str(home), "--episodes", "1", "--episode-length", "20", "--num-process", "1"]
+    )
+    assert layout.evaluation_file(home, card["generation"]).exists()
+
+    repository = tmp_path / "repository"
+    (repository / "pretrained").mkdir(parents=True)
+    for name in ("pretrained.sh", "pretrained/agent.tar.gz.sha256"):
+        shutil.copyfile(REPO / name, repository / name)
+    damaged = bytearray(archive.read_bytes())
+    damaged[len(damaged) // 2] ^= 1
+    (repository / "pretrained" / "agent.tar.gz").write_bytes(bytes(damaged))
+    other = tmp_path / "other"
+    result = pretrained_sh("--home", str(other), script=repository / "pretrained.sh")
+    assert result.returncode != 0 and "checksum mismatch" in result.stderr
+    assert not other.exists() or not any(other.iterdir())
+
+
 def load_ship_agent():
     spec = importlib.util.spec_from_file_location("ship_agent", REPO / "scripts" / "ship_agent.py")
     module = importlib.util.module_from_spec(spec)
