@@ -53,9 +53,7 @@ class EpisodeTask:
 
 STALLED_STEP_REWARD = -0.1  # CarRacing's reward for a step that reaches no new tile
 
-# What z a controller reads each step: "sample", a draw from q(z|x) (the paper's, and how
-# controllers are trained); "mode", its most likely value, which shows how much a controller
-# relies on the draw's noise.
+
 @dataclass(frozen=True)
 class EpisodeResult:
     key: Hashable
