@@ -1,6 +1,7 @@
 """Packs a trained agent for shipping: the archive, its checksum and a card of what it scores.
 
-    python scripts/ship_agent.py --home ~/world-models-runs/budget2-it3-mode --out pretrained --generation 249
+    python scripts/ship_agent.py --home ~/world-models-runs/budget2-it3-mode --out pretrained \
+        --generation 249
 
 Writes into --out: `agent.tar.gz` and `agent.tar.gz.sha256` (`pretrained export` of
 --generation: by default the one whose mean scored best during training; better, one chosen on

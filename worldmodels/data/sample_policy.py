@@ -255,10 +255,10 @@ def parse_args(argv: list[str] | None = None):
 
 
 def episode_handler(
-    args: argparse.Namespace, home: Path, env_params: EnvParams, latent: str | None = None
+    args: argparse.Namespace, home: Path, env_params: EnvParams, latent: str | None
 ):
     """A picklable factory of the workers that sample `args.policy`'s episodes; the
-    controller's read z by `latent`, as it was trained to."""
+    controller's read z by `latent`, as it was trained to (None for the other policies)."""
     if args.policy == "controller":
         from worldmodels.control.generations import controller_spec
 
