@@ -43,6 +43,7 @@ setup(
             "worldmodels-render=worldmodels.control.render:main",
             "worldmodels-plots=worldmodels.plots:main",
             "worldmodels-pretrained=worldmodels.pretrained:main",
+            "worldmodels-ship=worldmodels.ship:main",
         ]
     },
 )

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from worldmodels import layout
+from worldmodels import layout, ship
 from worldmodels.control import evaluate
 from worldmodels.pretrained import export_agent
 
@@ -166,14 +166,13 @@ def test_a_snapshot_of_a_run_resumes_its_controller_training_in_a_fresh_home(
     home = tmp_path / "fresh"
     shutil.copytree(snapshot, home)
     # What the card reads survives the copy: every command, and every stage's hours.
-    ship_agent = load_ship_agent()
-    assert ship_agent.recorded_commands(home, 1) == ship_agent.recorded_commands(original, 1)
-    assert len(ship_agent.recorded_commands(home, 1)) == 6  # 2 VAE runs
+    assert ship.recorded_commands(home, 1) == ship.recorded_commands(original, 1)
+    assert len(ship.recorded_commands(home, 1)) == 6  # 2 VAE runs
     for folder in (layout.rollouts, layout.latent_stats):
-        hours = ship_agent.files_hours([folder(home, "random")])
-        assert hours is not None and hours == ship_agent.files_hours([folder(original, "random")])
+        hours = ship.files_hours([folder(home, "random")])
+        assert hours is not None and hours == ship.files_hours([folder(original, "random")])
     for run in (layout.vae_training, layout.memory_training):
-        assert ship_agent.training_hours(run(home)) == ship_agent.training_hours(run(original))
+        assert ship.training_hours(run(home)) == ship.training_hours(run(original))
     command = json.loads((home / "control" / "run.json").read_text())["command"]
     flags = [
         f"--{key.replace('_', '-')}={command[key]}"
@@ -258,15 +257,7 @@ def test_pretrained_sh_without_arguments_installs_the_shipped_agent_checksum_ver
     assert not other.exists() or not any(other.iterdir())
 
 
-def load_ship_agent():
-    spec = importlib.util.spec_from_file_location("ship_agent", REPO / "scripts" / "ship_agent.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_stage_hours_leave_out_the_time_between_an_interruption_and_its_resume(tmp_path):
-    ship_agent = load_ship_agent()
     # Two processes of one training run, 100 s and 50 s long, an hour apart, and an earlier
     # run of 20 s that --load-model moved aside.
     run = tmp_path / "vae-training"
@@ -284,7 +275,7 @@ def test_stage_hours_leave_out_the_time_between_an_interruption_and_its_resume(t
                 event = tf.compat.v1.Event(wall_time=wall_time, step=1)
                 records.write(event.SerializeToString())
             records.close()
-    assert ship_agent.training_hours(run) == pytest.approx(170 / 3600)
+    assert ship.training_hours(run) == pytest.approx(170 / 3600)
     # Episode files written 60 s apart, then after a stop of an hour, 30 s apart; a second
     # dataset's files by another command, 10 s apart, a day later.
     written_at = {"agent-random": (0, 60, 120, 3720, 3750), "controller": (9e4, 9e4 + 10)}
@@ -295,9 +286,9 @@ def test_stage_hours_leave_out_the_time_between_an_interruption_and_its_resume(t
             path.write_bytes(b"")
             os.utime(path, (written, written))
     folders = [tmp_path / name for name in ("agent-random", "controller", "brownian")]
-    assert ship_agent.files_hours(folders[:1]) == pytest.approx(150 / 3600)
-    assert ship_agent.files_hours(folders) == pytest.approx(160 / 3600)
-    assert ship_agent.files_hours(folders[2:]) is None
+    assert ship.files_hours(folders[:1]) == pytest.approx(150 / 3600)
+    assert ship.files_hours(folders) == pytest.approx(160 / 3600)
+    assert ship.files_hours(folders[2:]) is None
 
 
 def test_the_card_lists_the_commands_that_trained_the_agent_with_their_flags(
@@ -449,7 +440,7 @@ def test_a_resume_may_change_popsize_and_episodes_per_candidate_and_the_card_lis
 
 def ship(home, out, *flags):
     return subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "ship_agent.py"), "--home", str(home)]
+        [sys.executable, str(REPO / "scripts" / "ship.py"), "--home", str(home)]
         + ["--out", str(out), "--episodes", "2", "--num-process", "1", "--gif-steps", "5"]
         + list(flags),
         capture_output=True,

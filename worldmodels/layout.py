@@ -48,6 +48,22 @@ def pipeline_config(home: Path) -> Path:
     return Path(home) / "pipeline-config.json"
 
 
+def recipe_record(home: Path) -> Path:
+    """The pipeline's record of its run: finished steps and their core-hours, each iteration's
+    end and why, the generation shipped and why."""
+    return Path(home) / "recipe.json"
+
+
+def shipped(home: Path) -> Path:
+    """The agent the pipeline ships: archive, checksum, test evaluation and card."""
+    return Path(home) / "shipped"
+
+
+def agent_dataset(iteration: int) -> str:
+    """The dataset the agent samples at the start of recipe iteration `iteration` (from 2)."""
+    return f"controller-{iteration}"
+
+
 ROLLOUTS_SUFFIX = "-rollouts"
 # The complete episode files of a rollouts or latent-statistics folder (temporary files of
 # atomic writes have other names).

@@ -1,12 +1,22 @@
-"""All five stages in one command, sized by a preset: sample, VAE, latent stats, MDN-RNN,
-controller, then the paper's evaluation.
+"""The whole recipe in one command, from an empty home to a shipped agent.
 
     python -m worldmodels.pipeline --preset tiny          # minutes on a laptop
-    python -m worldmodels.pipeline --preset paper         # the full-size run
+    python -m worldmodels.pipeline --preset budget        # the recipe, ~50 core-hours
+    python -m worldmodels.pipeline --preset paper         # the paper's sizes, one iteration
 
-Each stage is the stage's own command with the preset's settings, so rerunning the pipeline
-after an interruption skips what is done and resumes what is not. `--set section.key=value`
-overrides one setting of the preset (keys as in worldmodels/params.py).
+Iteration 1 samples episodes with a random policy, trains V, encodes the episodes, trains M and
+runs CMA-ES. Each later iteration (`recipe.iterations`) samples episodes with the best
+generation of the one before, retrains V and M warm on every dataset so far, re-encodes them
+all and continues the same CMA-ES run warm, with the settings `recipe.changes` names for it.
+An iteration ends by rules on the mid-training evaluations (`recipe.patience`, caps, the
+core-hour budget; worldmodels/params.py), and the run ends by shipping the generation that
+scores best on the validation tracks, tested once on the test tracks, into <home>/shipped/.
+
+Every finished step, iteration end and decision is recorded in <home>/recipe.json as the run
+goes. Rerunning the same command after any interruption (kill -9 included) goes on from
+there, redoing at most the step in progress. `--set section.key=value` overrides one setting
+of the preset (keys as in worldmodels/params.py); a rerun with other settings is refused,
+budgets aside (`recipe.core_hours`, `controller.generations`).
 """
 
 from __future__ import annotations
@@ -14,18 +24,24 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing
+import os
+import sys
 import tempfile
+import time
 from pathlib import Path
 
 from worldmodels import __version__, layout
 from worldmodels.cli import add_backend_arguments, make_parser, positive_int
-from worldmodels.params import PRESETS, VAE_SCHEDULES, ConfigError, config_from_dict
+from worldmodels.params import PRESETS, VAE_SCHEDULES, Config, ConfigError, config_from_dict
+
+# Settings a rerun may change: the run's budgets. Any other change would mix two runs.
+BUDGETS = {("recipe", "core_hours"), ("controller", "generations")}
 
 
 def parse_overrides(assignments: list[str]) -> dict:
     """["vae.epochs=3", "env.env=stock"] -> {"vae": {"epochs": 3}, "env": {"env": "stock"}}.
 
-    Values are JSON (3, 0.5, true) or, failing that, plain strings.
+    Values are JSON (3, 0.5, true, {"2": ...}) or, failing that, plain strings.
     """
     overrides: dict = {}
     for assignment in assignments:
@@ -51,11 +67,92 @@ def as_flags(params, *names: str) -> list[str]:
     ]
 
 
+def plateaued(means: list[float], patience: int) -> bool:
+    """Whether the last `patience` of an iteration's evaluation means are all at or below the
+    best one before them."""
+    return len(means) > patience and max(means[-patience:]) <= max(means[:-patience])
+
+
+def best_evaluated(summaries: list[dict]) -> int | None:
+    """The generation whose mean scored best in its mid-training evaluation (the later one on a
+    tie), among `summaries`; None when none was evaluated."""
+    evaluated = [s for s in summaries if "evaluation" in s]
+    if not evaluated:
+        return None
+    return max(evaluated, key=lambda s: (s["evaluation"]["mean"], s["generation"]))["generation"]
+
+
+def ship_candidates(summaries: list[dict], count: int) -> list[int]:
+    """The `count` generations of `summaries` whose mid-training evaluations scored best,
+    ascending."""
+    evaluated = [s for s in summaries if "evaluation" in s]
+    ranked = sorted(evaluated, key=lambda s: (s["evaluation"]["mean"], s["generation"]))
+    return sorted(s["generation"] for s in ranked[-count:])
+
+
+class RecipeRecord:
+    """<home>/recipe.json: the run's config, every finished step (wall seconds, cores), each
+    iteration's end (why, which generation samples the next one's data), the ship decision.
+    Written atomically after every change, so a killed run loses at most its step in progress.
+    """
+
+    def __init__(self, home: Path, config: Config, preset: str):
+        self.path = layout.recipe_record(home)
+        requested = config.to_dict()
+        if self.path.exists():
+            self.data = json.loads(self.path.read_text())
+            changes = differing_settings(self.data["config"], requested)
+            if changes:
+                raise ConfigError(
+                    f"{self.path} records a run with other settings ({'; '.join(changes)}); "
+                    "rerun with the same preset and --set flags to resume it, or use another "
+                    "--home"
+                )
+            self.data["config"] = requested  # a budget may have changed
+        else:
+            self.data = {"preset": preset, "config": requested, "steps": {}, "iterations": {}}
+        self.save()
+
+    def save(self) -> None:
+        from worldmodels.files import atomic_write_text
+
+        atomic_write_text(self.path, json.dumps(self.data, indent=2) + "\n")
+
+    def done(self, step: str) -> bool:
+        return step in self.data["steps"]
+
+    def finish(self, step: str, seconds: float, cores: int, **details) -> None:
+        self.data["steps"][step] = {"seconds": seconds, "cores": cores, **details}
+        self.save()
+
+    def core_hours(self) -> float:
+        """Core-hours of every finished step (the controller's chunks included)."""
+        return sum(s["seconds"] * s["cores"] for s in self.data["steps"].values()) / 3600
+
+    def iteration(self, number: int) -> dict | None:
+        """The record of iteration `number`'s end, None while it runs."""
+        return self.data["iterations"].get(str(number))
+
+    def end_iteration(self, number: int, **record) -> None:
+        self.data["iterations"][str(number)] = record
+        self.save()
+
+
+def differing_settings(recorded: dict, requested: dict) -> list[str]:
+    """"section.key: old -> new" for every setting that differs, budgets aside."""
+    return [
+        f"{section}.{key}: {value!r} -> {requested[section].get(key)!r}"
+        for section, values in recorded.items()
+        for key, value in values.items()
+        if (section, key) not in BUDGETS and requested.get(section, {}).get(key) != value
+    ]
+
+
 def agent_home(home: str | None = None) -> Path:
     """An experiments home with a trained agent, for notebooks and quick looks.
 
     The given (or default) home when it holds VAE and MDN-RNN checkpoints and a controller
-    generation; otherwise a tiny one, trained once with `--preset tiny` (under a minute on two
+    generation; otherwise a tiny one, trained once with `--preset tiny` (a few minutes on two
     cores) in the system's temporary folder and reused afterwards (a new one when the package
     version or the tiny preset changes).
     """
@@ -88,8 +185,8 @@ def main(argv: list[str] | None = None) -> None:
         "--preset",
         choices=sorted(PRESETS),
         default="tiny",
-        help="tiny: a few short episodes, one epoch, two generations; budget: the first "
-        "agent's ~24 CPU-hour run; paper: the paper's sizes",
+        help="tiny: the recipe's two iterations at tiny sizes; budget: the recipe on a small "
+        "machine, three iterations in ~50 core-hours; paper: the paper's sizes, one iteration",
     )
     parser.add_argument(
         "--set",
@@ -108,96 +205,289 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     try:
         config = config_from_dict(parse_overrides(args.set), base=PRESETS[args.preset])
+        for iteration in range(2, config.recipe.iterations + 1):
+            config.for_iteration(iteration)  # a change that breaks a rule fails now, not later
     except ConfigError as error:
         parser.error(str(error))
+    every, cap = config.controller.eval_every, config.recipe.iteration_generations
+    if not every or cap % every:
+        parser.error(
+            "the recipe's rules read the mid-training evaluations: controller.eval_every must "
+            f"be at least 1 and divide recipe.iteration_generations (got {every} and {cap})"
+        )
     home = layout.resolve_home(args.home)
     home.mkdir(parents=True, exist_ok=True)
+    try:
+        record = RecipeRecord(home, config, args.preset)
+    except ConfigError as error:
+        sys.exit(f"error: {error}")
     config.save(layout.pipeline_config(home))
+    try:
+        Recipe(config, home, record, args).run()
+    except KeyboardInterrupt:
+        sys.exit(f"\ninterrupted; rerun the same command to go on from {layout.recipe_record(home)}")
 
-    from worldmodels.control import evaluate, train_controller
-    from worldmodels.data import sample_latent_stats, sample_policy
-    from worldmodels.memory import train_memory
-    from worldmodels.vision import train_vae
 
-    sampling, vae, memory, controller = (
-        config.sampling,
-        config.vae,
-        config.memory,
-        config.controller,
-    )
-    dataset = ["--dataset", sampling.policy]
-    rollout_flags = [
-        "--num-process", str(args.num_process),
-        *as_flags(controller, "envs_per_worker"),
-        *as_flags(config.env, "episode_length", "env"),
-        "--timeout", str(controller.worker_timeout),
-        "--backend", args.backend,
-        *(["--ray-address", args.ray_address] if args.ray_address else []),
-    ]  # fmt: skip
-    stages = [
-        (
-            f"sample {sampling.policy} rollouts",
+class Recipe:
+    """The steps of the recipe in order, each skipped when recipe.json records it finished."""
+
+    def __init__(self, config: Config, home: Path, record: RecipeRecord, args):
+        self.config, self.home, self.record, self.args = config, home, record, args
+        self.base_seed = config.sampling.seed  # of every stage: training, tracks, CMA-ES
+        self.rollout_flags = [
+            "--num-process", str(args.num_process),
+            *as_flags(config.controller, "envs_per_worker"),
+            *as_flags(config.env, "episode_length", "env"),
+            "--timeout", str(config.controller.worker_timeout),
+            "--backend", args.backend,
+            *(["--ray-address", args.ray_address] if args.ray_address else []),
+        ]  # fmt: skip
+
+    def step(self, name: str, stage, flags: list[str], cores: int, **details) -> None:
+        """Runs `stage` (a command's main) on the home unless recipe.json records `name` done;
+        then records it, with its wall seconds and the cores it kept busy."""
+        if self.record.done(name):
+            return
+        print(f"== {name}", flush=True)
+        started = time.monotonic()
+        stage(["--home", str(self.home), *flags])
+        self.record.finish(name, time.monotonic() - started, cores, **details)
+
+    def run(self) -> None:
+        from worldmodels.control.generations import load_summaries
+
+        for iteration in range(1, self.config.recipe.iterations + 1):
+            ended = self.record.iteration(iteration)
+            if ended is None:
+                if iteration > 1 and self.budget_spent(self.config.for_iteration(iteration)):
+                    iteration -= 1  # the last iteration ended by its rule as the budget ran out
+                    break
+                ended = self.train_iteration(iteration)
+            if ended["ends_run"]:
+                break
+        chosen = self.choose_generation(iteration, load_summaries(self.home))
+        self.ship(chosen)
+        card = json.loads((layout.shipped(self.home) / "evaluation.json").read_text())
+        print(
+            f"recipe ({self.record.data['preset']}) complete: generation {chosen} shipped, "
+            f"{card['mean']:.1f} ± {card['std']:.1f} over {len(card['rewards'])} test episodes, "
+            f"{self.record.core_hours():.2f} core-hours; card in {layout.shipped(self.home)}"
+        )
+
+    def train_iteration(self, iteration: int) -> dict:
+        """Runs iteration `iteration`'s stages and CMA-ES until one of its rules ends it;
+        returns the iteration's recorded end."""
+        from worldmodels.control import train_controller
+        from worldmodels.data import sample_latent_stats, sample_policy
+        from worldmodels.memory import train_memory
+        from worldmodels.seeds import Stream, derive_seed
+        from worldmodels.vision import train_vae
+
+        config = self.config.for_iteration(iteration)
+        sampling, vae, memory, controller = (
+            config.sampling, config.vae, config.memory, config.controller
+        )  # fmt: skip
+        cores = os.cpu_count() or 1
+        seed = ["--seed", str(self.base_seed)]
+        datasets = [sampling.policy] + [layout.agent_dataset(k) for k in range(2, iteration + 1)]
+        prefix = f"iteration {iteration}:"
+        if iteration == 1:
+            flags = as_flags(sampling, "policy", "episodes", "seed", "brownian_dt")
+            policy = f"a {sampling.policy} policy"
+        else:
+            sampler = self.record.iteration(iteration - 1)["sampling_generation"]
+            flags = [
+                "--policy", "controller", "--dataset", datasets[-1],
+                "--generation", str(sampler),
+                "--episodes", str(config.recipe.agent_episodes),
+                "--seed", str(derive_seed(self.base_seed, Stream.ITERATION_DATA, iteration)),
+            ]  # fmt: skip
+            policy = f"generation {sampler}"
+        self.step(
+            f"{prefix} sample episodes with {policy}",
             sample_policy.main,
-            [
-                *as_flags(sampling, "policy", "episodes", "seed", "brownian_dt"),
-                *rollout_flags,
-            ],
-        ),
-        (
-            "train the VAE",
+            [*flags, *self.rollout_flags],
+            self.args.num_process,
+        )
+        warm = ["--load-model"] if iteration > 1 else []
+        self.step(
+            f"{prefix} train the VAE on {', '.join(datasets)}",
             train_vae.main,
             [
-                *dataset,
+                "--dataset", *datasets, *warm, *seed,
                 *as_flags(vae, "latent", *VAE_SCHEDULES, "epochs", "batch_size", "learning_rate"),
                 *as_flags(vae, "kl_tolerance", "validation_share"),
             ],
-        ),
-        ("encode the episodes", sample_latent_stats.main, dataset),
-        (
-            "train the MDN-RNN",
-            train_memory.main,
+            cores,
+        )  # fmt: skip
+        if controller.controller_inputs == "zh":  # the V-only agent needs no MDN-RNN
+            for dataset in datasets:  # every dataset again: the VAE changed
+                self.step(
+                    f"{prefix} encode {dataset}",
+                    sample_latent_stats.main,
+                    ["--dataset", dataset, *(["--overwrite"] if iteration > 1 else [])],
+                    cores,
+                )
+            self.step(
+                f"{prefix} train the MDN-RNN on {', '.join(datasets)}",
+                train_memory.main,
+                [
+                    "--dataset", *datasets, *warm, *seed,
+                    *as_flags(
+                        memory,
+                        "memory", "attention_window", "lstm_units", "num_mixtures", "epochs",
+                        "batch_size", "learning_rate", "final_learning_rate", "gradient_clip",
+                        "validation_share",
+                    ),
+                    *(["--reward-done-heads"] if memory.reward_done_heads else []),
+                ],
+                cores,
+            )  # fmt: skip
+        controller_flags = [
+            *seed,
+            *as_flags(
+                controller,
+                "popsize", "episodes_per_candidate", "sigma0", "eval_every", "eval_episodes",
+                "keep_optimizer_states", "controller_inputs", "actions", "dream_temperature",
+                "stall_steps", "latent",
+            ),
+            *(["--cma-diagonal"] if controller.cma_diagonal else []),
+            *(["--in-dream"] if controller.in_dream else []),
+            *self.rollout_flags,
+        ]  # fmt: skip
+        first = 0 if iteration == 1 else self.record.iteration(iteration - 1)["last_generation"] + 1
+        while True:
+            ended = self.iteration_end(config, iteration, first)
+            if ended is not None:
+                self.record.end_iteration(iteration, **ended)
+                print(f"== {prefix} ends at generation {ended['last_generation']}: "
+                      f"{ended['reason']}", flush=True)  # fmt: skip
+                return ended
+            target = self.next_stop(config, first)
+            self.step(
+                f"{prefix} CMA-ES through generation {target - 1}",
+                train_controller.main,
+                ["--generations", str(target), *controller_flags],
+                self.args.num_process,
+            )
+
+    def next_stop(self, config: Config, first: int) -> int:
+        """The generation count train_controller runs to next: the next evaluation, within the
+        iteration's and the run's caps."""
+        from worldmodels.control.generations import complete_generations
+
+        done = complete_generations(self.home)
+        count = done[-1] + 1 if done else 0
+        every = config.controller.eval_every
+        stop = (count // every + 1) * every
+        caps = [config.controller.generations]
+        if config.recipe.iteration_generations:
+            caps.append(first + config.recipe.iteration_generations)
+        return min(stop, *caps)
+
+    def iteration_end(self, config: Config, iteration: int, first: int) -> dict | None:
+        """Why iteration `iteration` (its first generation `first`) ends now, as its record;
+        None while it goes on. Decided from the generations' recorded evaluations, so a resumed
+        run decides as an uninterrupted one did."""
+        from worldmodels.control.generations import complete_generations, load_summaries
+
+        recipe = config.recipe
+        done = complete_generations(self.home)
+        count = done[-1] + 1 if done else 0
+        summaries = [s for s in load_summaries(self.home) if s["generation"] >= first]
+        means = [s["evaluation"]["mean"] for s in summaries if "evaluation" in s]
+        ends_run = True
+        if means and self.budget_spent(config):
+            reason = self.budget_spent(config)
+        else:
+            ends_run = iteration == recipe.iterations
+            if recipe.iteration_generations and count - first >= recipe.iteration_generations:
+                reason = f"its cap of {recipe.iteration_generations} generations"
+            elif plateaued(means, recipe.patience):
+                reason = (
+                    f"a plateau: its last {recipe.patience} evaluations "
+                    f"{[round(m, 1) for m in means[-recipe.patience:]]} at or below its best "
+                    f"{max(means[:-recipe.patience]):.1f}"
+                )
+            else:
+                return None
+        return {
+            "reason": reason,
+            "ends_run": ends_run,
+            "first_generation": first,
+            "last_generation": count - 1,
+            "evaluations": {str(s["generation"]): s["evaluation"]["mean"] for s in summaries
+                            if "evaluation" in s},
+            "sampling_generation": best_evaluated(summaries),
+            "core_hours": self.record.core_hours(),
+        }  # fmt: skip
+
+    def budget_spent(self, config: Config) -> str | None:
+        """Which of the run's budgets is spent, if one is: its generations or its core-hours."""
+        from worldmodels.control.generations import complete_generations
+
+        done = complete_generations(self.home)
+        generations, core_hours = config.controller.generations, config.recipe.core_hours
+        if done and done[-1] + 1 >= generations:
+            return f"the run's {generations} generations (controller.generations)"
+        if core_hours and self.record.core_hours() >= core_hours:
+            return f"the run's budget of {core_hours} core-hours (recipe.core_hours)"
+        return None
+
+    def choose_generation(self, iteration: int, summaries: list[dict]) -> int:
+        """Runs the last iteration's best evaluated generations on the validation tracks and
+        returns the one that scores best there (recorded in recipe.json with the evidence)."""
+        from worldmodels.control import evaluate
+
+        recipe = self.config.recipe
+        first = self.record.iteration(iteration)["first_generation"]
+        candidates = ship_candidates(
+            [s for s in summaries if s["generation"] >= first], recipe.ship_candidates
+        )
+        scores = {}
+        for generation in candidates:
+            self.step(
+                f"validate generation {generation}",
+                evaluate.main,
+                [
+                    "--generation", str(generation),
+                    "--episodes", str(recipe.validation_episodes),
+                    "--seed", str(recipe.validation_seed),
+                    *self.rollout_flags,
+                ],
+                self.args.num_process,
+            )  # fmt: skip
+            report = layout.evaluation_file(self.home, generation, seed=recipe.validation_seed)
+            scores[str(generation)] = json.loads(report.read_text())["mean"]
+        chosen = max(candidates, key=lambda g: (scores[str(g)], g))
+        self.record.data["ship"] = {
+            "generation": chosen,
+            "reason": f"best of generations {candidates} on {recipe.validation_episodes} "
+            f"validation tracks (seed {recipe.validation_seed})",
+            "validation_means": scores,
+        }
+        self.record.save()
+        return chosen
+
+    def ship(self, generation: int) -> None:
+        """Tests `generation` on the test tracks (stock CarRacing-v3) and writes the card."""
+        from worldmodels import ship
+
+        episode_length = self.config.env.episode_length
+        self.step(
+            f"test generation {generation} and write its card",
+            ship.main,
             [
-                *dataset,
-                *as_flags(
-                    memory,
-                    "memory", "attention_window", "lstm_units", "num_mixtures", "epochs",
-                    "batch_size", "learning_rate", "final_learning_rate", "gradient_clip",
-                    "validation_share",
-                ),
-                *(["--reward-done-heads"] if memory.reward_done_heads else []),
+                "--generation", str(generation),
+                "--out", str(layout.shipped(self.home)),
+                "--episodes", str(self.config.controller.evaluation_episodes),
+                "--episode-length", str(episode_length),
+                "--gif-steps", str(min(400, episode_length)),
+                "--num-process", str(self.args.num_process),
+                "--cores", str(os.cpu_count() or 1),
             ],
-        ),
-        (
-            "train the controller",
-            train_controller.main,
-            [
-                *as_flags(
-                    controller,
-                    "generations", "popsize", "episodes_per_candidate", "sigma0", "eval_every",
-                    "eval_episodes", "keep_optimizer_states", "controller_inputs", "actions",
-                ),
-                *(["--cma-diagonal"] if controller.cma_diagonal else []),
-                *(["--in-dream"] if controller.in_dream else []),
-                *as_flags(controller, "dream_temperature", "stall_steps", "latent"),
-                *rollout_flags,
-            ],
-        ),
-        (
-            "evaluate the agent",
-            evaluate.main,
-            [
-                "--generation", "best",
-                "--episodes", str(controller.evaluation_episodes),
-                *rollout_flags,
-            ],
-        ),
-    ]  # fmt: skip
-    if controller.controller_inputs == "z":  # the V-only agent needs no MDN-RNN
-        stages = [s for s in stages if s[1] not in (sample_latent_stats.main, train_memory.main)]
-    for number, (name, stage, flags) in enumerate(stages, start=1):
-        print(f"== stage {number}/{len(stages)}: {name}", flush=True)
-        stage(["--home", str(home), *flags])
-    print(f"pipeline ({args.preset}) complete; everything is under {home}")
+            self.args.num_process,
+        )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ class Stream(enum.IntEnum):
     DATA_ORDER = 8  # order of the training data of model m in epoch e                    (m, e)
     VALIDATION = 9  # the episodes model m holds out, and the noise of its validation loss (m,)
     PREDICTION = 10  # evaluate_memory: z of held-out episode i (i,), and M's own draws    ()
+    ITERATION_DATA = 11  # pipeline: base seed of the episodes the agent samples in iter. k (k,)
 
 
 class Model(enum.IntEnum):

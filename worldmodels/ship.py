@@ -1,7 +1,9 @@
 """Packs a trained agent for shipping: the archive, its checksum and a card of what it scores.
 
-    python scripts/ship_agent.py --home ~/world-models-runs/budget2-it3-mode --out pretrained \
+    python -m worldmodels.ship --home ~/world-models-runs/budget2-it3-mode --out pretrained \
         --generation 249
+
+`python -m worldmodels.pipeline` ends with this step (into `<home>/shipped/`).
 
 Writes into --out: `agent.tar.gz` and `agent.tar.gz.sha256` (`pretrained export` of
 --generation: by default the one whose mean scored best during training; better, one chosen on
@@ -148,10 +150,12 @@ def recorded_commands(home: Path, generation: int) -> list[str]:
     return commands
 
 
-def existing_test_evaluation(home: Path, generation: int, episodes: int) -> bool:
+def existing_test_evaluation(
+    home: Path, generation: int, episodes: int, episode_length: int = 1000
+) -> bool:
     """Whether `evaluate` already wrote the report the card needs: the generation's mean on the
-    first `episodes` test tracks of stock CarRacing-v3, with evaluate's defaults (track seed,
-    episode length) and this seed scheme. Evaluation is deterministic: running it again would
+    first `episodes` test tracks of stock CarRacing-v3 (evaluate's default track seed) of
+    `episode_length` steps, with this seed scheme. Evaluation is deterministic: running it again would
     repeat the same rewards (~15 min of 2 cores for 100 episodes)."""
     path = layout.evaluation_file(home, generation)
     if not path.exists():
@@ -160,7 +164,7 @@ def existing_test_evaluation(home: Path, generation: int, episodes: int) -> bool
     expected = {
         "env": "stock",
         "seed": defaults.seed,
-        "episode_length": defaults.episode_length,
+        "episode_length": episode_length,
         "seed_scheme": SEED_SCHEME,
     }
     return (
@@ -194,7 +198,7 @@ def shipped_minus(report: dict, validations: list[dict], generation: int) -> str
     return ""
 
 
-def main():
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
@@ -209,6 +213,12 @@ def main():
     parser.add_argument("--out", default="pretrained", help="folder to write")
     parser.add_argument("--episodes", type=int, default=100, help="evaluation episodes")
     parser.add_argument("--num-process", type=int, default=2, help="evaluation workers")
+    parser.add_argument(
+        "--episode-length",
+        type=int,
+        default=1000,
+        help="steps of each test episode (the paper's 1000; fewer only for tiny tries)",
+    )
     parser.add_argument("--gif-steps", type=int, default=400, help="steps of the GIF's episode")
     parser.add_argument(
         "--cores",
@@ -222,7 +232,7 @@ def main():
         help="a paragraph for the card, after the hours: what the home's files do not say "
         "(e.g. that its episodes were resampled on another machine)",
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     home, out = layout.resolve_home(args.home), Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
 
@@ -234,12 +244,13 @@ def main():
     validations = validation_reports(home, generation)
     checksum = export_agent(home, generation, out / "agent.tar.gz")
 
-    if existing_test_evaluation(home, generation, args.episodes):
+    if existing_test_evaluation(home, generation, args.episodes, args.episode_length):
         print(f"using the evaluation already in {layout.evaluation_file(home, generation)}")
     else:
         evaluate.main(
             ["--home", str(home), "--generation", str(generation), "--episodes", str(args.episodes)]
             + ["--env", "stock", "--num-process", str(args.num_process)]
+            + ["--episode-length", str(args.episode_length)]
         )
     for suffix in (".json", ".png"):
         shutil.copyfile(
