@@ -22,6 +22,7 @@ from worldmodels.control.generations import (
 )
 from worldmodels.data import sample_policy
 from worldmodels.data.tf_records import list_episodes, load_episode, write_record_file
+from test_recipe import RECIPE_OVERRIDES
 
 
 def controller_command(home, generations):
@@ -424,6 +425,16 @@ PIPELINE_OVERRIDES = {
     "controller.stall_steps": 5,
     "controller.in_dream": True,
     "controller.dream_temperature": 1.2,
+    # One iteration here (the tiny recipe's two: tests/test_recipe.py), shipped after validating
+    # its best generation on 3 tracks of seed 4.
+    "recipe.iterations": 1,
+    "recipe.changes": {},
+    "recipe.patience": 2,
+    "recipe.iteration_generations": 2,
+    "recipe.core_hours": 100.0,
+    "recipe.ship_candidates": 1,
+    "recipe.validation_episodes": 3,
+    "recipe.validation_seed": 4,
 }
 
 
@@ -449,7 +460,7 @@ def test_every_setting_is_overridden_by_the_pipeline_tests():
         for section, values in pipeline.PRESETS["tiny"].to_dict().items()
         for key in values
     }
-    assert keys == set(PIPELINE_OVERRIDES) | set(DISCRETE_OVERRIDES)
+    assert keys == set(PIPELINE_OVERRIDES) | set(DISCRETE_OVERRIDES) | set(RECIPE_OVERRIDES)
 
 
 def test_tiny_pipeline_runs_all_stages_and_every_setting_reaches_its_stage(tmp_path, capsys):
@@ -459,7 +470,7 @@ def test_tiny_pipeline_runs_all_stages_and_every_setting_reaches_its_stage(tmp_p
     home = tmp_path / "home"
     flags = [f"--set={key}={json.dumps(value)}" for key, value in PIPELINE_OVERRIDES.items()]
     pipeline.main(["--preset", "tiny", "--home", str(home), "--num-process", "2", *flags])
-    assert "pipeline (tiny) complete" in capsys.readouterr().out
+    assert "recipe (tiny) complete: generation 1 shipped" in capsys.readouterr().out
     assert json.loads((home / "pipeline-config.json").read_text())["memory"]["lstm_units"] == 16
 
     # Stage 1: brownian episodes, 3 of them, 30 steps, seeds from --seed 5, dt 0.1.
@@ -526,9 +537,16 @@ def test_tiny_pipeline_runs_all_stages_and_every_setting_reaches_its_stage(tmp_p
     render.main(["--home", str(home), "--dream", "--episode-length", "5", "--out", str(gif)])
     assert 1 <= len(imageio.imread(gif, index=None)) <= 5
 
-    # The final evaluation: 2 episodes.
-    (report,) = layout.evaluations(home).glob("*.json")
-    assert len(json.loads(report.read_text())["rewards"]) == 2
+    # The ship step: the best evaluated generation (the only one) on 3 validation tracks of
+    # seed 4, then tested on 2 episodes of stock CarRacing-v3 and written with its card.
+    validation = json.loads(layout.evaluation_file(home, 1, seed=4).read_text())
+    assert len(validation["rewards"]) == 3
+    test = json.loads((layout.shipped(home) / "evaluation.json").read_text())
+    assert len(test["rewards"]) == 2 and test["env"] == "stock" and test["episode_length"] == 30
+    recipe = json.loads(layout.recipe_record(home).read_text())
+    assert recipe["ship"]["generation"] == 1
+    assert recipe["iterations"]["1"]["reason"].startswith("the run's 2 generations")
+    assert (layout.shipped(home) / "card.md").exists()
 
 
 def test_pipeline_overrides_are_strict(tmp_path):
@@ -631,14 +649,15 @@ def test_the_discrete_v_only_agent_trains_evaluates_renders_and_ships(discrete_h
     render.main(["--home", str(home), "--episode-length", "5", "--out", str(tmp_path / "a.gif")])
     assert (tmp_path / "a.gif").stat().st_size > 0
 
-    export_agent(home, 1, tmp_path / "agent.tar.gz")
+    # The tiny recipe's last generation: V was retrained for its second iteration.
+    export_agent(home, 3, tmp_path / "agent.tar.gz")
     installed = tmp_path / "installed"
     install_agent(str(tmp_path / "agent.tar.gz"), installed)
     evaluate.main(
         ["--home", str(installed), "--episodes", "2", "--episode-length", "20"]
-        + ["--num-process", "1", "--generation", "1"]
+        + ["--num-process", "1", "--generation", "3"]
     )
-    report = json.loads((layout.evaluations(installed) / "generation_1-mean.json").read_text())
+    report = json.loads((layout.evaluations(installed) / "generation_3-mean.json").read_text())
     assert len(report["rewards"]) == 2
     assert report["latent"] == "mode"  # as the archive's generation was trained
 

@@ -25,6 +25,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import shlex
 import sys
 import tempfile
 import time
@@ -96,7 +97,7 @@ class RecipeRecord:
     Written atomically after every change, so a killed run loses at most its step in progress.
     """
 
-    def __init__(self, home: Path, config: Config, preset: str):
+    def __init__(self, home: Path, config: Config, preset: str, command: str = ""):
         self.path = layout.recipe_record(home)
         requested = config.to_dict()
         if self.path.exists():
@@ -110,7 +111,13 @@ class RecipeRecord:
                 )
             self.data["config"] = requested  # a budget may have changed
         else:
-            self.data = {"preset": preset, "config": requested, "steps": {}, "iterations": {}}
+            self.data = {
+                "preset": preset,
+                "command": command,
+                "config": requested,
+                "steps": {},
+                "iterations": {},
+            }
         self.save()
 
     def save(self) -> None:
@@ -218,7 +225,11 @@ def main(argv: list[str] | None = None) -> None:
     home = layout.resolve_home(args.home)
     home.mkdir(parents=True, exist_ok=True)
     try:
-        record = RecipeRecord(home, config, args.preset)
+        command = " ".join(
+            ["python -m worldmodels.pipeline --preset", args.preset]
+            + [f"--set {shlex.quote(assignment)}" for assignment in args.set]
+        )
+        record = RecipeRecord(home, config, args.preset, command)
     except ConfigError as error:
         sys.exit(f"error: {error}")
     config.save(layout.pipeline_config(home))

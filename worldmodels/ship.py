@@ -56,12 +56,13 @@ PAUSE_SECONDS = 600  # files written further apart than this: the command was st
 
 
 def training_runs(directory: Path) -> list[Path]:
-    """A training stage's runs, oldest first: those --load-model moved aside, then the last.
-    Every run after the first was started with --load-model."""
+    """A training stage's runs, oldest first: those --load-model moved aside, then the last
+    (none for a stage the agent skipped, as the V-only agent's MDN-RNN). Every run after the
+    first was started with --load-model."""
     previous = sorted(
         (directory / layout.PREVIOUS_RUNS).glob("run-*"), key=lambda run: int(run.name[4:])
     )
-    return [*previous, directory]
+    return [run for run in [*previous, directory] if (run / layout.RUN_FILE).exists()]
 
 
 def training_hours(run_directory: Path) -> float:
@@ -280,6 +281,8 @@ def main(argv: list[str] | None = None) -> None:
         float(plots.core_hours(home, summaries)[-1]),
     )
     rewards = np.array(evaluation["rewards"])
+    recipe_path = layout.recipe_record(home)
+    recipe = json.loads(recipe_path.read_text()) if recipe_path.exists() else None
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
     ).stdout.strip()
@@ -349,8 +352,14 @@ def main(argv: list[str] | None = None) -> None:
         "![fitness of every generation](fitness.png)",
         "",
         f"Archive: `agent.tar.gz`, sha256 `{checksum}`. Made by worldmodels {__version__} at "
-        f"commit {commit}. The commands that trained it, in order, with the flags they were "
-        "given (each on the same `--home`; a rerun to resume is the same command):",
+        f"commit {commit}. "
+        + (
+            f"Trained and shipped by one command, `{recipe['command']}` (its record: "
+            "`recipe.json` in the home); the stage commands it ran, in order, with their flags:"
+            if recipe
+            else "The commands that trained it, in order, with the flags they were given (each "
+            "on the same `--home`; a rerun to resume is the same command):"
+        ),
         "",
         "```bash",
         *recorded_commands(home, generation),

@@ -1,0 +1,185 @@
+"""The recipe (`python -m worldmodels.pipeline`): its rules on hand cases, its config, and the
+tiny recipe killed mid-iteration and resumed against an uninterrupted run."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from worldmodels import layout, pipeline
+from worldmodels.control.generations import complete_generations, load_summary
+from worldmodels.data.tf_records import list_episodes
+from worldmodels.params import PRESETS, ConfigError, config_from_dict
+
+# The recipe's settings the tiny recipe test overrides (the other pipeline tests cover the
+# rest of the preset's keys).
+RECIPE_OVERRIDES = {"recipe.agent_episodes": 3}
+
+
+def test_a_plateau_is_patience_evaluations_at_or_below_the_best_before_them():
+    assert not pipeline.plateaued([100, 200, 300], patience=3)  # too few to judge
+    assert not pipeline.plateaued([100, 200, 300, 400], patience=3)
+    assert pipeline.plateaued([100, 400, 300, 400, 200], patience=3)
+    assert not pipeline.plateaued([100, 400, 300, 401, 200], patience=3)
+    # The first agent's first iteration, as recorded: its best at generation 74 (754), then
+    # 685, 700, 710 -- the generation 89 at which it was stopped by hand.
+    first_agent = [25, 143, 180, 282, 469, 458, 531, 532, 583, 604, 643, 646, 681, 713, 754]
+    assert not pipeline.plateaued(first_agent + [685, 700], patience=3)
+    assert pipeline.plateaued(first_agent + [685, 700, 710], patience=3)
+
+
+def summaries(means: dict) -> list[dict]:
+    return [
+        {"generation": g, **({"evaluation": {"mean": m}} if m is not None else {})}
+        for g, m in means.items()
+    ]
+
+
+def test_the_best_evaluated_generation_and_the_ship_candidates():
+    history = summaries({0: None, 1: 10.0, 2: None, 3: 30.0, 4: 20.0, 5: 30.0})
+    assert pipeline.best_evaluated(history) == 5  # the later of a tie
+    assert pipeline.best_evaluated(summaries({0: None})) is None
+    assert pipeline.ship_candidates(history, 2) == [3, 5]
+    assert pipeline.ship_candidates(history, 3) == [3, 4, 5]
+    assert pipeline.ship_candidates(history, 10) == [1, 3, 4, 5]
+
+
+def test_later_iterations_apply_their_changes_in_order():
+    config = config_from_dict(
+        {
+            "recipe": {
+                "iterations": 3,
+                "changes": {
+                    "2": {"controller": {"latent": "mode", "popsize": 8}},
+                    "3": {"controller": {"popsize": 4}, "vae": {"epochs": 1}},
+                },
+            }
+        }
+    )
+    assert config.for_iteration(1) == config
+    second, third = config.for_iteration(2), config.for_iteration(3)
+    assert (second.controller.latent, second.controller.popsize, second.vae.epochs) == (
+        "mode", 8, 10
+    )  # fmt: skip
+    assert (third.controller.latent, third.controller.popsize, third.vae.epochs) == ("mode", 4, 1)
+    assert PRESETS["budget"].for_iteration(3).controller.latent == "mode"
+    assert PRESETS["budget"].for_iteration(2).controller.latent == "sample"
+
+
+@pytest.mark.parametrize(
+    "recipe, named",
+    [
+        ({"changes": {"2": {"vae": {"epochs": 1}}}}, "iteration '2'"),  # the paper: 1 iteration
+        ({"iterations": 2, "changes": {"1": {"vae": {"epochs": 1}}}}, "iteration '1'"),
+        ({"iterations": 2, "changes": {"2": {"env": {"env": "stock"}}}}, "only the sections"),
+        ({"iterations": 2, "changes": {"2": {"vae": {"epoch": 1}}}}, "recipe.changes.2.vae.epoch"),
+        ({"iterations": 2, "changes": {"2": {"vae": {"epochs": "1"}}}}, "expects int"),
+        ({"iterations": 0}, "recipe.iterations"),
+    ],
+)
+def test_bad_recipes_are_errors_naming_the_key(recipe, named):
+    with pytest.raises(ConfigError, match=named):
+        config_from_dict({"recipe": recipe})
+
+
+def test_a_rerun_with_other_settings_is_refused_budgets_aside(tmp_path):
+    tiny = PRESETS["tiny"]
+    pipeline.RecipeRecord(tmp_path, tiny, "tiny")
+    budgets = config_from_dict(
+        {"recipe": {"core_hours": 3.0}, "controller": {"generations": 10}}, base=tiny
+    )
+    pipeline.RecipeRecord(tmp_path, budgets, "tiny")  # accepted, and recorded
+    assert json.loads(layout.recipe_record(tmp_path).read_text())["config"]["recipe"][
+        "core_hours"
+    ] == 3.0
+    other = config_from_dict({"vae": {"epochs": 3}}, base=budgets)
+    with pytest.raises(ConfigError, match=r"vae.epochs: 1 -> 3"):
+        pipeline.RecipeRecord(tmp_path, other, "tiny")
+    with pytest.raises(SystemExit, match="records a run with other settings"):
+        pipeline.main(["--home", str(tmp_path), "--set", "vae.epochs=3"])
+
+
+def test_the_recipe_needs_evaluations_that_fall_on_its_caps(tmp_path, capsys):
+    for flags in (
+        ["controller.eval_every=0"],
+        ["controller.eval_every=2", "recipe.iteration_generations=3"],
+    ):
+        with pytest.raises(SystemExit):
+            pipeline.main(["--home", str(tmp_path), *[f"--set={flag}" for flag in flags]])
+        assert "controller.eval_every" in capsys.readouterr().err
+
+
+def recipe_command(home):
+    flags = [f"--set={key}={json.dumps(value)}" for key, value in RECIPE_OVERRIDES.items()]
+    return [sys.executable, "-m", "worldmodels.pipeline", "--preset", "tiny"] + [
+        "--home", str(home), "--num-process", "2", *flags
+    ]  # fmt: skip
+
+
+def test_the_tiny_recipe_killed_mid_iteration_ends_as_an_uninterrupted_one(tmp_path):
+    uninterrupted, resumed = tmp_path / "uninterrupted", tmp_path / "resumed"
+    subprocess.run(recipe_command(uninterrupted), check=True, capture_output=True)
+
+    killed = subprocess.Popen(
+        recipe_command(resumed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    record = layout.recipe_record(resumed)
+    deadline = time.monotonic() + 600
+    # Killed once iteration two has its episodes: in the middle of retraining V and M.
+    while time.monotonic() < deadline and killed.poll() is None:
+        steps = json.loads(record.read_text())["steps"] if record.exists() else {}
+        if any(step.startswith("iteration 2: sample") for step in steps):
+            break
+        time.sleep(0.2)
+    assert killed.poll() is None, "the recipe ended before it could be killed"
+    os.kill(killed.pid, signal.SIGKILL)
+    killed.wait()
+    assert not (layout.shipped(resumed) / "card.md").exists()
+    result = subprocess.run(recipe_command(resumed), check=True, capture_output=True, text=True)
+    assert "recipe (tiny) complete: generation" in result.stdout
+
+    # The same generations: every candidate, reward and distribution mean.
+    assert complete_generations(resumed) == complete_generations(uninterrupted) == [0, 1, 2, 3]
+    for generation in complete_generations(uninterrupted):
+        for array in ("population", "rewards", "mean"):
+            np.testing.assert_array_equal(
+                np.load(layout.generation(resumed, generation) / f"{array}.npy"),
+                np.load(layout.generation(uninterrupted, generation) / f"{array}.npy"),
+            )
+        assert load_summary(resumed, generation).get("evaluation") == load_summary(
+            uninterrupted, generation
+        ).get("evaluation")
+    # The same decisions, and the same agent shipped with the same test rewards.
+    records = [json.loads(layout.recipe_record(h).read_text()) for h in (resumed, uninterrupted)]
+    for record in records:
+        for iteration in record["iterations"].values():
+            iteration.pop("core_hours")
+    assert records[0]["iterations"] == records[1]["iterations"]
+    assert records[0]["ship"] == records[1]["ship"]
+    assert list(records[0]["steps"]) == list(records[1]["steps"])
+    tests = [json.loads((layout.shipped(h) / "evaluation.json").read_text()) for h in
+             (resumed, uninterrupted)]  # fmt: skip
+    assert tests[0]["rewards"] == tests[1]["rewards"]
+
+    # What the recipe recorded: iteration two sampled with iteration one's best generation,
+    # its 3 episodes, V and M retrained on both datasets, the controller reading mu from then.
+    first, second = (records[1]["iterations"][k] for k in ("1", "2"))
+    assert first["sampling_generation"] == pipeline.best_evaluated(
+        [load_summary(uninterrupted, g) for g in (0, 1)]
+    )
+    assert len(list_episodes(layout.rollouts(uninterrupted, "controller-2"))) == 3
+    sampling = json.loads(layout.sampling_config(uninterrupted, "controller-2").read_text())
+    assert sampling["command"]["generation"] == str(first["sampling_generation"])
+    for run in (layout.vae_training(uninterrupted), layout.memory_training(uninterrupted)):
+        assert layout.trained_datasets(run) == ["random", "controller-2"]
+    assert [load_summary(uninterrupted, g)["latent"] for g in range(4)] == [
+        "sample", "sample", "mode", "mode"
+    ]  # fmt: skip
+    assert second["first_generation"] == 2 and second["ends_run"]
+    card = (layout.shipped(uninterrupted) / "card.md").read_text()
+    assert f"generation {records[1]['ship']['generation']}" in card
