@@ -11,6 +11,7 @@ import time
 import imageio.v3 as imageio
 import numpy as np
 import pytest
+from test_recipe import RECIPE_OVERRIDES
 
 from worldmodels import layout, pipeline
 from worldmodels.control import evaluate, render, train_controller
@@ -22,7 +23,6 @@ from worldmodels.control.generations import (
 )
 from worldmodels.data import sample_policy
 from worldmodels.data.tf_records import list_episodes, load_episode, write_record_file
-from test_recipe import RECIPE_OVERRIDES
 
 
 def controller_command(home, generations):

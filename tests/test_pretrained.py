@@ -308,7 +308,7 @@ def test_the_card_lists_the_commands_that_trained_the_agent_with_their_flags(
         ["--home", str(home), "--dataset", "random-2", "--epochs", "1", "--batch-size", "8"]
         + ["--shuffle-buffer", "64", "--validation-share", "0", "--load-model"]
     )
-    commands = [shlex.split(line) for line in load_ship_agent().recorded_commands(home, 1)]
+    commands = [shlex.split(line) for line in ship.recorded_commands(home, 1)]
     previous_vae = layout.vae_training(home) / "previous-runs" / "run-0"
     recorded = {
         "worldmodels.data.sample_policy": json.loads(
@@ -342,7 +342,7 @@ def test_the_card_lists_the_commands_that_trained_the_agent_with_their_flags(
     # A controller's episodes list the generation they sampled by number, not as "best".
     config = layout.sampling_config(home, "random-2")
     config.write_text(json.dumps({**json.loads(config.read_text()), "sampled_generation": 7}))
-    sampling = shlex.split(load_ship_agent().recorded_commands(home, 1)[4])
+    sampling = shlex.split(ship.recorded_commands(home, 1)[4])
     assert sampling[sampling.index("--generation") + 1] == "7"
 
 
@@ -386,7 +386,7 @@ def test_v_and_m_train_on_several_datasets_and_the_card_lists_them(
     train_memory.main(memory_flags)
     assert layout.trained_datasets(layout.memory_training(home)) == ["random", "random-2"]
 
-    *_, vae, random_stats, random_2_stats, memory, _ = load_ship_agent().recorded_commands(home, 1)
+    *_, vae, random_stats, random_2_stats, memory, _ = ship.recorded_commands(home, 1)
     assert "--dataset random random-2" in vae and "--load-model" in vae
     assert random_stats.endswith("sample_latent_stats --dataset random --overwrite")
     assert random_2_stats.endswith("sample_latent_stats --dataset random-2")
@@ -416,11 +416,11 @@ def test_a_resume_may_change_popsize_and_episodes_per_candidate_and_the_card_lis
     noise = load_summary(home, 2)["fitness_noise"]
     assert set(noise) == {"candidate_sd", "episode_noise_sd", "signal_to_noise"}
     assert load_summary(home, 1)["fitness_noise"] is None  # one track: not measurable
-    *_, before, after = load_ship_agent().recorded_commands(home, 2)
+    *_, before, after = ship.recorded_commands(home, 2)
     assert "--generations 2 " in before and "--episodes-per-candidate 1" in before
     assert "--generations 3 " in after and "--episodes-per-candidate 2" in after
     # Generation 1's agent was trained by the first phase alone.
-    *_, memory, only_phase = load_ship_agent().recorded_commands(home, 1)
+    *_, memory, only_phase = ship.recorded_commands(home, 1)
     assert "train_memory" in memory and only_phase == before
     # Rerunning the finished run with yet other episodes trains nothing and records no phase.
     run_file = layout.control_run_file(home).read_text()
@@ -434,13 +434,13 @@ def test_a_resume_may_change_popsize_and_episodes_per_candidate_and_the_card_lis
     assert load_optimizer(home, 3).popsize == 6 and load_summary(home, 3)["episodes"] == 12
     phases = layout.recorded_run(layout.control(home))["earlier_phases"]
     assert [(p["until_generation"], p["command"]["popsize"]) for p in phases] == [(2, 4), (3, 4)]
-    *_, third_phase = load_ship_agent().recorded_commands(home, 3)
+    *_, third_phase = ship.recorded_commands(home, 3)
     assert "--generations 4 --popsize 6 --episodes-per-candidate 2" in third_phase
 
 
-def ship(home, out, *flags):
+def run_ship(home, out, *flags):
     return subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "ship.py"), "--home", str(home)]
+        [sys.executable, "-m", "worldmodels.ship", "--home", str(home)]
         + ["--out", str(out), "--episodes", "2", "--num-process", "1", "--gif-steps", "5"]
         + list(flags),
         capture_output=True,
@@ -464,7 +464,7 @@ def home_with_an_older_generation(trained_controller_home, tmp_path):
 
 
 def test_ship_agent_refuses_a_generation_of_older_v_and_m(home_with_an_older_generation, tmp_path):
-    shipped = ship(home_with_an_older_generation, tmp_path / "shipped", "--generation", "0")
+    shipped = run_ship(home_with_an_older_generation, tmp_path / "shipped", "--generation", "0")
     assert shipped.returncode != 0
     assert "generation 0 was trained on other VAE and MDN-RNN weights" in shipped.stderr
     assert not (tmp_path / "shipped" / "agent.tar.gz").exists()
@@ -499,7 +499,7 @@ def test_ship_agent_packs_the_chosen_generation_with_its_card(
     layout.evaluation_file(home, 0, seed=1).write_text(
         json.dumps({**validation, "generation": 0, "mean": 1e6})
     )
-    shipped = ship(home, out, "--generation", "1", "--note", "Rebuilt on another machine.")
+    shipped = run_ship(home, out, "--generation", "1", "--note", "Rebuilt on another machine.")
     assert shipped.returncode == 0, shipped.stderr
     archive = (out / "agent.tar.gz").read_bytes()
     assert (out / "agent.tar.gz.sha256").read_text().split()[0] == hashlib.sha256(
@@ -508,7 +508,7 @@ def test_ship_agent_packs_the_chosen_generation_with_its_card(
     rewards = json.loads((out / "evaluation.json").read_text())["rewards"]
     assert len(rewards) == 2
     # Shipping it again would use this report; one of other tracks or another env, not.
-    existing_test_evaluation = load_ship_agent().existing_test_evaluation
+    existing_test_evaluation = ship.existing_test_evaluation
     assert existing_test_evaluation(home, 1, 2)
     assert not existing_test_evaluation(home, 1, 3) and not existing_test_evaluation(home, 2, 2)
     report = layout.evaluation_file(home, 1)

@@ -94,9 +94,10 @@ def test_a_rerun_with_other_settings_is_refused_budgets_aside(tmp_path):
         {"recipe": {"core_hours": 3.0}, "controller": {"generations": 10}}, base=tiny
     )
     pipeline.RecipeRecord(tmp_path, budgets, "tiny")  # accepted, and recorded
-    assert json.loads(layout.recipe_record(tmp_path).read_text())["config"]["recipe"][
-        "core_hours"
-    ] == 3.0
+    assert (
+        json.loads(layout.recipe_record(tmp_path).read_text())["config"]["recipe"]["core_hours"]
+        == 3.0
+    )
     other = config_from_dict({"vae": {"epochs": 3}}, base=budgets)
     with pytest.raises(ConfigError, match=r"vae.epochs: 1 -> 3"):
         pipeline.RecipeRecord(tmp_path, other, "tiny")

@@ -39,7 +39,7 @@ def vae_step() -> dict:
         initial = [variable.numpy() for variable in vae.trainable_variables]
 
         def losses_of_batch(x):
-            return vae.loss_terms(x), tf.cast(tf.shape(x)[0], tf.float32)
+            return vae.loss_terms(x), tf.cast(tf.shape(x)[0], tf.float32)  # noqa: B023, traced at once
 
         step = tf.function(distributed_train_step(strategy, losses_of_batch, vae, optimizer))
         batch = tf.data.Dataset.from_tensor_slices(frames).batch(5)

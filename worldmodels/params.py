@@ -141,7 +141,7 @@ class ControllerParams:
     stall_steps: int = 0
     # The z the controller reads: "sample", a draw from q(z|x) as in the paper; "mode", mu.
     # Our first agent's draw added pre-tanh noise of sd 2.4-2.8 to gas and brake; its run,
-    # continued reading mu, validated 20 points higher after eleven generations (runs/README.md).
+    # continued reading mu, validated 20 points higher after eleven generations (docs/history.md).
     latent: str = "sample"
     in_dream: bool = False
     dream_temperature: float = 1.0  # the mixture's tau in the dream; the paper's knob against
@@ -171,7 +171,7 @@ class RecipeParams:
     # iteration. At 3 (15 generations of the budget preset) the rule, replayed on the first
     # agent's recorded evaluations, ends its first iteration at generation 89 and its second at
     # 204, sampling with generations 74 and 189: where that run was steered by hand (89/74,
-    # 201/189; runs/README.md).
+    # 201/189; docs/history.md).
     patience: int = 3
     iteration_generations: int = 0  # an iteration's generation cap (0: none)
     core_hours: float = 0.0  # the run's budget, every stage counted; reached, it ships (0: none)
@@ -312,7 +312,7 @@ PRESETS: dict[str, Config] = {
             # 500 random episodes: 0.35 CPU-h, the data the probe's agent (319 after 15 small
             # generations) had 2.5x over; coverage is what limits random data, not its amount.
             # From the official random agent, not white noise: measured on two runs of this
-            # preset (runs/README.md), white-noise data left the VAE 7 of 32 active latent
+            # preset (docs/history.md), white-noise data left the VAE 7 of 32 active latent
             # dimensions and agent-random data 22; the mean on 16 unseen tracks at generation
             # 14: 46 ± 34 (white noise, a car that crawls) against 180 ± 67 (24: 469 ± 130).
             "sampling": {"episodes": 500, "policy": "agent-random"},
@@ -325,7 +325,7 @@ PRESETS: dict[str, Config] = {
             # generation, so 120 generations (15,360 episodes: what the official run spent in
             # 15 of its generations; its mean scored 823 after 25). Diagonal CMA: at 867 parameters
             # full covariance adapts with c_mu ~ 4e-5, too slowly to matter in 120 generations.
-            # Measured (runs/README.md): the mean plateaus at ~700 on unseen tracks from about
+            # Measured (docs/history.md): the mean plateaus at ~700 on unseen tracks from about
             # generation 70 (generation 74: 698 ± 158 on 100); iteration two and 55 more
             # generations took it to 770 ± 143 (generation 144, 100 tracks): hence iterations.
             "controller": {
@@ -336,7 +336,7 @@ PRESETS: dict[str, Config] = {
                 # The whole recipe's cap; iterations end by the rules below before it.
                 "generations": 400,
             },
-            # Three iterations, as the first agent's path (runs/README.md): its second
+            # Three iterations, as the first agent's path (docs/history.md): its second
             # iteration took the mean on 100 unseen tracks from 698 to 770 (generations 74 and
             # 144), its third to 813.6 (229). The controller reads mu from the third on: the
             # first agent's run, continued reading mu, validated +20.4 ± 7.3 over its sampled
@@ -361,7 +361,6 @@ PRESETS: dict[str, Config] = {
             "controller": {
                 "popsize": 4,
                 "episodes_per_candidate": 1,
-                "generations": 2,
                 "eval_every": 1,
                 "eval_episodes": 2,
                 "envs_per_worker": 2,

@@ -146,7 +146,7 @@ class RecipeRecord:
 
 
 def differing_settings(recorded: dict, requested: dict) -> list[str]:
-    """"section.key: old -> new" for every setting that differs, budgets aside."""
+    """ "section.key: old -> new" for every setting that differs, budgets aside."""
     return [
         f"{section}.{key}: {value!r} -> {requested[section].get(key)!r}"
         for section, values in recorded.items()
@@ -236,7 +236,9 @@ def main(argv: list[str] | None = None) -> None:
     try:
         Recipe(config, home, record, args).run()
     except KeyboardInterrupt:
-        sys.exit(f"\ninterrupted; rerun the same command to go on from {layout.recipe_record(home)}")
+        sys.exit(
+            f"\ninterrupted; rerun the same command to go on from {layout.recipe_record(home)}"
+        )
 
 
 class Recipe:
@@ -417,8 +419,8 @@ class Recipe:
             elif plateaued(means, recipe.patience):
                 reason = (
                     f"a plateau: its last {recipe.patience} evaluations "
-                    f"{[round(m, 1) for m in means[-recipe.patience:]]} at or below its best "
-                    f"{max(means[:-recipe.patience]):.1f}"
+                    f"{[round(m, 1) for m in means[-recipe.patience :]]} at or below its best "
+                    f"{max(means[: -recipe.patience]):.1f}"
                 )
             else:
                 return None

@@ -183,7 +183,7 @@ def plot_learning_curve(home: Path, path: Path, until: int | None = None) -> boo
                 f"gen {generation}", (x, score), textcoords="offset points", xytext=(4, -12)
             )
         axes.axhline(900, color="grey", linestyle="--", label="solved (900)")
-        mark_phases(axes, summaries, lambda i: ours[i - 1])
+        mark_phases(axes, summaries, lambda i: ours[i - 1])  # noqa: B023, called at once
         axes.set(xscale="log", xlabel=f"{name} of controller training (log)", ylabel="score")
         axes.legend(loc="lower right", fontsize="small", framealpha=0.9)
     figure.suptitle("the distribution mean's score on fresh tracks")

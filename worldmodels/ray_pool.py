@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import collections
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from worldmodels.workers import Pool, WorkerError
 

@@ -62,7 +62,7 @@ def training_runs(directory: Path) -> list[Path]:
     previous = sorted(
         (directory / layout.PREVIOUS_RUNS).glob("run-*"), key=lambda run: int(run.name[4:])
     )
-    return [run for run in [*previous, directory] if (run / layout.RUN_FILE).exists()]
+    return [run for run in [*previous, directory] if run.exists()]
 
 
 def training_hours(run_directory: Path) -> float:
@@ -156,8 +156,8 @@ def existing_test_evaluation(
 ) -> bool:
     """Whether `evaluate` already wrote the report the card needs: the generation's mean on the
     first `episodes` test tracks of stock CarRacing-v3 (evaluate's default track seed) of
-    `episode_length` steps, with this seed scheme. Evaluation is deterministic: running it again would
-    repeat the same rewards (~15 min of 2 cores for 100 episodes)."""
+    `episode_length` steps, with this seed scheme. Evaluation is deterministic: running it
+    again would repeat the same rewards (~15 min of 2 cores for 100 episodes)."""
     path = layout.evaluation_file(home, generation)
     if not path.exists():
         return False

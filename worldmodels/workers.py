@@ -12,8 +12,8 @@ import collections
 import multiprocessing
 import time
 import traceback
+from collections.abc import Callable, Sequence
 from multiprocessing.connection import wait
-from typing import Callable, Sequence
 
 
 class WorkerError(RuntimeError):

@@ -17,8 +17,8 @@ its task, so an episode's course does not depend on what it is batched with.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 from threadpoolctl import threadpool_limits

@@ -13,9 +13,9 @@ from __future__ import annotations
 import collections
 import math
 import tempfile
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Hashable, Sequence
 
 import numpy as np
 import tensorflow as tf

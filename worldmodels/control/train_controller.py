@@ -386,7 +386,7 @@ def fitness_noise(rewards: np.ndarray) -> dict | None:
     for one candidate and not another; a track easy for all does not change the ranking);
     `signal_to_noise`, candidate_sd over the noise of a fitness (episode_noise_sd / sqrt(tracks)).
     Where it stays below ~0.8, CMA-ES selects mostly on luck: more episodes per candidate or
-    more candidates pay (runs/README.md). None with fewer than 2 candidates or tracks, or no
+    more candidates pay (docs/history.md). None with fewer than 2 candidates or tracks, or no
     noise at all."""
     candidates, tracks = rewards.shape
     if candidates < 2 or tracks < 2:

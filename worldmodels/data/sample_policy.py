@@ -16,9 +16,9 @@ import argparse
 import dataclasses
 import json
 import sys
+from collections.abc import Iterator, Sequence
 from functools import partial
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 from tqdm import tqdm
