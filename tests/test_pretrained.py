@@ -80,22 +80,13 @@ def test_round_trip_installs_an_agent_that_evaluate_can_run(served, tmp_path, ca
     assert (home / "control" / "generations" / "generation_1" / "complete").exists()
     assert len(list((home / "vae-training" / "checkpoints").glob("ckpt-*.index"))) == 1
 
+    # The command the install suggests, as printed (it names the home installed into).
+    suggested = shlex.split(result.stdout.split("try: ")[1])
+    assert suggested[:3] == ["python", "-m", "worldmodels.control.evaluate"]
     evaluate.main(
-        [
-            "--home",
-            str(home),
-            "--generation",
-            "best",
-            "--episodes",
-            "2",
-            "--episode-length",
-            "20",
-            "--num-process",
-            "1",
-            "--envs-per-worker",
-            "2",
-        ]
-    )
+        suggested[3:] + ["--episodes", "2", "--episode-length", "20"]
+        + ["--num-process", "1", "--envs-per-worker", "2"]
+    )  # fmt: skip
     assert "generation 1 (mean)" in capsys.readouterr().out
     assert checksum == hashlib.sha256((served[1] / "agent.tar.gz").read_bytes()).hexdigest()
 

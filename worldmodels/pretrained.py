@@ -18,6 +18,7 @@ import argparse
 import hashlib
 import io
 import os
+import shlex
 import shutil
 import sys
 import tarfile
@@ -256,7 +257,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"error: {error}; {home} is unchanged")
     print(
         f"installed {len(installed)} files from {args.source} into {home}; try: "
-        "python -m worldmodels.control.evaluate --generation best"
+        f"python -m worldmodels.control.evaluate --home {shlex.quote(str(home))} "
+        "--generation best --episodes 4"
     )
 
 
