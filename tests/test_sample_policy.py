@@ -71,6 +71,20 @@ def test_rerun_skips_complete_episodes_and_start_episode_begins_later(sampled, c
     assert "skipped 1 already complete" in summary and str(sampled) in summary
 
 
+def test_a_rerun_samples_empty_and_damaged_episode_files_again(tmp_path, capsys):
+    sample(tmp_path, "--episodes", "3", "--num-process", "1")
+    paths = list_episodes(tmp_path / "random-rollouts")
+    originals = [path.read_bytes() for path in paths]
+    paths[0].write_bytes(b"")
+    paths[2].write_bytes(originals[2][: len(originals[2]) // 2])  # truncated
+    capsys.readouterr()
+    sample(tmp_path, "--episodes", "3", "--num-process", "1")
+    output = capsys.readouterr()
+    assert [path.read_bytes() for path in paths] == originals
+    assert output.err.count("is damaged") == 2 and str(paths[2]) in output.err
+    assert "wrote 2 random episodes" in output.out and "skipped 1 already complete" in output.out
+
+
 def test_brownian_policy_writes_its_own_directory(tmp_path):
     sample(tmp_path, "--policy", "brownian", "--episodes", "1", "--num-process", "1", "--seed", "0")
     (path,) = list_episodes(tmp_path / "brownian-rollouts")

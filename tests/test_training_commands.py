@@ -413,3 +413,29 @@ def test_validate_every_adds_validation_between_epochs(trained_home, tmp_path):
     # Burda et al.'s active units, counted on the held-out frames at each validation.
     active = [float(r["active_dimensions"]) for r in rows(home / "vae-training" / "validation.csv")]
     assert all(count.is_integer() and 0 <= count <= 32 for count in active)
+
+
+def test_ctrl_c_ends_training_with_one_line_and_a_checkpoint_of_the_last_batch(
+    trained_home, tmp_path
+):
+    shutil.copytree(trained_home / "latent-stats", tmp_path / "latent-stats")
+    command = memory_command(tmp_path)
+    interrupted = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    losses = tmp_path / "memory-training" / "losses.csv"
+    deadline = time.time() + 120
+    while time.time() < deadline and (not losses.exists() or len(rows(losses)) < 2):
+        time.sleep(0.02)
+    interrupted.send_signal(signal.SIGINT)
+    stderr = interrupted.communicate()[1]
+    assert interrupted.returncode == 1
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
+    last_line = stderr.strip().splitlines()[-1]
+    assert last_line.startswith("interrupted: epoch") and "rerun the same command" in last_line
+    # Nothing trained is lost: the checkpoint is of the last step logged.
+    checkpoints = tmp_path / "memory-training" / "checkpoints"
+    newest = max(int(path.stem.split("-")[1]) for path in checkpoints.glob("ckpt-*.index"))
+    assert newest == len(rows(losses)) < MEMORY_EPOCHS
+
+    resumed = subprocess.run(command, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert [int(r["step"]) for r in rows(losses)] == list(range(1, MEMORY_EPOCHS + 1))

@@ -16,11 +16,14 @@ checkpoint counts only once it is complete; rerunning a command restores the lat
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
 import shutil
-from collections.abc import Callable
+import signal
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import keras
@@ -208,6 +211,22 @@ def starts_new_run(
     return bool(changed_settings(recorded["settings"], settings, added_later))
 
 
+@contextlib.contextmanager
+def interrupt_requests() -> Iterator[Callable[[], bool]]:
+    """Within it, Ctrl-C (SIGINT) does not raise: the function it yields returns True once one
+    came, for the caller to stop at a point where its state is whole. Outside the main thread,
+    where no handler can be set, Ctrl-C raises as usual."""
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+    received = []
+    previous = signal.signal(signal.SIGINT, lambda number, frame: received.append(number))
+    try:
+        yield lambda: bool(received)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 class TrainingRun:
     """Model, optimizer and position in the data, checkpointed in `directory`.
 
@@ -329,36 +348,46 @@ class TrainingRun:
         With a `strategy`, each batch reaches `train_step` split over its replicas (see
         `distributed_train_step`).
         """
-        for epoch in range(int(self.epoch), epochs):
-            before_epoch(epoch)
-            batches = batches_for_epoch(epoch).skip(int(self.batch_in_epoch))
-            if strategy is not None:
-                batches = strategy.experimental_distribute_dataset(batches)
-            progress = tqdm(
-                batches,
-                desc=f"epoch {epoch + 1}/{epochs}",
-                unit="batch",
-                initial=int(self.batch_in_epoch),
-                total=int(self.batches_per_epoch) or None,
-            )
-            validated_at = None
-            for batch in progress:
-                losses = train_step(*batch) if isinstance(batch, tuple) else train_step(batch)
-                self.batch_in_epoch.assign_add(1)
-                self.log.write(self.step, epoch + 1, losses)
-                progress.set_postfix(loss=f"{float(losses['loss']):.4g}")
-                if validate is not None and validate_every and self.step % validate_every == 0:
+        # Ctrl-C stops after the batch in progress, with a checkpoint of exactly that point.
+        with interrupt_requests() as interrupted:
+            for epoch in range(int(self.epoch), epochs):
+                before_epoch(epoch)
+                batches = batches_for_epoch(epoch).skip(int(self.batch_in_epoch))
+                if strategy is not None:
+                    batches = strategy.experimental_distribute_dataset(batches)
+                progress = tqdm(
+                    batches,
+                    desc=f"epoch {epoch + 1}/{epochs}",
+                    unit="batch",
+                    initial=int(self.batch_in_epoch),
+                    total=int(self.batches_per_epoch) or None,
+                )
+                validated_at = None
+                for batch in progress:
+                    losses = train_step(*batch) if isinstance(batch, tuple) else train_step(batch)
+                    self.batch_in_epoch.assign_add(1)
+                    self.log.write(self.step, epoch + 1, losses)
+                    progress.set_postfix(loss=f"{float(losses['loss']):.4g}")
+                    if validate is not None and validate_every and self.step % validate_every == 0:
+                        self._log_validation(epoch, validate())
+                        validated_at = self.step
+                    if self.step % checkpoint_every == 0:
+                        self.save()
+                    if interrupted():  # between two batches, so that the checkpoint is exact
+                        progress.close()
+                        self.save()
+                        checkpoints = self.directory / layout.CHECKPOINTS
+                        raise SystemExit(
+                            f"interrupted: epoch {epoch + 1}, batch {int(self.batch_in_epoch)} "
+                            f"saved in {checkpoints}; rerun the same command to resume from it"
+                        )
+                if validate is not None and validated_at != self.step:
                     self._log_validation(epoch, validate())
-                    validated_at = self.step
-                if self.step % checkpoint_every == 0:
-                    self.save()
-            if validate is not None and validated_at != self.step:
-                self._log_validation(epoch, validate())
-            self.batches_per_epoch.assign(self.batch_in_epoch)
-            self.epoch.assign_add(1)
-            self.batch_in_epoch.assign(0)
-            self.save()
-            after_epoch(epoch + 1)
+                self.batches_per_epoch.assign(self.batch_in_epoch)
+                self.epoch.assign_add(1)
+                self.batch_in_epoch.assign(0)
+                self.save()
+                after_epoch(epoch + 1)
         self.log.close()
         self.validation_log.close()
 
