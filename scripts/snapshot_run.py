@@ -1,16 +1,17 @@
 """Copies what is expensive to redo of an experiments home into a folder small enough for git.
 
-    python scripts/snapshot_run.py ~/world-models-runs/budget runs/budget
+    python scripts/snapshot_run.py ~/wm-runs/recipe runs/recipe
 
 Writes, in the home's layout: the latest VAE and MDN-RNN weights as weights-only checkpoints
 with their run.json, losses.csv, validation.csv, epoch images and TensorBoard events (whose
 wall times say how long each stage took), and `control/` whole (every generation, the
-optimizer state the home kept, evaluations, TensorBoard events). Of the runs that --load-model
+latest generation's optimizer state, evaluations, TensorBoard events), and the pipeline's
+`recipe.json` and `pipeline-config.json`. Of the runs that --load-model
 moved to `previous-runs/` (earlier iterations), everything but their checkpoints. Of each
 dataset, its sampling config and when each episode file and its latent statistics were written
 (`episode-times.json`), but not the files (hundreds of MB; stage 1 resamples them from their
 seeds, the same episodes with the same code; later code may round differently and drive other
-trajectories): so that `ship_agent` run on a copy still lists every command and its hours.
+trajectories): so that `worldmodels.ship` run on a copy still lists every command and its hours.
 Copying the folder into an empty home and rerunning `train_controller` with the run's flags
 resumes the controller run where the snapshot was taken; `evaluate`, `render` and `export`
 work on it as they are.
@@ -26,7 +27,7 @@ from pathlib import Path
 
 from worldmodels import layout
 from worldmodels.control.agent import AgentModels, require_trained_models
-from worldmodels.control.generations import controller_spec
+from worldmodels.control.generations import complete_generations, controller_spec
 from worldmodels.pretrained import write_world_model_weights
 
 
@@ -66,12 +67,19 @@ def main():
         shutil.copyfile(
             layout.sampling_config(home, dataset), layout.sampling_config(staging, dataset)
         )
-    if layout.control(home).exists():
-        shutil.copytree(
-            layout.control(home),
-            staging / layout.CONTROL,
-            ignore=shutil.ignore_patterns(".*"),
-        )
+    if complete_generations(home):
+        # One optimizer state resumes CMA-ES: the latest generation's (~12 MB each at full
+        # covariance; the home keeps several).
+        latest = layout.generation(home, complete_generations(home)[-1])
+
+        def leave_out(folder: str, names: list[str]) -> list[str]:
+            hidden = [name for name in names if name.startswith(".")]
+            return hidden + (["optimizer.pkl"] if Path(folder) != latest else [])
+
+        shutil.copytree(layout.control(home), staging / layout.CONTROL, ignore=leave_out)
+    for record in (layout.recipe_record(home), layout.pipeline_config(home)):
+        if record.exists():  # the pipeline's: its steps, decisions and config
+            shutil.copyfile(record, staging / record.name)
     if out.exists():
         shutil.rmtree(out)
     os.replace(staging, out)

@@ -781,3 +781,12 @@ def test_the_readme_iteration_two_runs_and_reruns_as_a_no_op(trained_controller_
     before = state()
     iteration_two()
     assert state() == before
+
+
+def test_the_histogram_of_low_rewards_is_not_squashed_by_the_solved_line():
+    axes = evaluate.histogram(np.array([19.0, 21.5, 24.0]), "tiny").axes[0]
+    low, high = axes.get_xlim()
+    assert low <= 19 and 24 <= high < 19 + 10 * 5  # the bars' own range, not 0..900
+    assert not any("solved" in line.get_label() for line in axes.lines)
+    axes = evaluate.histogram(np.array([850.0, 910.0]), "trained").axes[0]
+    assert any("solved" in line.get_label() for line in axes.lines)

@@ -26,3 +26,18 @@ def test_notebook_executes(path, tmp_path, monkeypatch):
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     assert any("image/png" in o.get("data", {}) for o in outputs)  # it drew something
+
+
+def test_the_vae_notebook_runs_on_a_pretrained_agents_home_which_has_no_episodes(
+    tmp_path, monkeypatch
+):
+    from worldmodels.pretrained import install_agent
+
+    repository = Path(__file__).resolve().parent.parent
+    install_agent(str(repository / "pretrained" / "agent.tar.gz"), tmp_path / "home")
+    monkeypatch.setenv("WORLD_MODELS_HOME", str(tmp_path / "home"))
+    notebook = nbformat.read(repository / "notebooks" / "02-vae.ipynb", as_version=4)
+    NotebookClient(notebook, timeout=900, kernel_name="python3").execute()
+    outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    assert str(tmp_path / "home") in str(notebook.cells[1].outputs)  # not a tiny home

@@ -115,6 +115,13 @@ def test_the_recipe_needs_evaluations_that_fall_on_its_caps(tmp_path, capsys):
         assert "controller.eval_every" in capsys.readouterr().err
 
 
+def test_a_steps_cpu_seconds_count_the_processes_it_started():
+    started = pipeline.cpu_seconds()
+    busy = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.5: pass"
+    subprocess.run([sys.executable, "-c", busy], check=True)
+    assert pipeline.cpu_seconds() - started >= 0.5
+
+
 def recipe_command(home):
     flags = [f"--set={key}={json.dumps(value)}" for key, value in RECIPE_OVERRIDES.items()]
     return [sys.executable, "-m", "worldmodels.pipeline", "--preset", "tiny"] + [
@@ -141,8 +148,15 @@ def test_the_tiny_recipe_killed_mid_iteration_ends_as_an_uninterrupted_one(tmp_p
     os.kill(killed.pid, signal.SIGKILL)
     killed.wait()
     assert not (layout.shipped(resumed) / "card.md").exists()
+    # And resumed without the first iteration's episodes, as on another machine from a snapshot
+    # of the home: they are sampled again, the same ones.
+    for path in list_episodes(layout.rollouts(resumed, "random")):
+        path.unlink()
     result = subprocess.run(recipe_command(resumed), check=True, capture_output=True, text=True)
     assert "recipe (tiny) complete: generation" in result.stdout
+    assert "sample episodes with a random policy (again: 0 of 4 episodes)" in result.stdout
+    for path in list_episodes(layout.rollouts(uninterrupted, "random")):
+        assert (layout.rollouts(resumed, "random") / path.name).read_bytes() == path.read_bytes()
 
     # The same generations: every candidate, reward and distribution mean.
     assert complete_generations(resumed) == complete_generations(uninterrupted) == [0, 1, 2, 3]

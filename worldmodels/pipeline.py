@@ -25,6 +25,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import resource
 import shlex
 import sys
 import tempfile
@@ -92,7 +93,7 @@ def ship_candidates(summaries: list[dict], count: int) -> list[int]:
 
 
 class RecipeRecord:
-    """<home>/recipe.json: the run's config, every finished step (wall seconds, cores), each
+    """<home>/recipe.json: the run's config, every finished step (wall and CPU seconds), each
     iteration's end (why, which generation samples the next one's data), the ship decision.
     Written atomically after every change, so a killed run loses at most its step in progress.
     """
@@ -128,13 +129,20 @@ class RecipeRecord:
     def done(self, step: str) -> bool:
         return step in self.data["steps"]
 
-    def finish(self, step: str, seconds: float, cores: int, **details) -> None:
-        self.data["steps"][step] = {"seconds": seconds, "cores": cores, **details}
+    def finish(self, step: str, seconds: float, cores: int, cpu_seconds: float | None) -> None:
+        self.data["steps"][step] = {"seconds": seconds, "cores": cores, "cpu_seconds": cpu_seconds}
         self.save()
 
     def core_hours(self) -> float:
-        """Core-hours of every finished step (the controller's chunks included)."""
-        return sum(s["seconds"] * s["cores"] for s in self.data["steps"].values()) / 3600
+        """Core-hours of every finished step (the controller's chunks included): the CPU time
+        it used, where measured, else its wall time times the cores it kept busy."""
+        return (
+            sum(
+                s.get("cpu_seconds") or s["seconds"] * s["cores"]
+                for s in self.data["steps"].values()
+            )
+            / 3600
+        )
 
     def iteration(self, number: int) -> dict | None:
         """The record of iteration `number`'s end, None while it runs."""
@@ -143,6 +151,16 @@ class RecipeRecord:
     def end_iteration(self, number: int, **record) -> None:
         self.data["iterations"][str(number)] = record
         self.save()
+
+
+def cpu_seconds() -> float:
+    """CPU seconds used so far by this process and by its child processes that have ended (a
+    stage's rollout workers, once its pool closes). Unlike wall time times cores, it does not
+    grow when other work shares the machine."""
+    own, children = (
+        resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+    )
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def differing_settings(recorded: dict, requested: dict) -> list[str]:
@@ -256,15 +274,19 @@ class Recipe:
             *(["--ray-address", args.ray_address] if args.ray_address else []),
         ]  # fmt: skip
 
-    def step(self, name: str, stage, flags: list[str], cores: int, **details) -> None:
-        """Runs `stage` (a command's main) on the home unless recipe.json records `name` done;
-        then records it, with its wall seconds and the cores it kept busy."""
-        if self.record.done(name):
+    def step(self, name: str, stage, flags: list[str], cores: int, missing: str = "") -> None:
+        """Runs `stage` (a command's main) on the home unless recipe.json records `name` done
+        and nothing of it is `missing`; then records it (the first time), with its wall
+        seconds, the cores it kept busy and the CPU seconds it used."""
+        if self.record.done(name) and not missing:
             return
-        print(f"== {name}", flush=True)
-        started = time.monotonic()
+        print(f"== {name}{f' (again: {missing})' if missing else ''}", flush=True)
+        started, cpu_started = time.monotonic(), cpu_seconds()
         stage(["--home", str(self.home), *flags])
-        self.record.finish(name, time.monotonic() - started, cores, **details)
+        if not self.record.done(name):
+            # Ray's workers run outside this process tree: their time is not measured here.
+            cpu = None if self.args.backend == "ray" else cpu_seconds() - cpu_started
+            self.record.finish(name, time.monotonic() - started, cores, cpu)
 
     def run(self) -> None:
         from worldmodels.control.generations import load_summaries
@@ -291,40 +313,26 @@ class Recipe:
         """Runs iteration `iteration`'s stages and CMA-ES until one of its rules ends it;
         returns the iteration's recorded end."""
         from worldmodels.control import train_controller
-        from worldmodels.data import sample_latent_stats, sample_policy
+        from worldmodels.data import sample_latent_stats
         from worldmodels.memory import train_memory
-        from worldmodels.seeds import Stream, derive_seed
         from worldmodels.vision import train_vae
 
         config = self.config.for_iteration(iteration)
-        sampling, vae, memory, controller = (
-            config.sampling, config.vae, config.memory, config.controller
-        )  # fmt: skip
+        vae, memory, controller = config.vae, config.memory, config.controller
         cores = os.cpu_count() or 1
         seed = ["--seed", str(self.base_seed)]
-        datasets = [sampling.policy] + [layout.agent_dataset(k) for k in range(2, iteration + 1)]
+        datasets = self.datasets(iteration)
         prefix = f"iteration {iteration}:"
-        if iteration == 1:
-            flags = as_flags(sampling, "policy", "episodes", "seed", "brownian_dt")
-            policy = f"a {sampling.policy} policy"
-        else:
-            sampler = self.record.iteration(iteration - 1)["sampling_generation"]
-            flags = [
-                "--policy", "controller", "--dataset", datasets[-1],
-                "--generation", str(sampler),
-                "--episodes", str(config.recipe.agent_episodes),
-                "--seed", str(derive_seed(self.base_seed, Stream.ITERATION_DATA, iteration)),
-            ]  # fmt: skip
-            policy = f"generation {sampler}"
-        self.step(
-            f"{prefix} sample episodes with {policy}",
-            sample_policy.main,
-            [*flags, *self.rollout_flags],
-            self.args.num_process,
-        )
+        memory_step = f"{prefix} train the MDN-RNN on {', '.join(datasets)}"
+        encode_steps = [f"{prefix} encode {dataset}" for dataset in datasets]
+        uses_memory = controller.controller_inputs == "zh"  # the V-only agent needs no MDN-RNN
+        data_steps = [self.vae_step(iteration), *([*encode_steps, memory_step] * uses_memory)]
+        if not all(self.record.done(step) for step in data_steps):
+            for sampled in range(1, iteration + 1):  # V and M train on every dataset so far
+                self.sample(sampled)
         warm = ["--load-model"] if iteration > 1 else []
         self.step(
-            f"{prefix} train the VAE on {', '.join(datasets)}",
+            self.vae_step(iteration),
             train_vae.main,
             [
                 "--dataset", *datasets, *warm, *seed,
@@ -333,16 +341,16 @@ class Recipe:
             ],
             cores,
         )  # fmt: skip
-        if controller.controller_inputs == "zh":  # the V-only agent needs no MDN-RNN
-            for dataset in datasets:  # every dataset again: the VAE changed
+        if uses_memory:
+            for dataset, step in zip(datasets, encode_steps):  # all again: the VAE changed
                 self.step(
-                    f"{prefix} encode {dataset}",
+                    step,
                     sample_latent_stats.main,
                     ["--dataset", dataset, *(["--overwrite"] if iteration > 1 else [])],
                     cores,
                 )
             self.step(
-                f"{prefix} train the MDN-RNN on {', '.join(datasets)}",
+                memory_step,
                 train_memory.main,
                 [
                     "--dataset", *datasets, *warm, *seed,
@@ -383,6 +391,54 @@ class Recipe:
                 ["--generations", str(target), *controller_flags],
                 self.args.num_process,
             )
+
+    def sample(self, iteration: int) -> None:
+        """The episodes iteration `iteration` adds: a random policy's in the first, the best
+        generation of the iteration before in each later one.
+
+        A home restored from a snapshot on another machine has the records but not the
+        episodes: the first iteration's are sampled again from the same seeds (the same code
+        samples the same episodes); a later iteration's cannot be once V and M were retrained
+        after it, and are an error."""
+        from worldmodels.data import sample_policy
+        from worldmodels.data.tf_records import list_episodes
+        from worldmodels.seeds import Stream, derive_seed
+
+        config = self.config.for_iteration(iteration)
+        sampling = config.sampling
+        if iteration == 1:
+            dataset, wanted = sampling.policy, sampling.episodes
+            flags = as_flags(sampling, "policy", "episodes", "seed", "brownian_dt")
+            policy = f"a {sampling.policy} policy"
+        else:
+            dataset, wanted = layout.agent_dataset(iteration), config.recipe.agent_episodes
+            sampler = self.record.iteration(iteration - 1)["sampling_generation"]
+            flags = [
+                "--policy", "controller", "--dataset", dataset, "--generation", str(sampler),
+                "--episodes", str(wanted),
+                "--seed", str(derive_seed(self.base_seed, Stream.ITERATION_DATA, iteration)),
+            ]  # fmt: skip
+            policy = f"generation {sampler}"
+        name = f"iteration {iteration}: sample episodes with {policy}"
+        present = len(list_episodes(layout.rollouts(self.home, dataset)))
+        missing = f"{present} of {wanted} episodes" if present < wanted else ""
+        if missing and iteration > 1 and self.record.done(self.vae_step(iteration)):
+            raise SystemExit(
+                f"error: {layout.rollouts(self.home, dataset)} has {missing}, and they "
+                f"cannot be sampled again: {policy} drove with V and M retrained since. "
+                "Restore them from the machine that sampled them"
+            )
+        self.step(name, sample_policy.main, [*flags, *self.rollout_flags],
+                  self.args.num_process, missing=missing)  # fmt: skip
+
+    def vae_step(self, iteration: int) -> str:
+        return f"iteration {iteration}: train the VAE on {', '.join(self.datasets(iteration))}"
+
+    def datasets(self, iteration: int) -> list[str]:
+        """The datasets V and M of iteration `iteration` train on, oldest first."""
+        return [self.config.sampling.policy] + [
+            layout.agent_dataset(k) for k in range(2, iteration + 1)
+        ]
 
     def next_stop(self, config: Config, first: int) -> int:
         """The generation count train_controller runs to next: the next evaluation, within the

@@ -152,9 +152,19 @@ def fetch(source: str, destination: Path, what: str) -> None:
 def install_agent(source: str, home: Path, sha256: str | None = None) -> list[str]:
     """Installs the agent archive at `source` (URL or path) into `home`; returns what it added.
 
-    Raises InstallError with what went wrong, leaving `home` unchanged.
+    Raises InstallError with what went wrong, leaving `home` unchanged (absent, if it was).
     """
+    created = [folder for folder in (home, *home.parents) if not folder.exists()]
     home.mkdir(parents=True, exist_ok=True)
+    try:
+        return _install(source, home, sha256)
+    except InstallError:
+        for folder in created:  # innermost first; only the folders made for this install
+            folder.rmdir()
+        raise
+
+
+def _install(source: str, home: Path, sha256: str | None) -> list[str]:
     with tempfile.TemporaryDirectory(dir=home, prefix=".install-") as staging_name:
         staging = Path(staging_name)
         archive_path = staging / "agent.tar.gz"
