@@ -37,6 +37,18 @@ def test_image_grid_places_images_row_by_row():
     assert (grid[2:, 3:] == 0).all()
 
 
+def test_gif_frames_of_few_colours_come_back_exactly(tmp_path):
+    rng = np.random.default_rng(0)
+    colours = rng.integers(0, 256, size=(40, 3), dtype=np.uint8)
+    frames = [colours[rng.integers(0, 40, size=(8, 12))] for _ in range(20)]
+    render.write_gif(tmp_path / "a.gif", frames, fps=25)
+    gif = Image.open(tmp_path / "a.gif")
+    assert gif.n_frames == 20
+    for index, frame in enumerate(frames):
+        gif.seek(index)
+        np.testing.assert_array_equal(np.asarray(gif.convert("RGB")), frame)
+
+
 def test_render_writes_a_gif_of_the_episode(trained_controller_home, tmp_path, capsys):
     out = tmp_path / "agent.gif"
     render.main(

@@ -198,3 +198,32 @@ def test_the_tiny_recipe_killed_mid_iteration_ends_as_an_uninterrupted_one(tmp_p
     assert second["first_generation"] == 2 and second["ends_run"]
     card = (layout.shipped(uninterrupted) / "card.md").read_text()
     assert f"generation {records[1]['ship']['generation']}" in card
+    assert "From `recipe.json`" in card and "| 6. validation of the candidates |" in card
+
+
+def test_the_cards_hours_of_a_pipeline_run_sum_its_recorded_steps():
+    from worldmodels import ship
+
+    step = {"cores": 2}
+    recipe = {
+        "steps": {
+            "iteration 1: sample episodes with a random policy": {
+                **step, "seconds": 3600, "cpu_seconds": 5400
+            },
+            "iteration 1: train the VAE on random": {**step, "seconds": 1800, "cpu_seconds": None},
+            "iteration 1: CMA-ES through generation 4": {
+                **step, "seconds": 360, "cpu_seconds": 720
+            },
+            "iteration 2: sample episodes with generation 4": {
+                **step, "seconds": 1800, "cpu_seconds": 1800
+            },
+            "validate generation 4": {**step, "seconds": 90, "cpu_seconds": 180},
+            "test generation 4 and write its card": {**step, "seconds": 90, "cpu_seconds": 180},
+        }
+    }  # fmt: skip
+    assert ship.recipe_hours(recipe) == {
+        "1. sampling episodes": (1.5, 2.0),
+        "2. VAE training": (0.5, 1.0),  # no CPU time recorded: wall time x cores
+        "5. controller training": (0.1, 0.2),
+        "6. validation of the candidates": (0.025, 0.05),
+    }

@@ -55,6 +55,30 @@ from worldmodels.seeds import SEED_SCHEME
 PAUSE_SECONDS = 600  # files written further apart than this: the command was stopped between
 
 
+# recipe.json's step names, by the stage of the card's hours table each belongs to.
+RECIPE_STAGES = (
+    ("sample episodes", "1. sampling episodes"),
+    ("train the VAE", "2. VAE training"),
+    ("encode", "3. latent statistics"),
+    ("train the MDN-RNN", "4. MDN-RNN training"),
+    ("CMA-ES", "5. controller training"),
+    ("validate", "6. validation of the candidates"),
+)
+
+
+def recipe_hours(recipe: dict) -> dict[str, tuple[float, float]]:
+    """(wall hours, core-hours) of each stage of a pipeline run, summed over the steps its
+    recipe.json records (every iteration's); the test and card, this step, not yet."""
+    hours: dict[str, tuple[float, float]] = {}
+    for name, step in recipe["steps"].items():
+        stage = next((label for key, label in RECIPE_STAGES if key in name), None)
+        if stage is not None:
+            wall, cpu = hours.get(stage, (0.0, 0.0))
+            used = step.get("cpu_seconds") or step["seconds"] * step["cores"]
+            hours[stage] = (wall + step["seconds"] / 3600, cpu + used / 3600)
+    return dict(sorted(hours.items()))
+
+
 def training_runs(directory: Path) -> list[Path]:
     """A training stage's runs, oldest first: those --load-model moved aside, then the last
     (none for a stage the agent skipped, as the V-only agent's MDN-RNN). Every run after the
@@ -265,6 +289,8 @@ def main(argv: list[str] | None = None) -> None:
     plots.plot_learning_curve(home, out / "learning-curve.png", until=generation)
     plots.plot_fitness(home, out / "fitness.png", until=generation)
 
+    recipe_path = layout.recipe_record(home)
+    recipe = json.loads(recipe_path.read_text()) if recipe_path.exists() else None
     datasets = layout.datasets(home)
     wall_hours = {
         "1. sampling episodes": files_hours([layout.rollouts(home, d) for d in datasets]),
@@ -280,9 +306,9 @@ def main(argv: list[str] | None = None) -> None:
         sum(s["seconds"] for s in summaries) / 3600,
         float(plots.core_hours(home, summaries)[-1]),
     )
+    if recipe:  # a pipeline run measured every step as it went
+        hours, unrecorded = recipe_hours(recipe), []
     rewards = np.array(evaluation["rewards"])
-    recipe_path = layout.recipe_record(home)
-    recipe = json.loads(recipe_path.read_text()) if recipe_path.exists() else None
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
     ).stdout.strip()
@@ -337,9 +363,15 @@ def main(argv: list[str] | None = None) -> None:
         f"| all | {sum(w for w, _ in hours.values()):.2f} | "
         f"{sum(c for _, c in hours.values()):.2f} |",
         "",
-        f"Stages 1-4 on {args.cores} cores; the controller's core-hours are wall hours × its "
-        "rollout workers, evaluations during training left out. Time between an interrupted "
-        "command and its resume is not counted."
+        (
+            "From `recipe.json`: core-hours are the CPU time each step used, its worker "
+            "processes' included (the controller's with its evaluations during training); a "
+            "step's time before an interruption is not counted."
+            if recipe
+            else f"Stages 1-4 on {args.cores} cores; the controller's core-hours are wall hours "
+            "× its rollout workers, evaluations during training left out. Time between an "
+            "interrupted command and its resume is not counted."
+        )
         + (
             f" Not in this home (no episode files or their times): {', '.join(unrecorded)}."
             if unrecorded
