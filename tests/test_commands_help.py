@@ -87,6 +87,7 @@ COMMANDS = {
         "--fps",
     ],
     "worldmodels-plots": ["--out"],
+    "worldmodels-ship": ["--generation", "--out", "--episodes", "--episode-length", "--cores"],
 }
 
 

@@ -100,7 +100,7 @@ def test_skip_leaves_damaged_records_out_wherever_they_are(command, intact_home,
     run(home, "--on-corrupt", "skip")
     warnings = capfd.readouterr().err  # tf.print writes to the stderr file descriptor
     for position in POSITIONS.values():
-        assert str(paths[position]) in warnings
+        assert warnings.count(str(paths[position])) == 1  # once, however many passes meet it
     if command == "sample_latent_stats":
         encoded = [p.name for p in list_episodes(layout.latent_stats(home, "random"))]
         assert encoded == [episode_filename(1), episode_filename(3)]

@@ -199,7 +199,7 @@ def readable_records(
         except CorruptEpisodeError as error:
             if on_corrupt == "error":
                 raise
-            print(f"warning: skipping {error}", file=sys.stderr)
+            warn_skipping(error.path)
             continue
         yield position, record
 
@@ -343,10 +343,24 @@ def _assert_intact(path: tf.Tensor, serialized: tf.Tensor) -> tuple[tf.Tensor, t
 
 def _keep_if_intact_else_warn(path: tf.Tensor, serialized: tf.Tensor) -> tf.Tensor:
     def warn():
-        tf.print("warning: skipping", CORRUPT_MESSAGE, path, output_stream=sys.stderr)
-        return tf.constant(False)
+        def report(path: tf.Tensor) -> bool:
+            warn_skipping(path.numpy().decode())
+            return False
+
+        return tf.ensure_shape(tf.py_function(report, [path], Tout=tf.bool), [])
 
     return tf.cond(_is_intact(serialized), lambda: tf.constant(True), warn)
+
+
+_REPORTED: set[str] = set()
+
+
+def warn_skipping(path: str) -> None:
+    """Says on stderr that the damaged file `path` is left out: once per process, however
+    many passes over the data meet it (every epoch, the held-out episodes, a preview)."""
+    if path not in _REPORTED:
+        _REPORTED.add(path)
+        print(f"warning: skipping {CORRUPT_MESSAGE} {path}", file=sys.stderr, flush=True)
 
 
 def _parse(path: tf.Tensor, serialized: tf.Tensor, record_format: RecordFormat) -> dict:
