@@ -1,6 +1,7 @@
 """What users look at: the episode GIF, TensorBoard summaries and PNG training curves."""
 
 import numpy as np
+import pytest
 import tensorflow as tf
 from PIL import Image
 
@@ -105,6 +106,19 @@ def test_plots_of_losses_and_fitness(trained_controller_home, tmp_path, capsys):
         assert image.size == (700, 400)
     assert Image.open(tmp_path / "controller-learning-curve.png").size == (1100, 400)
     assert "controller-fitness.png" in capsys.readouterr().out
+
+
+def test_plots_draw_no_run_curves_for_an_installed_agents_single_generation(tmp_path, capsys):
+    from pathlib import Path
+
+    from worldmodels.pretrained import install_agent
+
+    shipped = Path(__file__).resolve().parent.parent / "pretrained" / "agent.tar.gz"
+    install_agent(str(shipped), tmp_path / "home")
+    with pytest.raises(SystemExit, match="nothing to plot"):
+        plots.main(["--home", str(tmp_path / "home"), "--out", str(tmp_path / "plots")])
+    assert "not its run from generation 0" in capsys.readouterr().out
+    assert not (tmp_path / "plots" / "controller-learning-curve.png").exists()
 
 
 def test_core_hours_are_wall_seconds_times_workers(trained_controller_home):

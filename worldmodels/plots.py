@@ -74,9 +74,8 @@ def plot_fitness(home: Path, path: Path, until: int | None = None) -> None:
     hours = core_hours(home, summaries)
     figure = Figure(figsize=(7, 4))
     axes = figure.subplots()
-    axes.plot(generations, [s["best_fitness"] for s in summaries], label="best")
-    axes.plot(generations, [s["mean_fitness"] for s in summaries], label="mean")
-    axes.plot(generations, [s["worst_fitness"] for s in summaries], label="worst")
+    for name in ("best", "mean", "worst"):  # markers too: a single generation is a point
+        axes.plot(generations, [s[f"{name}_fitness"] for s in summaries], ".-", label=name)
     evaluated = [s for s in summaries if "evaluation" in s]
     if evaluated:
         axes.errorbar(
@@ -208,13 +207,22 @@ def main(argv: list[str] | None = None) -> None:
         if losses:
             plot_losses(losses, names, title, out / f"{model}-loss.png", validation)
             written.append(f"{model}-loss.png")
-    if complete_generations(home):
+    generations = complete_generations(home)
+    # Curves against the episodes and hours spent need the run from its first generation; an
+    # installed agent's home holds one generation, which would read as a run of a few minutes.
+    partial = bool(generations) and generations[0] != 0
+    if generations and not partial:
         plot_fitness(home, out / "controller-fitness.png")
         written.append("controller-fitness.png")
         if plot_learning_curve(home, out / "controller-learning-curve.png"):
             written.append("controller-learning-curve.png")
+    elif partial:
+        print(
+            f"{home} holds generation {generations[0]} on, not its run from generation 0 (an "
+            "installed agent): no fitness or learning curve (an agent's card has its run's)"
+        )
     if not written:
-        sys.exit(f"error: nothing to plot in {home}: no losses.csv and no generations yet")
+        sys.exit(f"error: nothing to plot in {home}: no losses.csv and no run of generations")
     print(f"wrote {', '.join(written)} to {out}")
 
 
