@@ -3,6 +3,8 @@ notebooks ask here for paths instead of joining names themselves.
 
     <home>/                           --home, else $WORLD_MODELS_HOME, else DEFAULT_HOME
       pipeline-config.json            the pipeline's resolved settings
+      recipe.json                     the pipeline's record of its steps and decisions
+      shipped/                        the agent the pipeline shipped, with its card
       <dataset>-rollouts/             stage 1: episode-NNNNNN.tfrecord, one per episode
       vae-training/                   stage 2: a training run (below)
       latent-stats/<dataset>/         stage 3: the VAE's encoding of <dataset>-rollouts/
@@ -25,7 +27,8 @@ checkpoints.
 
 A dataset is named after the policy that sampled it (random, brownian, agent-random,
 controller) unless `sample_policy --dataset` names it, as a later iteration's episodes must be
-(e.g. controller-3 beside iteration two's controller).
+(e.g. controller-3 beside iteration two's controller; the pipeline's iteration K samples
+controller-K).
 """
 
 from __future__ import annotations
