@@ -15,7 +15,6 @@ setup(
         "cma>=3.3",
         "numpy>=1.26",
         "pillow>=10",
-        "imageio>=2.31",
         "matplotlib>=3.8",
         "tqdm>=4.66",
         "tensorboard>=2.16",
