@@ -154,7 +154,7 @@ def test_the_tiny_recipe_killed_mid_iteration_ends_as_an_uninterrupted_one(tmp_p
         path.unlink()
     result = subprocess.run(recipe_command(resumed), check=True, capture_output=True, text=True)
     assert "recipe (tiny) complete: generation" in result.stdout
-    assert "sample episodes with a random policy (again: 0 of 4 episodes)" in result.stdout
+    assert "sample episodes with policy random (again: 0 of 4 episodes)" in result.stdout
     for path in list_episodes(layout.rollouts(uninterrupted, "random")):
         assert (layout.rollouts(resumed, "random") / path.name).read_bytes() == path.read_bytes()
 
@@ -207,7 +207,7 @@ def test_the_cards_hours_of_a_pipeline_run_sum_its_recorded_steps():
     step = {"cores": 2}
     recipe = {
         "steps": {
-            "iteration 1: sample episodes with a random policy": {
+            "iteration 1: sample episodes with policy random": {
                 **step, "seconds": 3600, "cpu_seconds": 5400
             },
             "iteration 1: train the VAE on random": {**step, "seconds": 1800, "cpu_seconds": None},

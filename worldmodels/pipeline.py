@@ -110,15 +110,10 @@ class RecipeRecord:
                     "rerun with the same preset and --set flags to resume it, or use another "
                     "--home"
                 )
-            self.data["config"] = requested  # a budget may have changed
         else:
-            self.data = {
-                "preset": preset,
-                "command": command,
-                "config": requested,
-                "steps": {},
-                "iterations": {},
-            }
+            self.data = {"preset": preset, "steps": {}, "iterations": {}}
+        # The latest command and config: the same settings, but a budget may have changed.
+        self.data.update(command=command, config=requested)
         self.save()
 
     def save(self) -> None:
@@ -409,7 +404,7 @@ class Recipe:
         if iteration == 1:
             dataset, wanted = sampling.policy, sampling.episodes
             flags = as_flags(sampling, "policy", "episodes", "seed", "brownian_dt")
-            policy = f"a {sampling.policy} policy"
+            policy = f"policy {sampling.policy}"
         else:
             dataset, wanted = layout.agent_dataset(iteration), config.recipe.agent_episodes
             sampler = self.record.iteration(iteration - 1)["sampling_generation"]
