@@ -122,6 +122,33 @@ def test_a_steps_cpu_seconds_count_the_processes_it_started():
     assert pipeline.cpu_seconds() - started >= 0.5
 
 
+def test_an_interrupted_steps_time_counts_in_the_runs_core_hours(tmp_path):
+    from types import SimpleNamespace
+
+    record = pipeline.RecipeRecord(tmp_path, PRESETS["tiny"], "tiny")
+    recipe = pipeline.Recipe(
+        PRESETS["tiny"],
+        tmp_path,
+        record,
+        SimpleNamespace(backend="local", num_process=1, ray_address=None),
+    )
+
+    def interrupted_stage(argv):
+        started = time.process_time()
+        while time.process_time() - started < 0.3:  # CPU time, then Ctrl-C
+            pass
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        recipe.step("a step", interrupted_stage, [], cores=2)
+    assert not record.done("a step")
+    (entry,) = json.loads(layout.recipe_record(tmp_path).read_text())["interrupted"]
+    assert entry["step"] == "a step" and entry["cpu_seconds"] >= 0.3
+    assert record.core_hours() == pytest.approx(entry["cpu_seconds"] / 3600)
+    recipe.step("a step", lambda argv: None, [], cores=2)  # the rerun finishes it
+    assert record.done("a step") and record.core_hours() >= 0.3 / 3600
+
+
 def recipe_command(home):
     flags = [f"--set={key}={json.dumps(value)}" for key, value in RECIPE_OVERRIDES.items()]
     return [sys.executable, "-m", "worldmodels.pipeline", "--preset", "tiny"] + [

@@ -128,16 +128,19 @@ class RecipeRecord:
         self.data["steps"][step] = {"seconds": seconds, "cores": cores, "cpu_seconds": cpu_seconds}
         self.save()
 
+    def interrupted(self, step: str, seconds: float, cpu_seconds: float | None, cores: int) -> None:
+        """Keeps the time a step spent before it was interrupted (Ctrl-C, an error; not kill -9),
+        which its rerun does not redo and would not count."""
+        entry = {"step": step, "seconds": seconds, "cores": cores, "cpu_seconds": cpu_seconds}
+        self.data.setdefault("interrupted", []).append(entry)
+        self.save()
+
     def core_hours(self) -> float:
-        """Core-hours of every finished step (the controller's chunks included): the CPU time
-        it used, where measured, else its wall time times the cores it kept busy."""
-        return (
-            sum(
-                s.get("cpu_seconds") or s["seconds"] * s["cores"]
-                for s in self.data["steps"].values()
-            )
-            / 3600
-        )
+        """Core-hours of every finished step (the controller's chunks included) and of the
+        interrupted ones: the CPU time each used, where measured, else its wall time times the
+        cores it kept busy."""
+        spans = [*self.data["steps"].values(), *self.data.get("interrupted", [])]
+        return sum(s.get("cpu_seconds") or s["seconds"] * s["cores"] for s in spans) / 3600
 
     def iteration(self, number: int) -> dict | None:
         """The record of iteration `number`'s end, None while it runs."""
@@ -277,11 +280,20 @@ class Recipe:
             return
         print(f"== {name}{f' (again: {missing})' if missing else ''}", flush=True)
         started, cpu_started = time.monotonic(), cpu_seconds()
-        stage(["--home", str(self.home), *flags])
-        if not self.record.done(name):
+
+        def spent() -> tuple[float, float | None]:
             # Ray's workers run outside this process tree: their time is not measured here.
             cpu = None if self.args.backend == "ray" else cpu_seconds() - cpu_started
-            self.record.finish(name, time.monotonic() - started, cores, cpu)
+            return time.monotonic() - started, cpu
+
+        try:
+            stage(["--home", str(self.home), *flags])
+        except (KeyboardInterrupt, SystemExit):  # Ctrl-C, or a stage's error: time spent
+            self.record.interrupted(name, *spent(), cores)
+            raise
+        if not self.record.done(name):
+            seconds, cpu = spent()
+            self.record.finish(name, seconds, cores, cpu)
 
     def run(self) -> None:
         from worldmodels.control.generations import load_summaries
