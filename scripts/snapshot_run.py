@@ -67,10 +67,10 @@ def main():
         shutil.copyfile(
             layout.sampling_config(home, dataset), layout.sampling_config(staging, dataset)
         )
-    if complete_generations(home):
+    if generations := complete_generations(home):
         # One optimizer state resumes CMA-ES: the latest generation's (~12 MB each at full
         # covariance; the home keeps several).
-        latest = layout.generation(home, complete_generations(home)[-1])
+        latest = layout.generation(home, generations[-1])
 
         def leave_out(folder: str, names: list[str]) -> list[str]:
             hidden = [name for name in names if name.startswith(".")]

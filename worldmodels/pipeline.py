@@ -75,21 +75,25 @@ def plateaued(means: list[float], patience: int) -> bool:
     return len(means) > patience and max(means[-patience:]) <= max(means[:-patience])
 
 
-def best_evaluated(summaries: list[dict]) -> int | None:
-    """The generation whose mean scored best in its mid-training evaluation (the later one on a
-    tie), among `summaries`; None when none was evaluated."""
+def ranked_by_evaluation(summaries: list[dict]) -> list[int]:
+    """The evaluated generations of `summaries`, worst mid-training evaluation first (the
+    later generation ranks higher on a tie)."""
     evaluated = [s for s in summaries if "evaluation" in s]
-    if not evaluated:
-        return None
-    return max(evaluated, key=lambda s: (s["evaluation"]["mean"], s["generation"]))["generation"]
+    ranked = sorted(evaluated, key=lambda s: (s["evaluation"]["mean"], s["generation"]))
+    return [s["generation"] for s in ranked]
+
+
+def best_evaluated(summaries: list[dict]) -> int | None:
+    """The generation whose mean scored best in its mid-training evaluation, among
+    `summaries`; None when none was evaluated."""
+    ranked = ranked_by_evaluation(summaries)
+    return ranked[-1] if ranked else None
 
 
 def ship_candidates(summaries: list[dict], count: int) -> list[int]:
     """The `count` generations of `summaries` whose mid-training evaluations scored best,
     ascending."""
-    evaluated = [s for s in summaries if "evaluation" in s]
-    ranked = sorted(evaluated, key=lambda s: (s["evaluation"]["mean"], s["generation"]))
-    return sorted(s["generation"] for s in ranked[-count:])
+    return sorted(ranked_by_evaluation(summaries)[-count:])
 
 
 class RecipeRecord:
@@ -447,13 +451,17 @@ class Recipe:
             layout.agent_dataset(k) for k in range(2, iteration + 1)
         ]
 
-    def next_stop(self, config: Config, first: int) -> int:
-        """The generation count train_controller runs to next: the next evaluation, within the
-        iteration's and the run's caps."""
+    def generations_done(self) -> int:
+        """How many generations the CMA-ES run has: one past the last complete one."""
         from worldmodels.control.generations import complete_generations
 
         done = complete_generations(self.home)
-        count = done[-1] + 1 if done else 0
+        return done[-1] + 1 if done else 0
+
+    def next_stop(self, config: Config, first: int) -> int:
+        """The generation count train_controller runs to next: the next evaluation, within the
+        iteration's and the run's caps."""
+        count = self.generations_done()
         every = config.controller.eval_every
         stop = (count // every + 1) * every
         caps = [config.controller.generations]
@@ -465,16 +473,15 @@ class Recipe:
         """Why iteration `iteration` (its first generation `first`) ends now, as its record;
         None while it goes on. Decided from the generations' recorded evaluations, so a resumed
         run decides as an uninterrupted one did."""
-        from worldmodels.control.generations import complete_generations, load_summaries
+        from worldmodels.control.generations import load_summaries
 
         recipe = config.recipe
-        done = complete_generations(self.home)
-        count = done[-1] + 1 if done else 0
+        count = self.generations_done()
         summaries = [s for s in load_summaries(self.home) if s["generation"] >= first]
         means = [s["evaluation"]["mean"] for s in summaries if "evaluation" in s]
         ends_run = True
-        if means and self.budget_spent(config):
-            reason = self.budget_spent(config)
+        if means and (spent := self.budget_spent(config)):
+            reason = spent
         else:
             ends_run = iteration == recipe.iterations
             if recipe.iteration_generations and count - first >= recipe.iteration_generations:
@@ -500,11 +507,8 @@ class Recipe:
 
     def budget_spent(self, config: Config) -> str | None:
         """Which of the run's budgets is spent, if one is: its generations or its core-hours."""
-        from worldmodels.control.generations import complete_generations
-
-        done = complete_generations(self.home)
         generations, core_hours = config.controller.generations, config.recipe.core_hours
-        if done and done[-1] + 1 >= generations:
+        if self.generations_done() >= generations:
             return f"the run's {generations} generations (controller.generations)"
         if core_hours and self.record.core_hours() >= core_hours:
             return f"the run's budget of {core_hours} core-hours (recipe.core_hours)"

@@ -42,6 +42,7 @@ import numpy as np
 import tensorflow as tf
 
 from worldmodels import __version__, layout, plots
+from worldmodels.cli import positive_int
 from worldmodels.control import evaluate, render
 from worldmodels.control.generations import (
     controller_latent,
@@ -49,6 +50,7 @@ from worldmodels.control.generations import (
     load_summaries,
     load_summary,
 )
+from worldmodels.params import EnvParams
 from worldmodels.pretrained import export_agent
 from worldmodels.seeds import SEED_SCHEME
 
@@ -176,7 +178,7 @@ def recorded_commands(home: Path, generation: int) -> list[str]:
 
 
 def existing_test_evaluation(
-    home: Path, generation: int, episodes: int, episode_length: int = 1000
+    home: Path, generation: int, episodes: int, episode_length: int = EnvParams().episode_length
 ) -> bool:
     """Whether `evaluate` already wrote the report the card needs: the generation's mean on the
     first `episodes` test tracks of stock CarRacing-v3 (evaluate's default track seed) of
@@ -240,9 +242,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--num-process", type=int, default=2, help="evaluation workers")
     parser.add_argument(
         "--episode-length",
-        type=int,
-        default=1000,
-        help="steps of each test episode (the paper's 1000; fewer only for tiny tries)",
+        type=positive_int,
+        default=EnvParams().episode_length,
+        help="steps of each test episode (fewer than the paper's only for tiny tries)",
     )
     parser.add_argument("--gif-steps", type=int, default=400, help="steps of the GIF's episode")
     parser.add_argument(
