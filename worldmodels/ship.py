@@ -246,7 +246,9 @@ def main(argv: list[str] | None = None) -> None:
         default=EnvParams().episode_length,
         help="steps of each test episode (fewer than the paper's only for tiny tries)",
     )
-    parser.add_argument("--gif-steps", type=int, default=400, help="steps of the GIF's episode")
+    parser.add_argument(
+        "--gif-steps", type=int, default=240, help="steps of the GIF's episode (240: ~3 MB)"
+    )
     parser.add_argument(
         "--cores",
         type=int,
