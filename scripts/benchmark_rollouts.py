@@ -44,7 +44,6 @@ import gymnasium  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from worldmodels.control.agent import AgentModels  # noqa: E402
 from worldmodels.control.controller import PARAMETER_COUNT, controller_actions  # noqa: E402
 from worldmodels.control.rollouts import (  # noqa: E402
     EpisodeTask,
@@ -63,6 +62,7 @@ from worldmodels.memory.memory import MDNRNN, sample_next_latent  # noqa: E402
 from worldmodels.params import ControllerParams, EnvParams  # noqa: E402
 from worldmodels.vision.vae import VAE  # noqa: E402
 from worldmodels.workers import open_pool  # noqa: E402
+from worldmodels.world_model import WorldModel  # noqa: E402
 
 
 def cpu_ms_per_step(run) -> float:
@@ -85,7 +85,7 @@ def lockstep_envs(count: int, steps: int, env: str = "fast") -> list[gymnasium.E
     return [make_env(EnvParams(env=env, episode_length=steps)) for _ in range(count)]
 
 
-def batched_engine(agent: AgentModels, episodes: int, envs: list):
+def batched_engine(agent: WorldModel, episodes: int, envs: list):
     """(a): a function that runs `episodes` on a lock-step engine of `envs`, episode i on
     the track of seed i."""
     engine = RolloutEngine(agent, envs)
@@ -162,7 +162,7 @@ class ActionLog(gymnasium.Wrapper):
         return self.env.step(action)
 
 
-def engine_actions(agent: AgentModels, episodes: int, envs: int, steps: int) -> list:
+def engine_actions(agent: WorldModel, episodes: int, envs: int, steps: int) -> list:
     """The actions (a) takes in each of its episodes (episode i on the track of seed i)."""
     logged = {}
     envs = [ActionLog(env, logged) for env in lockstep_envs(envs, steps)]
@@ -210,13 +210,13 @@ def matmul_gflops(size: int = 1024) -> float:
     return 2 * size**3 / per_call_ms(product, 50) / 1e6
 
 
-def encoder_ms(agent: AgentModels, envs: int) -> float:
+def encoder_ms(agent: WorldModel, envs: int) -> float:
     """Milliseconds per frame of the agent's encoder alone, at a batch of `envs`."""
     frames = np.random.default_rng(0).integers(0, 256, (envs, 64, 64, 3), dtype=np.uint8)
     return per_call_ms(lambda: agent.encode(frames), 300) / envs
 
 
-def overhead_parts(agent: AgentModels, envs: int) -> dict[str, float]:
+def overhead_parts(agent: WorldModel, envs: int) -> dict[str, float]:
     """Milliseconds per step of each piece of agent work, measured alone, at a batch of `envs`."""
     rng = np.random.default_rng(0)
     raw_frame = rng.integers(0, 256, (96, 96, 3), dtype=np.uint8)
@@ -226,7 +226,7 @@ def overhead_parts(agent: AgentModels, envs: int) -> dict[str, float]:
 
     def memory_and_controller():
         actions = controller_actions(parameters, z, h)
-        agent.lstm_step(z, actions, h, h)
+        agent.numpy_memory.lstm_step(z, actions, h, h)
 
     return {
         "VAE encoder (LiteRT)": encoder_ms(agent, envs),
@@ -258,12 +258,12 @@ def main():
 
     default_envs = ControllerParams().envs_per_worker
     reference_envs = default_envs if default_envs in args.envs else args.envs[-1]
-    agent = AgentModels(None, seed=0)
+    agent = WorldModel(None, seed=0)
     engines = {
         envs: batched_engine(agent, args.episodes, lockstep_envs(envs, args.steps))
         for envs in args.envs
     }
-    tensorflow_agent = AgentModels(None, seed=0)
+    tensorflow_agent = WorldModel(None, seed=0)
     tensorflow_agent.compile_encoder = False
     tensorflow_engine = batched_engine(
         tensorflow_agent, args.episodes, lockstep_envs(reference_envs, args.steps)

@@ -24,7 +24,6 @@ from pathlib import Path
 import numpy as np
 
 from worldmodels import layout
-from worldmodels.control.agent import AgentModels
 from worldmodels.control.controller import controller_actions, split_parameters
 from worldmodels.control.generations import controller_spec, load_agent_controller
 from worldmodels.control.rollouts import EpisodeTask, RolloutEngine, use_one_thread
@@ -32,6 +31,7 @@ from worldmodels.data.car_racing import make_env
 from worldmodels.data.tf_records import load_episode, write_record_file
 from worldmodels.params import EnvParams
 from worldmodels.seeds import Stream, derive_seed, latent_noise
+from worldmodels.world_model import WorldModel
 
 OUTPUTS = ("steer", "gas", "brake")
 NOISE_SIGMA = 0.5  # a dimension whose posterior sd is above this is mostly noise
@@ -88,7 +88,7 @@ def main() -> None:
     if spec.inputs != "zh" or spec.actions != 3:
         raise SystemExit("error: this measures the paper's controller (z and h, 3 actions)")
     generation, controller, latent = load_agent_controller(home, args.generation, "mean")
-    agent = AgentModels(home, spec=spec)
+    agent = WorldModel(home, with_memory=spec.uses_memory)
     seeds = [derive_seed(1, Stream.EVALUATION_TRACKS, j) for j in range(args.episodes)]
     episodes = driven_episodes(agent, controller, latent, seeds, args.episode_length)
 

@@ -21,12 +21,12 @@ import numpy as np
 from tqdm import tqdm
 
 from worldmodels import layout
-from worldmodels.control.agent import AgentModels
 from worldmodels.control.generations import controller_spec, load_agent_controller
 from worldmodels.control.rollouts import EpisodeTask, RolloutEngine, episode_jobs, use_one_thread
 from worldmodels.data.car_racing import make_env
 from worldmodels.params import EnvParams
 from worldmodels.seeds import Stream, derive_seed
+from worldmodels.world_model import WorldModel
 
 # A tile is in a corner when the track's heading turns by more than this per tile, a third
 # of the most CarRacing's generator turns (TRACK_TURN_RATE = 0.31 rad).
@@ -97,7 +97,7 @@ def main() -> None:
     generation, controller, latent = load_agent_controller(home, args.generation)
     # Evaluate's engine, in evaluate's jobs (16 environments stepped together, as on its
     # 2 workers), so that every episode is evaluate's own, step for step.
-    agent = AgentModels(home, spec=controller_spec(home))
+    agent = WorldModel(home, with_memory=controller_spec(home).uses_memory)
     tracked = {}
     envs = [
         TileTracker(make_env(EnvParams(env="fast", episode_length=args.episode_length)), tracked)

@@ -26,9 +26,8 @@ import tempfile
 from pathlib import Path
 
 from worldmodels import layout
-from worldmodels.control.agent import AgentModels, require_trained_models
 from worldmodels.control.generations import complete_generations, controller_spec
-from worldmodels.pretrained import write_world_model_weights
+from worldmodels.world_model import WorldModel, require_trained_models, write_world_model_weights
 
 
 def main():
@@ -45,7 +44,7 @@ def main():
     out = args.out.resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
-    write_world_model_weights(home, AgentModels(home, spec=spec), staging)
+    write_world_model_weights(home, WorldModel(home, with_memory=spec.uses_memory), staging)
     for run in (layout.vae_training(home), layout.memory_training(home)):
         for name in (layout.LOSSES, layout.VALIDATION, layout.IMAGES, layout.TENSORBOARD):
             if (run / name).is_file():

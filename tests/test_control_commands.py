@@ -142,13 +142,13 @@ def test_evaluate_writes_rewards_and_histogram(trained_controller_home, capsys):
     )
     assert len(report["rewards"]) == 3
     # Each reward recomputed alone, in this process, on the track the report names.
-    from worldmodels.control.agent import AgentModels
     from worldmodels.control.generations import load_controller
     from worldmodels.control.rollouts import EpisodeTask, RolloutEngine
     from worldmodels.data.car_racing import make_env
     from worldmodels.params import EnvParams
+    from worldmodels.world_model import WorldModel
 
-    engine = RolloutEngine(AgentModels(home), [make_env(EnvParams(episode_length=30))])
+    engine = RolloutEngine(WorldModel(home), [make_env(EnvParams(episode_length=30))])
     controller = load_controller(home, best)
     episodes = [
         engine.run([EpisodeTask(j, controller, seed)])[0]
@@ -217,10 +217,10 @@ def test_a_run_switched_to_reading_the_mode_is_driven_the_way_each_generation_tr
 ):
     """Resumed with --latent mode, a run records the phase and its new generations' latent;
     evaluate, sample_policy and render then drive each generation reading z as it trained."""
-    from worldmodels.control.agent import AgentModels
     from worldmodels.control.rollouts import EpisodeTask, RolloutEngine
     from worldmodels.data.car_racing import make_env
     from worldmodels.params import EnvParams
+    from worldmodels.world_model import WorldModel
 
     home = tmp_path / "home"
     shutil.copytree(trained_controller_home, home)
@@ -238,7 +238,7 @@ def test_a_run_switched_to_reading_the_mode_is_driven_the_way_each_generation_tr
 
     def driven(generation, latent, seeds, length):
         env = make_env(EnvParams(episode_length=length))
-        engine = RolloutEngine(AgentModels(home), [env], latent)
+        engine = RolloutEngine(WorldModel(home), [env], latent)
         controller = load_agent_controller(home, str(generation)).parameters
         return [
             engine.run([EpisodeTask(j, controller, seed, keep_record=True)])[0]
@@ -464,8 +464,8 @@ def test_every_setting_is_overridden_by_the_pipeline_tests():
 
 
 def test_tiny_pipeline_runs_all_stages_and_every_setting_reaches_its_stage(tmp_path, capsys):
-    from worldmodels.control.agent import build_world_model
     from worldmodels.seeds import Stream, derive_seed
+    from worldmodels.world_model import build_world_model
 
     home = tmp_path / "home"
     flags = [f"--set={key}={json.dumps(value)}" for key, value in PIPELINE_OVERRIDES.items()]
@@ -580,13 +580,13 @@ def test_a_controller_is_only_used_with_the_world_model_it_was_trained_on(
     import tensorflow as tf
 
     from worldmodels.control import train_controller
-    from worldmodels.control.agent import world_model_id
     from worldmodels.control.generations import (
         load_agent_controller,
         resolve_generation,
     )
     from worldmodels.training import restore_latest_weights
     from worldmodels.vision.vae import FRAME_SHAPE, VAE
+    from worldmodels.world_model import world_model_id
 
     home = tmp_path / "home"
     shutil.copytree(trained_controller_home, home)

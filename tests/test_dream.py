@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from worldmodels.control.agent import AgentModels
 from worldmodels.control.controller import parameter_count
-from worldmodels.control.dream import DreamEngine, FirstFrames, mixture_draws, sample_mixture
+from worldmodels.control.dream import DreamEngine, FirstFrames
 from worldmodels.control.rollouts import EpisodeTask
 from worldmodels.memory.memory import MDNRNN
+from worldmodels.memory.numpy_memory import mixture_draws, sample_mixture
+from worldmodels.world_model import WorldModel
 
 UNITS, MIXTURES = 16, 3
 
@@ -22,7 +23,7 @@ def agent():
     memory(tf.zeros((1, 1, 35)))
     kernel, bias = memory.reward_done.get_weights()
     memory.reward_done.set_weights([kernel, bias - np.array([0.0, 50.0], np.float32)])
-    return AgentModels(memory=memory)
+    return WorldModel(memory=memory)
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +102,7 @@ def test_an_episode_ends_when_the_done_head_says_so(first_frames, done_bias, ste
     memory(tf.zeros((1, 1, 35)))
     kernel, bias = memory.reward_done.get_weights()
     memory.reward_done.set_weights([0 * kernel, np.array([0.0, done_bias], np.float32)])
-    engine = DreamEngine(AgentModels(memory=memory), first_frames, 1.0, episode_length=15)
+    engine = DreamEngine(WorldModel(memory=memory), first_frames, 1.0, episode_length=15)
     assert [result.steps for result in engine.run(tasks(2))] == [steps, steps]
 
 
@@ -109,7 +110,7 @@ def test_a_memory_without_heads_cannot_dream(first_frames):
     memory = MDNRNN(lstm_units=UNITS)
     memory(tf.zeros((1, 1, 35)))
     with pytest.raises(ValueError, match="--reward-done-heads"):
-        DreamEngine(AgentModels(memory=memory), first_frames, 1.0, 10)
+        DreamEngine(WorldModel(memory=memory), first_frames, 1.0, 10)
 
 
 def test_a_dream_episode_without_positive_predicted_reward_stalls(first_frames):
@@ -117,7 +118,7 @@ def test_a_dream_episode_without_positive_predicted_reward_stalls(first_frames):
     memory(tf.zeros((1, 1, 35)))
     kernel, _ = memory.reward_done.get_weights()
     memory.reward_done.set_weights([0 * kernel, np.array([-0.5, -50.0], np.float32)])
-    engine = DreamEngine(AgentModels(memory=memory), first_frames, 1.0, episode_length=30)
+    engine = DreamEngine(WorldModel(memory=memory), first_frames, 1.0, episode_length=30)
     (task,) = tasks(1)
     stalled = dataclasses.replace(task, stall_steps=4)
     (result,) = engine.run([stalled])

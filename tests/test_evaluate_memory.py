@@ -11,13 +11,13 @@ import tensorflow as tf
 from conftest import synthetic_episode
 
 from worldmodels import layout
-from worldmodels.control.agent import AgentModels
 from worldmodels.data import sample_latent_stats
 from worldmodels.data.tf_records import episode_filename, save_episode
 from worldmodels.memory import evaluate_memory, train_memory
 from worldmodels.memory.evaluate_memory import k_step_prediction, no_memory_prediction
 from worldmodels.memory.memory import MDNRNN
 from worldmodels.vision import train_vae
+from worldmodels.world_model import WorldModel
 
 
 def standard_normal_memory():
@@ -35,7 +35,7 @@ def test_k_step_scores_of_a_memory_with_known_predictions():
         (rng.normal(size=(length, 32)).astype(np.float32), rng.uniform(size=(length, 3)))
         for length in (30, 41)
     ]
-    agent = AgentModels(memory=standard_normal_memory())
+    agent = WorldModel(memory=standard_normal_memory())
     scores = k_step_prediction(agent, episodes, horizon=5, stride=4, temperature=1.0, seed=0)
     starts = [np.arange(0, len(z) - 5, 4) for z, _ in episodes]
     assert scores["nll"].shape == (sum(len(s) for s in starts), 5)

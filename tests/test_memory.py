@@ -177,11 +177,11 @@ def test_banded_attention_equals_the_full_masked_computation():
 
 @pytest.mark.parametrize("kind", ["lstm", "attention"])
 def test_the_rollout_step_equals_the_sequence_model_step_by_step(kind):
-    from worldmodels.control.agent import AgentModels
+    from worldmodels.world_model import WorldModel
 
     memory = attentive_memory() if kind == "attention" else MDNRNN(lstm_units=16)
     memory(tf.zeros((1, 2, 35)))
-    agent = AgentModels(memory=memory)
+    agent = WorldModel(memory=memory)
     inputs = np.random.default_rng(2).normal(size=(3, 9, 35)).astype(np.float32)
     features = memory.features(memory.lstm(inputs)[0]).numpy()
     state = agent.initial_state(3)

@@ -12,7 +12,6 @@ import pytest
 import tensorflow as tf
 from pool_handlers import BrokenAtStart, Squarer
 
-from worldmodels.control.agent import AgentModels, CompiledEncoder
 from worldmodels.control.controller import PARAMETER_COUNT, controller_actions
 from worldmodels.control.rollouts import EpisodeTask, RolloutEngine
 from worldmodels.data.car_racing import make_env
@@ -21,6 +20,7 @@ from worldmodels.params import EnvParams
 from worldmodels.seeds import latent_noise
 from worldmodels.vision.vae import build_vae
 from worldmodels.workers import WorkerError, WorkerPool
+from worldmodels.world_model import CompiledEncoder, WorldModel
 
 
 def written_episodes(results, directory) -> dict:
@@ -101,7 +101,7 @@ def test_the_compiled_encoder_equals_the_keras_encoder_and_ignores_the_batch(lat
 
 
 def test_an_agent_encodes_with_the_weights_it_has_now():
-    agent = AgentModels(home=None, seed=0)
+    agent = WorldModel(home=None, seed=0)
     frames = np.random.default_rng(1).integers(0, 256, (4, 64, 64, 3), dtype=np.uint8)
     before = agent.encode(frames)[0]
     agent.randomize(np.random.default_rng(2), scale=0.01)
@@ -115,7 +115,7 @@ def test_an_agent_encodes_with_the_weights_it_has_now():
 def test_engine_steps_equal_the_unbatched_computation_for_each_env(tmp_path):
     """Three envs with three controllers in lock-step, episodes of different lengths; each
     recorded step is recomputed alone: batch-1 encoder, own z noise, TF LSTM step."""
-    agent = AgentModels(home=None, seed=0)
+    agent = WorldModel(home=None, seed=0)
     lengths = (12, 7, 9)
     rng = np.random.default_rng(0)
     tasks = [
@@ -157,7 +157,7 @@ def test_engine_steps_equal_the_unbatched_computation_for_each_env(tmp_path):
 def test_an_engine_reading_the_mode_steps_on_mu_without_noise(tmp_path):
     """With latent "mode", each recorded step recomputed alone from the batch-1 encoder's mu
     (no draw); the sampled episode on the same track takes other actions."""
-    agent = AgentModels(home=None, seed=0)
+    agent = WorldModel(home=None, seed=0)
     parameters = 0.3 * np.random.default_rng(0).standard_normal(PARAMETER_COUNT)
     task = EpisodeTask(0, parameters, seed=100, keep_record=True)
     length = 8
@@ -183,7 +183,7 @@ def test_an_engine_reading_the_mode_steps_on_mu_without_noise(tmp_path):
 
 
 def test_the_mode_of_a_discrete_code_is_the_one_hot_of_each_likeliest_class():
-    agent = AgentModels(home=None, seed=0)
+    agent = WorldModel(home=None, seed=0)
     agent.vae = build_vae("discrete")  # before the first encode, which compiles the encoder
     frames = np.random.default_rng(3).integers(0, 256, (2, 64, 64, 3), dtype=np.uint8)
     logits = agent.vae.logits(frames.astype(np.float32) / 255.0).numpy()
@@ -272,7 +272,6 @@ def test_engine_with_a_v_only_controller_on_a_discrete_vae_equals_the_unbatched_
     from conftest import synthetic_episode
 
     from worldmodels import layout
-    from worldmodels.control.controller import ControllerSpec
     from worldmodels.data.tf_records import episode_filename, save_episode
     from worldmodels.vision import train_vae
     from worldmodels.vision.vae import hard_sample
@@ -286,7 +285,7 @@ def test_engine_with_a_v_only_controller_on_a_discrete_vae_equals_the_unbatched_
         ["--home", str(home), "--latent", "discrete", "--epochs", "1", "--batch-size", "16"]
         + ["--validation-share", "0"]
     )
-    agent = AgentModels(home, spec=ControllerSpec("z", 2))
+    agent = WorldModel(home, with_memory=False)
     assert agent.memory is None and agent.code_width == 1024
     rng = np.random.default_rng(0)
     lengths = (9, 5)
@@ -295,7 +294,7 @@ def test_engine_with_a_v_only_controller_on_a_discrete_vae_equals_the_unbatched_
         for i in range(2)
     ]
     envs = [make_env(EnvParams(episode_length=length)) for length in lengths]
-    episodes = written_episodes(RolloutEngine(agent, envs).run(tasks), tmp_path)
+    episodes = written_episodes(RolloutEngine(agent, envs, actions=2).run(tasks), tmp_path)
     for task, length in zip(tasks, lengths):
         episode = episodes[task.key]
         noise = latent_noise(task.seed)
@@ -313,7 +312,7 @@ def test_engine_with_a_v_only_controller_on_a_discrete_vae_equals_the_unbatched_
 def test_a_stalled_episode_ends_early_with_the_reward_a_stalled_car_would_collect():
     """A controller that brakes and never accelerates reaches no tile after its first steps;
     stopped after 20 steps without one, its total equals the whole 100-step episode's."""
-    agent = AgentModels(home=None, seed=0)
+    agent = WorldModel(home=None, seed=0)
     braking = np.zeros(PARAMETER_COUNT)
     braking[-3:] = [0.0, -20.0, 20.0]  # gas (tanh + 1) / 2 = 0, brake 1, whatever z and h
     whole, stopped = (
@@ -338,7 +337,7 @@ class LapFinishedAtReset(gymnasium.Wrapper):
 
 
 def test_results_say_whether_carracing_ended_the_episode_on_a_finished_lap():
-    agent = AgentModels(home=None, seed=0)
+    agent = WorldModel(home=None, seed=0)
     task = EpisodeTask(0, np.zeros(PARAMETER_COUNT), seed=3)
     env = make_env(EnvParams(episode_length=50))
     finished = RolloutEngine(agent, [LapFinishedAtReset(env)]).run([task])[0]

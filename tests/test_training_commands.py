@@ -139,7 +139,7 @@ def test_memory_batches_pad_and_mask_short_episodes_without_mixing(tmp_path):
 
 
 def test_reward_and_done_heads_train_and_log_their_losses(trained_home, tmp_path):
-    from worldmodels.control.agent import build_world_model
+    from worldmodels.world_model import build_world_model
 
     home = tmp_path / "home"
     shutil.copytree(trained_home, home)

@@ -22,6 +22,9 @@ class ConfigError(ValueError):
 
 
 RANDOM_POLICIES = ("random", "brownian", "agent-random")
+# The z a controller reads each step: "sample", a draw from q(z|x) (the paper's); "mode", its
+# most likely value (mu; a discrete VAE's likeliest classes), without the draw's noise.
+LATENT_READINGS = ("sample", "mode")
 
 
 @dataclass(frozen=True)
@@ -226,9 +229,9 @@ class Config:
             raise ConfigError(
                 f"config key 'controller.actions' expects 3 or 2, got {self.controller.actions}"
             )
-        if self.controller.latent not in ("sample", "mode"):
+        if self.controller.latent not in LATENT_READINGS:
             raise ConfigError(
-                "config key 'controller.latent' expects 'sample' or 'mode', got "
+                f"config key 'controller.latent' expects one of {LATENT_READINGS}, got "
                 f"{self.controller.latent!r}"
             )
         if self.controller.latent == "mode" and self.controller.in_dream:

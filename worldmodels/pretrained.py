@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import io
 import os
 import shlex
 import shutil
@@ -54,16 +53,20 @@ def export_agent(home: Path, generation: int, out: Path) -> str:
     reads and outputs) and controller `generation` (without optimizer.pkl).
     Returns the checksum.
     """
-    from worldmodels.control.agent import AgentModels, require_trained_models
     from worldmodels.control.generations import controller_spec
+    from worldmodels.world_model import (
+        WorldModel,
+        require_trained_models,
+        write_world_model_weights,
+    )
 
     spec = controller_spec(home)
     require_trained_models(home, spec.uses_memory)
-    agent = AgentModels(home, spec=spec)
+    world_model = WorldModel(home, with_memory=spec.uses_memory)
     out.parent.mkdir(parents=True, exist_ok=True)
     temporary = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     with tempfile.TemporaryDirectory() as staging, tarfile.open(temporary, "w:gz") as archive:
-        for path in write_world_model_weights(home, agent, Path(staging)):
+        for path in write_world_model_weights(home, world_model, Path(staging)):
             archive.add(path, arcname=str(path.relative_to(staging)))
         for path in layout.generation(home, generation).iterdir():
             if path.name != "optimizer.pkl":
@@ -77,53 +80,6 @@ def export_agent(home: Path, generation: int, out: Path) -> str:
     checksum = sha256_of(out)
     Path(f"{out}.sha256").write_text(f"{checksum}  {out.name}\n")
     return checksum
-
-
-def write_world_model_weights(home: Path, agent, destination: Path) -> list[Path]:
-    """Writes the weights of `agent` (the home's latest V and M) as weights-only checkpoints
-    named as the home's, with each run's run.json, into `destination` in the home's layout;
-    returns the files written."""
-    import tensorflow as tf
-
-    written = []
-    for run, model in (
-        (layout.vae_training(home), agent.vae),
-        (layout.memory_training(home), agent.memory),
-    ):
-        if model is None:  # a V-only agent's
-            continue
-        name = Path(tf.train.latest_checkpoint(str(run / layout.CHECKPOINTS))).name
-        weights = destination / run.name / layout.CHECKPOINTS
-        tf.train.Checkpoint(model=model).write(str(weights / name))
-        # The index naming the exported checkpoint, so that TensorFlow finds it.
-        (weights / "checkpoint").write_text(f'model_checkpoint_path: "{name}"\n')
-        written += sorted(weights.iterdir())
-        if (run / layout.RUN_FILE).exists():
-            shutil.copyfile(run / layout.RUN_FILE, destination / run.name / layout.RUN_FILE)
-            written.append(destination / run.name / layout.RUN_FILE)
-    return written
-
-
-def pack_world_model(home: Path, with_memory: bool = True) -> bytes:
-    """The weights of the home's latest V (and M) with their run.json files, as the bytes of
-    a .tar archive in the home's layout: what a worker on a machine without the home needs
-    (`unpack_world_model`)."""
-    from worldmodels.control.agent import AgentModels, require_trained_models
-    from worldmodels.control.controller import ControllerSpec
-
-    require_trained_models(home, with_memory)
-    agent = AgentModels(home, spec=ControllerSpec("zh" if with_memory else "z"))
-    packed = io.BytesIO()
-    with tempfile.TemporaryDirectory() as staging, tarfile.open(fileobj=packed, mode="w") as tar:
-        for path in write_world_model_weights(home, agent, Path(staging)):
-            tar.add(path, arcname=str(path.relative_to(staging)))
-    return packed.getvalue()
-
-
-def unpack_world_model(packed: bytes, destination: Path) -> None:
-    """Writes the files of `pack_world_model` into `destination`, which then reads as a home."""
-    with tarfile.open(fileobj=io.BytesIO(packed), mode="r") as tar:
-        tar.extractall(destination, filter="data")
 
 
 def fetch(source: str, destination: Path, what: str) -> None:

@@ -18,9 +18,6 @@ HIDDEN_DIM = 256  # the paper's LSTM width; an MDN-RNN trained with --lstm-units
 ACTION_DIM = 3  # what the environment takes: steer, gas, brake
 CONTROLLER_INPUTS = ("zh", "z")
 ACTION_MODES = (3, 2)
-# The z a controller reads each step: "sample", a draw from q(z|x) (the paper's); "mode", its
-# most likely value (mu; a discrete VAE's likeliest classes), without the draw's noise.
-LATENT_READINGS = ("sample", "mode")
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from worldmodels import layout
-from worldmodels.control.agent import AgentModels
-from worldmodels.control.controller import ControllerSpec, controller_actions
+from worldmodels.control.controller import ACTION_DIM, ControllerSpec, controller_actions
 from worldmodels.control.rollouts import (
     STALLED_STEP_REWARD,
     EpisodeResult,
@@ -33,34 +32,8 @@ from worldmodels.control.rollouts import (
     count_stall,
 )
 from worldmodels.data.tf_records import LATENT_STATS, list_episodes, readable_records
-
-
-def mixture_draws(
-    generator: np.random.Generator, dims: int, mixtures: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """The randomness of one draw from D mixtures of K components, taken from `generator` in a
-    fixed order: (uniform [D, K] for the component, standard normal [D] for the value)."""
-    return generator.uniform(size=(dims, mixtures)), generator.standard_normal(dims)
-
-
-def sample_mixture(
-    logit_pi: np.ndarray,
-    mu: np.ndarray,
-    log_sigma: np.ndarray,
-    temperature: float,
-    uniform: np.ndarray,
-    noise: np.ndarray,
-) -> np.ndarray:
-    """Draws of Gaussian mixtures at `temperature` (inputs [..., D, K], broadcast with
-    `uniform` [..., D, K]; `noise` [..., D]: from `mixture_draws`): a component
-    k ~ softmax(logit_pi / tau) (the Gumbel-max trick), then
-    mu_k + exp(log_sigma_k) * sqrt(tau) * noise. Returns [..., D] float32."""
-    logit_pi, mu, log_sigma, uniform = np.broadcast_arrays(logit_pi, mu, log_sigma, uniform)
-    gumbel = -np.log(-np.log(np.clip(uniform, 1e-20, 1.0)))
-    component = np.argmax(logit_pi / temperature + gumbel, axis=-1)[..., None]
-    chosen_mu = np.take_along_axis(mu, component, axis=-1)[..., 0]
-    sigma = np.exp(np.take_along_axis(log_sigma, component, axis=-1)[..., 0])
-    return (chosen_mu + sigma * np.sqrt(temperature) * noise).astype(np.float32)
+from worldmodels.memory.numpy_memory import mixture_draws, sample_mixture
+from worldmodels.world_model import WorldModel
 
 
 @dataclass(frozen=True)
@@ -72,18 +45,19 @@ class FirstFrames:
 
 
 class DreamEngine:
-    """Runs dream episodes of controllers on one agent's M (which needs reward and done
-    heads); `run` takes `EpisodeTask`s, as the real rollout engine does, and returns their
-    `EpisodeResult`s (total predicted reward, steps)."""
+    """Runs dream episodes of controllers, with `actions` outputs, on one agent's M (which
+    needs reward and done heads); `run` takes `EpisodeTask`s, as the real rollout engine does,
+    and returns their `EpisodeResult`s (total predicted reward, steps)."""
 
     def __init__(
         self,
-        agent: AgentModels,
+        world_model: WorldModel,
         first_frames: FirstFrames,
         temperature: float,
         episode_length: int,
+        actions: int = ACTION_DIM,
     ):
-        memory = agent.memory
+        memory = world_model.numpy_memory
         if memory is None or not memory.reward_done_heads:
             raise ValueError(
                 "a dream needs an MDN-RNN with reward and done heads: train_memory "
@@ -91,22 +65,12 @@ class DreamEngine:
             )
         if temperature <= 0:
             raise ValueError(f"the temperature must be positive, got {temperature}")
-        self.agent = agent
+        self.world_model = world_model
+        self.memory = memory
         self.first_frames = first_frames
         self.temperature = temperature
         self.episode_length = episode_length
-        self._mixture_kernel, self._mixture_bias = (w.numpy() for w in memory.mdn.weights)
-        self._heads_kernel, self._heads_bias = (w.numpy() for w in memory.reward_done.weights)
-        self._mixture_shape = (memory.latent_dim, memory.num_mixtures, 3)
-
-    def predictions(self, features: np.ndarray) -> tuple[np.ndarray, ...]:
-        """What M's heads say on features [B, F]: (logit_pi, mu, log_sigma) [B, D, K], the
-        reward [B] and the logit of done [B]."""
-        mixture = (features @ self._mixture_kernel + self._mixture_bias).reshape(
-            len(features), *self._mixture_shape
-        )
-        heads = features @ self._heads_kernel + self._heads_bias
-        return mixture[..., 0], mixture[..., 1], mixture[..., 2], heads[:, 0], heads[:, 1]
+        self.actions = actions
 
     def run(self, tasks: Sequence[EpisodeTask], trajectories: dict | None = None) -> list:
         """Runs `tasks` together; with a `trajectories` dict, also fills it with each task's
@@ -126,7 +90,7 @@ class DreamEngine:
         noise = np.stack([generator.standard_normal(mu.shape[1]) for generator in generators])
         z = (mu + np.exp(logvar / 2) * noise).astype(np.float32)
         parameters = np.stack([task.parameters for task in tasks])
-        state = self.agent.initial_state(count)
+        state = self.memory.initial_state(count)
         totals, steps = np.zeros(count), np.zeros(count, np.int64)
         running = np.ones(count, bool)
         # As in real rollouts (EpisodeTask.stall_steps), on the predicted rewards.
@@ -139,16 +103,15 @@ class DreamEngine:
             if not len(active):
                 break
             actions = controller_actions(
-                parameters[active], z[active], state["features"][active], self.agent.spec.actions
+                parameters[active], z[active], state["features"][active], self.actions
             )
-            stepped = self.agent.memory_step(
+            stepped = self.memory.step(
                 z[active], actions, {name: value[active] for name, value in state.items()}
             )
             for name, value in stepped.items():
                 state[name][active] = value
-            logit_pi, mixture_mu, log_sigma, reward, done_logit = self.predictions(
-                stepped["features"]
-            )
+            logit_pi, mixture_mu, log_sigma = self.memory.mixture(stepped["features"])
+            reward, done_logit = self.memory.reward_done(stepped["features"])
             draws = [mixture_draws(generators[episode], *logit_pi.shape[1:]) for episode in active]
             z[active] = sample_mixture(
                 logit_pi,
@@ -202,4 +165,10 @@ def home_dream(home, spec: ControllerSpec, temperature: float, episode_length: i
         np.stack([stats["mu"][0] for stats in first]),
         np.stack([stats["logvar"][0] for stats in first]),
     )
-    return DreamEngine(AgentModels(home, spec=spec), first_frames, temperature, episode_length)
+    return DreamEngine(
+        WorldModel(home, with_memory=spec.uses_memory),
+        first_frames,
+        temperature,
+        episode_length,
+        spec.actions,
+    )

@@ -25,13 +25,13 @@ from worldmodels import layout
 from worldmodels.cli import add_rollout_arguments, make_parser, non_negative_int, positive_int
 from worldmodels.control.generations import controller_spec, load_agent_controller
 from worldmodels.control.rollouts import (
-    LATENT_READINGS,
     EpisodeTask,
     RolloutWorker,
     rollout_config,
     run_episode_tasks,
 )
 from worldmodels.files import atomic_path, atomic_write_text
+from worldmodels.params import LATENT_READINGS
 from worldmodels.seeds import SEED_SCHEME, Stream, derive_seed
 from worldmodels.workers import WorkerError, open_pool
 

@@ -166,7 +166,7 @@ def load_agent_controller(home: Path, which: str, candidate: str = "mean") -> Ag
     or when the generation was trained on other V and M than the home's latest checkpoints
     (a controller only makes sense with the world model it was trained on).
     """
-    from worldmodels.control.agent import require_trained_models, world_model_id
+    from worldmodels.world_model import require_trained_models, world_model_id
 
     uses_memory = controller_spec(home).uses_memory
     require_trained_models(home, uses_memory)

@@ -18,7 +18,6 @@ from PIL import Image, ImageDraw
 
 from worldmodels import layout
 from worldmodels.cli import make_parser, non_negative_int, positive_int
-from worldmodels.control.agent import AgentModels
 from worldmodels.control.controller import controller_actions
 from worldmodels.control.dream import home_dream
 from worldmodels.control.generations import controller_spec, load_agent_controller
@@ -29,6 +28,7 @@ from worldmodels.images import uint8_images, unit_frames
 from worldmodels.memory.memory import sample_next_latent
 from worldmodels.params import EnvParams
 from worldmodels.seeds import latent_noise
+from worldmodels.world_model import WorldModel
 
 PANELS = ("observation", "VAE reconstruction", "MDN-RNN: next frame")
 HEADER_PIXELS = 28
@@ -91,7 +91,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.dream:
         render_dream(args, home, generation, controller)
         return
-    agent = AgentModels(home, spec=controller_spec(home))
+    spec = controller_spec(home)
+    agent = WorldModel(home, with_memory=spec.uses_memory)
     env = make_env(EnvParams(env=args.env, episode_length=args.episode_length))
 
     noise = latent_noise(args.seed)
@@ -100,7 +101,7 @@ def main(argv: list[str] | None = None) -> None:
     total, frames, done, step = 0.0, [], False, 0
     while not done:
         z = agent.codes(observation[None], [noise], latent)
-        action = controller_actions(controller, z, state["features"], agent.spec.actions)
+        action = controller_actions(controller, z, state["features"], spec.actions)
         state = agent.memory_step(z, action, state)
         panels = [
             observation,
@@ -133,7 +134,7 @@ def render_dream(args, home, generation: int, controller: np.ndarray) -> None:
     trajectories = {}
     (result,) = dream.run([EpisodeTask(0, controller, args.seed)], trajectories)
     trajectory = trajectories[0]
-    decoded = uint8_images(dream.agent.vae.decode(trajectory["z"][:-1]))
+    decoded = uint8_images(dream.world_model.vae.decode(trajectory["z"][:-1]))
     totals = np.cumsum(np.concatenate([[0.0], trajectory["reward"][:-1]]))
     frames = [
         compose([frame], args.scale, f"step {step}   predicted reward {total:7.1f}", ("M's dream",))

@@ -22,13 +22,12 @@ import tensorflow as tf
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
-from worldmodels.control.agent import AgentModels
-from worldmodels.control.controller import LATENT_READINGS, ControllerSpec, controller_actions
+from worldmodels.control.controller import ACTION_DIM, ControllerSpec, controller_actions
 from worldmodels.data.car_racing import make_env
 from worldmodels.data.tf_records import EPISODE, encode_record
-from worldmodels.params import EnvParams
-from worldmodels.pretrained import pack_world_model, unpack_world_model
+from worldmodels.params import LATENT_READINGS, EnvParams
 from worldmodels.seeds import latent_noise
+from worldmodels.world_model import WorldModel, pack_world_model, unpack_world_model
 
 
 @dataclass(frozen=True)
@@ -78,7 +77,8 @@ class _Episode:
 
 
 class RolloutEngine:
-    """Runs episode tasks on `envs` in lock-step with one agent's V and M.
+    """Runs episode tasks on `envs` in lock-step with one agent's V and M (a `WorldModel`),
+    its controllers giving `actions` outputs (`ControllerSpec.actions`).
 
     The step order is the paper's: observe x_t, z_t = mu + sigma * eps (eps from the episode's
     `latent_noise` stream; a hard one-hot sample with a discrete VAE), a_t = C(z_t, h_t), step
@@ -88,17 +88,20 @@ class RolloutEngine:
     instead of a draw (see `LATENT_READINGS`): what a controller trained that way reads.
     """
 
-    def __init__(self, agent, envs: Sequence, latent: str = "sample"):
+    def __init__(
+        self, world_model, envs: Sequence, latent: str = "sample", actions: int = ACTION_DIM
+    ):
         if latent not in LATENT_READINGS:
             raise ValueError(f"latent must be one of {LATENT_READINGS}, not {latent!r}")
-        self.agent = agent
+        self.world_model = world_model
         self.envs = list(envs)
         self.latent = latent
+        self.actions = actions
 
     def run(self, tasks: Sequence[EpisodeTask]) -> list[EpisodeResult]:
         queue = collections.deque(tasks)
         slots: list[_Episode | None] = [None] * len(self.envs)
-        state = self.agent.initial_state(len(self.envs))
+        state = self.world_model.initial_state(len(self.envs))
         results = []
 
         def start(slot: int) -> None:
@@ -115,11 +118,9 @@ class RolloutEngine:
             active = [slot for slot, episode in enumerate(slots) if episode is not None]
             episodes = [slots[slot] for slot in active]
             frames = np.stack([e.observation for e in episodes])
-            z = self.agent.codes(frames, [e.noise for e in episodes], self.latent)
+            z = self.world_model.codes(frames, [e.noise for e in episodes], self.latent)
             parameters = np.stack([e.task.parameters for e in episodes])
-            actions = controller_actions(
-                parameters, z, state["features"][active], self.agent.spec.actions
-            )
+            actions = controller_actions(parameters, z, state["features"][active], self.actions)
             for row, (slot, episode) in enumerate(zip(active, episodes)):
                 observation, reward, terminated, truncated, info = self.envs[slot].step(
                     actions[row]
@@ -159,7 +160,9 @@ class RolloutEngine:
                         )
                     )
                     slots[slot] = None
-            stepped = self.agent.memory_step(z, actions, {k: v[active] for k, v in state.items()})
+            stepped = self.world_model.memory_step(
+                z, actions, {k: v[active] for k, v in state.items()}
+            )
             for name, array in stepped.items():
                 state[name][active] = array
             for slot in active:
@@ -233,8 +236,8 @@ class RolloutWorker:
             home = Path(self._home_copy.name)
             unpack_world_model(config.world_model, home)
         envs = [make_env(config.env) for _ in range(config.envs_per_worker)]
-        agent = AgentModels(home, config.model_seed, spec=config.controller)
-        self.engine = RolloutEngine(agent, envs, config.latent)
+        world_model = WorldModel(home, config.model_seed, with_memory=config.controller.uses_memory)
+        self.engine = RolloutEngine(world_model, envs, config.latent, config.controller.actions)
 
     def __call__(self, tasks: Sequence[EpisodeTask]) -> list[EpisodeResult]:
         return self.engine.run(tasks)

@@ -29,12 +29,10 @@ import tensorflow as tf
 
 from worldmodels import layout
 from worldmodels.cli import add_rollout_arguments, make_parser, non_negative_int, positive_int
-from worldmodels.control.agent import build_world_model, fingerprint, require_trained_models
 from worldmodels.control.cma_es import make_optimizer, restart_with_popsize
 from worldmodels.control.controller import (
     ACTION_MODES,
     CONTROLLER_INPUTS,
-    LATENT_READINGS,
     ControllerSpec,
     parameter_count,
 )
@@ -54,10 +52,11 @@ from worldmodels.control.rollouts import (
     run_episode_tasks,
 )
 from worldmodels.files import atomic_write_text
-from worldmodels.params import ControllerParams
+from worldmodels.params import LATENT_READINGS, ControllerParams
 from worldmodels.seeds import SEED_SCHEME, Stream, derive_seed
 from worldmodels.training import changed_settings
 from worldmodels.workers import WorkerError, open_pool
+from worldmodels.world_model import build_world_model, fingerprint, require_trained_models
 
 
 def parse_args(argv: list[str] | None = None):

@@ -22,7 +22,6 @@ from tqdm import tqdm
 
 from worldmodels import layout
 from worldmodels.cli import add_on_corrupt_argument, dataset_name, make_parser, positive_int
-from worldmodels.control.agent import fingerprint, vae_latent
 from worldmodels.data.tf_records import (
     LATENT_STATS,
     CorruptEpisodeError,
@@ -35,6 +34,7 @@ from worldmodels.files import atomic_write_text
 from worldmodels.images import unit_frames
 from worldmodels.training import restore_latest_weights
 from worldmodels.vision.vae import FRAME_SHAPE, VAE
+from worldmodels.world_model import fingerprint, vae_latent
 
 PROVENANCE_FILE = "encoded-with.json"
 # 2: with each step's reward and done flag (for M's reward and done heads); 1 (no "format" in

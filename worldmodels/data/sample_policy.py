@@ -31,7 +31,6 @@ from worldmodels.cli import (
     non_negative_int,
     positive_int,
 )
-from worldmodels.control.agent import AgentModels
 from worldmodels.control.controller import PARAMETER_COUNT
 from worldmodels.control.rollouts import (
     EpisodeResult,
@@ -57,6 +56,7 @@ from worldmodels.files import atomic_write_text
 from worldmodels.params import EnvParams, SamplingParams
 from worldmodels.seeds import SEED_SCHEME, Stream, derive_seed
 from worldmodels.workers import WorkerError, open_pool
+from worldmodels.world_model import WorldModel
 
 POLICIES = ("random", "brownian", "agent-random", "controller")
 # The official random agent's weights are Cauchy x s with s ~ U(0, RANDOM_AGENT_MAX_SCALE).
@@ -134,7 +134,7 @@ class RandomPolicySampler:
         return results
 
 
-class RandomAgentModels(AgentModels):
+class RandomWorldModel(WorldModel):
     """V and M of the random agent, with its encoder's outputs kept finite.
 
     With Cauchy weights the random encoder's log-variance often exceeds what exp can take in
@@ -160,7 +160,7 @@ class RandomAgentSampler:
 
     def __init__(self, env_params: EnvParams, base_seed: int):
         use_one_thread()
-        self.agent = RandomAgentModels(None)
+        self.agent = RandomWorldModel(None)
         self.engine = RolloutEngine(self.agent, [make_env(env_params)])
         self.base_seed = base_seed
 

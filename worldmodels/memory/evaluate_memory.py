@@ -26,7 +26,6 @@ from matplotlib.figure import Figure
 
 from worldmodels import layout
 from worldmodels.cli import add_on_corrupt_argument, make_parser, positive_int
-from worldmodels.control.agent import AgentModels, require_trained_models
 from worldmodels.data.sample_latent_stats import require_current_latent_stats
 from worldmodels.data.tf_records import (
     LATENT_STATS,
@@ -38,6 +37,7 @@ from worldmodels.memory.memory import MDNRNN, sample_next_latent
 from worldmodels.plots import save
 from worldmodels.seeds import Stream, derive_seed
 from worldmodels.training import NoEpisodesError, recorded_episodes
+from worldmodels.world_model import WorldModel, require_trained_models
 
 LOG_SQRT_TWO_PI = 0.5 * math.log(2 * math.pi)
 
@@ -61,7 +61,7 @@ def mixture_scores(logit_pi, mu, log_sigma, target) -> tuple[np.ndarray, np.ndar
 
 
 def k_step_prediction(
-    agent: AgentModels,
+    agent: WorldModel,
     episodes: list[tuple[np.ndarray, np.ndarray]],
     horizon: int,
     stride: int,
@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> None:
     if not held_out:
         sys.exit(f"error: no held-out episode is longer than {horizon} steps")
 
-    agent = AgentModels(home)
+    agent = WorldModel(home)
     memory = k_step_prediction(
         agent,
         held_out,

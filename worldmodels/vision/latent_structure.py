@@ -25,7 +25,6 @@ from matplotlib.figure import Figure
 
 from worldmodels import layout
 from worldmodels.cli import add_on_corrupt_argument, make_parser, non_negative_int, positive_int
-from worldmodels.control.agent import require_trained_models, vae_latent
 from worldmodels.data.tf_records import (
     EPISODE,
     CorruptEpisodeError,
@@ -37,6 +36,7 @@ from worldmodels.images import unit_frames
 from worldmodels.plots import save
 from worldmodels.training import NoEpisodesError, recorded_episodes, restore_latest_weights
 from worldmodels.vision.vae import build_vae
+from worldmodels.world_model import require_trained_models, vae_latent
 
 
 def gaussian_kl(mu_p, logvar_p, mu_q, logvar_q) -> np.ndarray:

@@ -1,4 +1,6 @@
-"""V and M as rollouts use them: one batched encoder call and one numpy memory step per step.
+"""V and M of a home, as everything above the training stages uses them: built, loaded from
+the latest checkpoints, fingerprinted, exported weights-only, and run a batch of frames at a
+time by rollouts (`WorldModel`: one encoder call and one numpy memory step per step).
 
 The MDN head is never evaluated in a rollout: the controller reads only the memory's features
 (the LSTM's h; with the attentive memory, h and its attention context), or no memory at all
@@ -8,6 +10,10 @@ The MDN head is never evaluated in a rollout: the controller reads only the memo
 from __future__ import annotations
 
 import hashlib
+import io
+import shutil
+import tarfile
+import tempfile
 from pathlib import Path
 
 import keras
@@ -16,10 +22,11 @@ import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
 from worldmodels import layout
-from worldmodels.control.controller import ACTION_DIM, LATENT_DIM, LATENT_READINGS, ControllerSpec
+from worldmodels.data.tf_records import ACTION_DIM, LATENT_DIM
 from worldmodels.images import unit_frames
 from worldmodels.memory.memory import MDNRNN, build_memory
-from worldmodels.params import MemoryParams
+from worldmodels.memory.numpy_memory import NumpyMemory
+from worldmodels.params import LATENT_READINGS, MemoryParams
 from worldmodels.training import restore_latest_weights
 from worldmodels.vision.vae import FRAME_SHAPE, build_vae, hard_sample
 
@@ -52,10 +59,6 @@ def vae_latent(home: Path | None) -> str:
         return "continuous"
     settings = layout.recorded_run(layout.vae_training(home)).get("settings", {})
     return settings.get("latent", "continuous")
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 0.5 * (np.tanh(0.5 * x) + 1.0)
 
 
 def memory_settings(home: Path | None) -> dict:
@@ -141,21 +144,17 @@ class CompiledEncoder:
         )
 
 
-class AgentModels:
+class WorldModel:
     """The VAE encoder and the MDN-RNN's memory of one agent, built once per worker process.
 
     With a `home`, weights come from the latest checkpoints of `vae-training/` and
     `memory-training/`; without, V and M keep their random initialisation from `seed` (the
-    paper's random-agent policy).
+    paper's random-agent policy). `with_memory` False builds no M: the V-only agent's, whose
+    features are empty. `memory` is a built MDN-RNN of the caller's in place of the home's.
 
-    The memory's state for a batch of episodes is a dict of numpy arrays with the episode on
-    the first axis (`initial_state`); `memory_step` advances it, and its "features" are what
-    the controller reads: h_t, and with the attentive memory the context over the last W
-    outputs too, both from the steps before t (zeros at t = 0); none for a V-only controller
-    (`spec.inputs == "z"`), which builds no memory.
-
-    The encoder runs as a `CompiledEncoder`, built at the first `encode`, unless
-    `compile_encoder` is False, as it is from the first `randomize` on.
+    The memory runs in numpy (`NumpyMemory`: `initial_state`, `memory_step`). The encoder runs
+    as a `CompiledEncoder`, built at the first `encode`, unless `compile_encoder` is False, as
+    it is from the first `randomize` on.
     """
 
     compile_encoder = True
@@ -165,85 +164,35 @@ class AgentModels:
         home: Path | None = None,
         seed: int = 0,
         memory: MDNRNN | None = None,
-        spec: ControllerSpec = ControllerSpec(),
+        with_memory: bool = True,
     ):
         keras.utils.set_random_seed(seed)
-        self.spec = spec
-        self.vae, self.memory = build_world_model(home, with_memory=spec.uses_memory)
-        if memory is not None:  # a built memory of the caller's, in place of the home's
+        self.vae, self.memory = build_world_model(home, with_memory=with_memory)
+        if memory is not None:
             self.memory = memory
         self.code_width = self.vae.code_width
+        self.numpy_memory = NumpyMemory(self.memory) if self.memory is not None else None
         self.feature_dim = self.memory.feature_dim if self.memory is not None else 0
-        self._copy_memory_weights()
         self._compiled_encoder = None
 
-    def _copy_memory_weights(self) -> None:
-        if self.memory is None:
-            return
-        cell = self.memory.lstm.cell
-        self._kernel = cell.kernel.numpy()
-        self._recurrent_kernel = cell.recurrent_kernel.numpy()
-        self._bias = cell.bias.numpy()
-        if self.memory.kind == "attention":
-            self._query = self.memory.query.kernel.numpy()
-            self._key = self.memory.key.kernel.numpy()
-            self._key_bias = self.memory.key.bias.numpy()
-            self._score = self.memory.score.numpy()
-
     def initial_state(self, batch: int) -> dict[str, np.ndarray]:
-        """The memory's state before the first step of `batch` episodes: all zeros."""
-        if self.memory is None:
+        """The memory's state before the first step of `batch` episodes (`NumpyMemory`)."""
+        if self.numpy_memory is None:
             return {"features": np.zeros((batch, 0), np.float32)}
-        units = self.memory.lstm_units
-        state = {
-            "h": np.zeros((batch, units), np.float32),
-            "c": np.zeros((batch, units), np.float32),
-            "features": np.zeros((batch, self.feature_dim), np.float32),
-        }
-        if self.memory.kind == "attention":
-            window = self.memory.window
-            state["outputs"] = np.zeros((batch, window, units), np.float32)
-            state["keys"] = np.zeros((batch, window, self.memory.attention_units), np.float32)
-            state["steps"] = np.zeros(batch, np.int64)
-        return state
+        return self.numpy_memory.initial_state(batch)
 
     def memory_step(self, z, action, state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """One step of the memory on (z_t, a_t) for a batch, in numpy: the next state."""
-        if self.memory is None:
+        if self.numpy_memory is None:
             return state
-        h, c = self.lstm_step(z, action, state["h"], state["c"])
-        if self.memory.kind == "lstm":
-            return {"h": h, "c": c, "features": h}
-        # The last W outputs, oldest first, and their keys; entries before the episode's
-        # first step are zeros that the mask leaves out.
-        outputs = np.concatenate([state["outputs"][:, 1:], h[:, None]], axis=1)
-        keys = np.concatenate(
-            [state["keys"][:, 1:], (h @ self._key + self._key_bias)[:, None]], axis=1
-        )
-        steps = state["steps"] + 1
-        energy = np.tanh((h @ self._query)[:, None] + keys) @ self._score
-        window = outputs.shape[1]
-        exists = np.arange(window)[None] >= window - steps[:, None]
-        energy = np.where(exists, energy, -np.inf)
-        weights = np.exp(energy - energy.max(axis=1, keepdims=True))
-        weights /= weights.sum(axis=1, keepdims=True)
-        context = np.einsum("bw,bwh->bh", weights, outputs)
-        features = np.concatenate([h, context], axis=-1).astype(np.float32)
-        return {
-            "h": h,
-            "c": c,
-            "features": features,
-            "outputs": outputs,
-            "keys": keys,
-            "steps": steps,
-        }
+        return self.numpy_memory.step(z, action, state)
 
     def randomize(self, generator: np.random.Generator, scale: float) -> None:
         """Redraws every weight a rollout uses (the encoder and the LSTM) as Cauchy x `scale`:
         the official code's random agent, whose V and M are new for every episode."""
         for weight in [*self.vae.encoder.weights, *self.memory.lstm.weights]:
             weight.assign(scale * generator.standard_cauchy(weight.shape).astype(np.float32))
-        self._copy_memory_weights()
+        self.numpy_memory = NumpyMemory(self.memory)
         # Weights redrawn every episode would cost a conversion (~0.2 s) each; TensorFlow
         # reads the new ones directly.
         self.compile_encoder = False
@@ -295,18 +244,6 @@ class AgentModels:
             return self.mode_codes(frames)
         raise ValueError(f"latent must be one of {LATENT_READINGS}, not {latent!r}")
 
-    def lstm_step(self, z, action, h, c) -> tuple[np.ndarray, np.ndarray]:
-        """One step of the MDN-RNN's LSTM (Keras gate order i, f, c, o) on a batch, in numpy."""
-        gates = (
-            np.concatenate([z, action], axis=-1) @ self._kernel
-            + h @ self._recurrent_kernel
-            + self._bias
-        )
-        input_gate, forget_gate, candidate, output_gate = np.split(gates, 4, axis=-1)
-        c = _sigmoid(forget_gate) * c + _sigmoid(input_gate) * np.tanh(candidate)
-        h = _sigmoid(output_gate) * np.tanh(c)
-        return h.astype(np.float32), c.astype(np.float32)
-
 
 def world_model_id(home: Path, with_memory: bool = True) -> str:
     """A fingerprint of the VAE (and MDN-RNN) weights in the latest checkpoints of `home` (see
@@ -321,3 +258,45 @@ def fingerprint(vae, memory: MDNRNN | None = None) -> str:
     for weight in [*vae.weights, *(memory.weights if memory is not None else [])]:
         digest.update(np.asarray(weight).tobytes())
     return digest.hexdigest()[:16]
+
+
+def write_world_model_weights(home: Path, world_model: WorldModel, destination: Path) -> list[Path]:
+    """Writes the weights of `world_model` (the home's latest V and M) as weights-only checkpoints
+    named as the home's, with each run's run.json, into `destination` in the home's layout;
+    returns the files written."""
+    written = []
+    for run, model in (
+        (layout.vae_training(home), world_model.vae),
+        (layout.memory_training(home), world_model.memory),
+    ):
+        if model is None:  # a V-only agent's
+            continue
+        name = Path(tf.train.latest_checkpoint(str(run / layout.CHECKPOINTS))).name
+        weights = destination / run.name / layout.CHECKPOINTS
+        tf.train.Checkpoint(model=model).write(str(weights / name))
+        # The index naming the exported checkpoint, so that TensorFlow finds it.
+        (weights / "checkpoint").write_text(f'model_checkpoint_path: "{name}"\n')
+        written += sorted(weights.iterdir())
+        if (run / layout.RUN_FILE).exists():
+            shutil.copyfile(run / layout.RUN_FILE, destination / run.name / layout.RUN_FILE)
+            written.append(destination / run.name / layout.RUN_FILE)
+    return written
+
+
+def pack_world_model(home: Path, with_memory: bool = True) -> bytes:
+    """The weights of the home's latest V (and M) with their run.json files, as the bytes of
+    a .tar archive in the home's layout: what a worker on a machine without the home needs
+    (`unpack_world_model`)."""
+    require_trained_models(home, with_memory)
+    world_model = WorldModel(home, with_memory=with_memory)
+    packed = io.BytesIO()
+    with tempfile.TemporaryDirectory() as staging, tarfile.open(fileobj=packed, mode="w") as tar:
+        for path in write_world_model_weights(home, world_model, Path(staging)):
+            tar.add(path, arcname=str(path.relative_to(staging)))
+    return packed.getvalue()
+
+
+def unpack_world_model(packed: bytes, destination: Path) -> None:
+    """Writes the files of `pack_world_model` into `destination`, which then reads as a home."""
+    with tarfile.open(fileobj=io.BytesIO(packed), mode="r") as tar:
+        tar.extractall(destination, filter="data")
