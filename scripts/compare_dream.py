@@ -6,7 +6,7 @@
 Every home is a controller run of `train_controller` (the dream homes with `--in-dream`). The
 figure has two panels. Left: the distribution mean's score in the real CarRacing during
 training (its evaluations every `--eval-every` generations) against the core-hours of
-controller training (`plots.core_hours`: a dream generation counts one core); a 100-track
+controller training (`figures.core_hours`: a dream generation counts one core); a 100-track
 evaluation of a home (`evaluate --episodes 100`) is drawn as a larger marker at the hours its
 generation was reached. Right, for the dream runs: the population's mean fitness as M
 predicts it beside the mean's real score, generation by generation; where the first climbs and
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from worldmodels import layout, plots
+from worldmodels import figures, layout
 from worldmodels.control.generations import load_summaries
 
 
@@ -30,7 +30,7 @@ def controller_run(home: Path) -> dict:
     summaries = load_summaries(home)
     if not summaries:
         raise SystemExit(f"error: {home} has no complete generation")
-    hours = plots.core_hours(home, summaries)
+    hours = figures.core_hours(home, summaries)
     evaluated = [i for i, s in enumerate(summaries) if "evaluation" in s]
     final = {}
     for path in sorted(layout.evaluations(home).glob("generation_*-mean.json")):
@@ -101,7 +101,7 @@ def main() -> None:
         title="dashed: fitness in M; solid: the mean in CarRacing",
     )
     right.legend(loc="upper left")
-    plots.save(figure, Path(args.out))
+    figures.save(figure, Path(args.out))
 
     for run in runs:
         best = int(np.argmax(run["score"])) if len(run["score"]) else None

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from worldmodels import plots
+from worldmodels import figures, plots
 from worldmodels.control import render
 from worldmodels.control.generations import load_summaries
 from worldmodels.images import image_grid, uint8_images, unit_frames
@@ -125,7 +125,7 @@ def test_core_hours_are_wall_seconds_times_workers(trained_controller_home):
     from worldmodels.control.generations import load_summary
 
     summaries = [load_summary(trained_controller_home, n) for n in (0, 1)]
-    hours = plots.core_hours(trained_controller_home, summaries)
+    hours = figures.core_hours(trained_controller_home, summaries)
     # The fixture trained on 2 workers.
     np.testing.assert_allclose(
         hours[-1], (summaries[0]["seconds"] + summaries[1]["seconds"]) * 2 / 3600
@@ -137,7 +137,7 @@ def test_core_hours_of_dream_generations_count_one_core(trained_controller_home)
 
     real, dreamed = (load_summary(trained_controller_home, n) for n in (0, 1))
     dreamed["dream"] = {"temperature": 1.0}
-    hours = plots.core_hours(trained_controller_home, [real, dreamed])
+    hours = figures.core_hours(trained_controller_home, [real, dreamed])
     np.testing.assert_allclose(
         hours, np.array([2, 2]) * real["seconds"] / 3600 + [0, dreamed["seconds"] / 3600]
     )
@@ -145,18 +145,18 @@ def test_core_hours_of_dream_generations_count_one_core(trained_controller_home)
 
 def test_world_model_changes_are_where_v_and_m_were_retrained():
     summaries = [{}, {"world_model": "a"}, {"world_model": "a"}, {"world_model": "b"}, {}]
-    assert plots.world_model_changes(summaries) == [3]
-    assert plots.world_model_changes([{"world_model": "a"}] * 3) == []
+    assert figures.world_model_changes(summaries) == [3]
+    assert figures.world_model_changes([{"world_model": "a"}] * 3) == []
 
 
 def test_latent_changes_are_where_the_controller_reads_z_otherwise():
     summaries = [{}, {"latent": "sample"}, {"latent": "mode"}, {"latent": "mode"}, {}]
-    assert plots.latent_changes(summaries) == [2, 4]
-    assert plots.latent_changes([{}, {"latent": "sample"}]) == []
+    assert figures.latent_changes(summaries) == [2, 4]
+    assert figures.latent_changes([{}, {"latent": "sample"}]) == []
 
 
 def test_a_shipped_generation_s_plots_end_with_it(trained_controller_home, tmp_path):
     assert [s["generation"] for s in load_summaries(trained_controller_home)] == [0, 1]
     assert [s["generation"] for s in load_summaries(trained_controller_home, 0)] == [0]
-    plots.plot_fitness(trained_controller_home, tmp_path / "fitness.png", until=0)
+    figures.plot_fitness(trained_controller_home, tmp_path / "fitness.png", until=0)
     assert Image.open(tmp_path / "fitness.png").size == (700, 400)

@@ -17,7 +17,7 @@ import collections
 import time
 from collections.abc import Callable, Sequence
 
-from worldmodels.workers import Pool, WorkerError
+from worldmodels.pool import Pool, WorkerError
 
 INSTALL_HINT = 'Ray is not installed: pip install -e ".[ray]" (or pip install "ray[default]")'
 

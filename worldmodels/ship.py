@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from worldmodels import __version__, layout, plots
+from worldmodels import __version__, figures, layout
 from worldmodels.cli import positive_int
 from worldmodels.control import evaluate, render
 from worldmodels.control.generations import (
@@ -290,8 +290,8 @@ def main(argv: list[str] | None = None) -> None:
         ["--home", str(home), "--generation", str(generation), "--env", "stock"]
         + ["--episode-length", str(args.gif_steps), "--scale", "2", "--out", str(out / "agent.gif")]
     )
-    plots.plot_learning_curve(home, out / "learning-curve.png", until=generation)
-    plots.plot_fitness(home, out / "fitness.png", until=generation)
+    figures.plot_learning_curve(home, out / "learning-curve.png", until=generation)
+    figures.plot_fitness(home, out / "fitness.png", until=generation)
 
     recipe_path = layout.recipe_record(home)
     recipe = json.loads(recipe_path.read_text()) if recipe_path.exists() else None
@@ -308,7 +308,7 @@ def main(argv: list[str] | None = None) -> None:
     }
     hours[f"5. controller training, {len(summaries)} generations"] = (
         sum(s["seconds"] for s in summaries) / 3600,
-        float(plots.core_hours(home, summaries)[-1]),
+        float(figures.core_hours(home, summaries)[-1]),
     )
     if recipe:  # a pipeline run measured every step as it went
         hours, unrecorded = recipe_hours(recipe), []

@@ -15,9 +15,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import wait
 
-
-class WorkerError(RuntimeError):
-    """A job failed in a worker, or kept killing or hanging its workers."""
+from worldmodels.pool import Pool, WorkerError
 
 
 def _serve(make_handler: Callable, connection) -> None:
@@ -55,25 +53,6 @@ class _Worker:
         if self.process.is_alive():
             self.process.kill()
             self.process.join()
-
-
-class Pool:
-    """What both pools offer (`open_pool`): `num_workers`, `map(jobs, on_result)` returning
-    `handler(job)` for every job in order, and `close()`; a context manager."""
-
-    num_workers: int
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def close(self) -> None:
-        raise NotImplementedError
-
-    def map(self, jobs: Sequence, on_result: Callable[[int, object], None]) -> list:
-        raise NotImplementedError
 
 
 class WorkerPool(Pool):

@@ -26,15 +26,15 @@ from matplotlib.figure import Figure
 
 from worldmodels import layout
 from worldmodels.cli import add_on_corrupt_argument, make_parser, positive_int
-from worldmodels.data.sample_latent_stats import require_current_latent_stats
 from worldmodels.data.tf_records import (
     LATENT_STATS,
     CorruptEpisodeError,
     readable_records,
 )
+from worldmodels.figures import save
 from worldmodels.files import atomic_write_text
+from worldmodels.latent_stats import require_current_latent_stats
 from worldmodels.memory.memory import MDNRNN, sample_next_latent
-from worldmodels.plots import save
 from worldmodels.seeds import Stream, derive_seed
 from worldmodels.training import NoEpisodesError, recorded_episodes
 from worldmodels.world_model import WorldModel, require_trained_models

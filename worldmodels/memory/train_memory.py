@@ -27,7 +27,6 @@ from worldmodels.cli import (
     non_negative_int,
     positive_int,
 )
-from worldmodels.data.sample_latent_stats import encoded_by, require_current_latent_stats
 from worldmodels.data.tf_records import (
     ACTION_DIM,
     LATENT_STATS,
@@ -35,6 +34,7 @@ from worldmodels.data.tf_records import (
     corrupt_episodes_raise,
     record_dataset,
 )
+from worldmodels.latent_stats import encoded_by, require_current_latent_stats
 from worldmodels.memory.memory import MEMORIES, build_memory, mdn_loss, reward_done_losses
 from worldmodels.params import MemoryParams
 from worldmodels.seeds import SEED_SCHEME, Model, Stream, derive_seed

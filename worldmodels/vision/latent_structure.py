@@ -31,9 +31,9 @@ from worldmodels.data.tf_records import (
     list_episodes,
     readable_records,
 )
+from worldmodels.figures import save
 from worldmodels.files import atomic_write_text
 from worldmodels.images import unit_frames
-from worldmodels.plots import save
 from worldmodels.training import NoEpisodesError, recorded_episodes, restore_latest_weights
 from worldmodels.vision.vae import build_vae
 from worldmodels.world_model import require_trained_models, vae_latent

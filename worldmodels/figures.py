@@ -1,0 +1,182 @@
+"""Figures of training runs: losses per step, CMA-ES fitness per generation, the learning curve
+(the mean's evaluations against episodes and core-hours, beside the official run's published
+points). `python -m worldmodels.plots` draws them for a home.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from worldmodels import layout
+from worldmodels.control.generations import load_summaries
+from worldmodels.files import atomic_path
+
+
+def read_losses(path: Path) -> dict[str, np.ndarray]:
+    with open(path, newline="") as file:
+        rows = list(csv.DictReader(file))
+    return {key: np.array([float(row[key]) for row in rows]) for key in rows[0]} if rows else {}
+
+
+def save(figure: Figure, path: Path) -> None:
+    """Writes `figure` as a PNG at `path`, atomically."""
+    figure.tight_layout()
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, format="png", dpi=100)
+
+
+def plot_losses(
+    losses: dict[str, np.ndarray],
+    names: list[str],
+    title: str,
+    path: Path,
+    validation: dict[str, np.ndarray] | None = None,
+) -> None:
+    """Training losses per step; the validation losses, if any, as markers in the same colour."""
+    figure = Figure(figsize=(7, 4))
+    axes = figure.subplots()
+    for name in names:
+        (line,) = axes.plot(losses["step"], losses[name], label=f"{name} (train)", alpha=0.8)
+        if validation and name in validation:
+            axes.plot(
+                validation["step"],
+                validation[name],
+                "o-",
+                color=line.get_color(),
+                markeredgecolor="black",
+                label=f"{name} (validation)",
+            )
+    axes.set(xlabel="step", title=title)
+    axes.legend()
+    save(figure, path)
+
+
+def plot_fitness(home: Path, path: Path, until: int | None = None) -> None:
+    """Best, mean and worst fitness of each generation (through `until`) and the mean's
+    evaluations, against generations and (top axis) the core-hours spent by then; dotted where
+    V and M changed."""
+    summaries = load_summaries(home, until)
+    generations = [s["generation"] for s in summaries]
+    hours = core_hours(home, summaries)
+    figure = Figure(figsize=(7, 4))
+    axes = figure.subplots()
+    for name in ("best", "mean", "worst"):  # markers too: a single generation is a point
+        axes.plot(generations, [s[f"{name}_fitness"] for s in summaries], ".-", label=name)
+    evaluated = [s for s in summaries if "evaluation" in s]
+    if evaluated:
+        axes.errorbar(
+            [s["generation"] for s in evaluated],
+            [s["evaluation"]["mean"] for s in evaluated],
+            yerr=[s["evaluation"]["std"] for s in evaluated],
+            fmt="o",
+            label="mean controller, fresh tracks",
+        )
+    axes.axhline(900, color="grey", linestyle="--", label="solved (900)")
+    mark_phases(axes, summaries, lambda i: generations[i] - 0.5)
+    axes.set(xlabel="generation", ylabel="total reward", title="CMA-ES fitness")
+    if len(generations) > 1:  # the axis maps generations to hours by interpolation
+        axes.set_xlim(generations[0], generations[-1])  # beyond them it would clamp the hours
+        top = axes.secondary_xaxis(
+            "top",
+            functions=(
+                lambda g: np.interp(g, generations, hours),
+                lambda h: np.interp(h, hours, generations),
+            ),
+        )
+        ticks = MaxNLocator(8).tick_values(0, hours[-1])
+        top.set_xticks(ticks[ticks <= hours[-1]])  # ticks past the end would pile up there
+        top.set_xlabel("core-hours of controller training")
+    axes.legend(fontsize="small")
+    save(figure, path)
+
+
+# The official run's log of its distribution mean's score (64 x 16 episodes a generation on
+# 64 CPUs; SPEC.md section 5): generation -> (score, hours of wall time).
+OFFICIAL_RUN = {25: (823.0, 15.6), 50: (867.0, 30.0)}
+OFFICIAL_EPISODES_PER_GENERATION = 64 * 16
+OFFICIAL_CPUS = 64
+
+
+def core_hours(home: Path, summaries: list[dict]) -> np.ndarray:
+    """Cumulative core-hours after each generation: its wall seconds times the rollout workers
+    the run held (control/run.json), or times one for a generation trained in the dream (its
+    episodes run in the driver alone); evaluations of the mean excluded."""
+    workers = json.loads(layout.control_run_file(home).read_text())["command"]["num_process"]
+    cores = [1 if "dream" in s else workers for s in summaries]
+    return np.cumsum([s["seconds"] * n for s, n in zip(summaries, cores)]) / 3600
+
+
+def world_model_changes(summaries: list[dict]) -> list[int]:
+    """Indices into `summaries` of the generations whose V and M differ from the previous
+    generation's (iteration two's retraining: the search goes on from its distribution on the
+    new ones, and its score drops first). Summaries written before generations recorded their
+    world model count as unchanged."""
+    models = [s.get("world_model") for s in summaries]
+    return [
+        i
+        for i in range(1, len(models))
+        if None not in models[i - 1 : i + 1] and models[i] != models[i - 1]
+    ]
+
+
+def latent_changes(summaries: list[dict]) -> list[int]:
+    """Indices into `summaries` of the generations whose controllers read z otherwise than the
+    previous generation's (`train_controller --latent` changed on a resume; summaries without
+    it read a draw)."""
+    latents = [s.get("latent", "sample") for s in summaries]
+    return [i for i in range(1, len(latents)) if latents[i] != latents[i - 1]]
+
+
+def mark_phases(axes, summaries: list[dict], position) -> None:
+    """Dotted vertical lines where V and M were retrained and where the controller's reading
+    of z changed, at x = `position(index into summaries)`, each kind labelled once."""
+    for n, i in enumerate(world_model_changes(summaries)):
+        label = None if n else "V and M retrained on the agent's episodes"
+        axes.axvline(position(i), color="tab:orange", linestyle=":", label=label)
+    for i in latent_changes(summaries):
+        label = f"controller reads z's {summaries[i].get('latent', 'sample')} from here"
+        axes.axvline(position(i), color="tab:purple", linestyle=":", label=label)
+
+
+def plot_learning_curve(home: Path, path: Path, until: int | None = None) -> bool:
+    """The mean's evaluations on fresh tracks (through generation `until`) against the episodes
+    and the core-hours spent, beside the official run's published points; False when nothing
+    was evaluated."""
+    summaries = load_summaries(home, until)
+    evaluated = [i for i, s in enumerate(summaries) if "evaluation" in s]
+    if not evaluated:
+        return False
+    episodes = np.cumsum([s["episodes"] for s in summaries])
+    hours = core_hours(home, summaries)
+    scores = [summaries[i]["evaluation"]["mean"] for i in evaluated]
+    errors = [summaries[i]["evaluation"]["std"] for i in evaluated]
+    official = {
+        "episodes": [g * OFFICIAL_EPISODES_PER_GENERATION for g in OFFICIAL_RUN],
+        "core-hours": [h * OFFICIAL_CPUS for _, h in OFFICIAL_RUN.values()],
+    }
+    official_scores = [score for score, _ in OFFICIAL_RUN.values()]
+    figure = Figure(figsize=(11, 4))
+    for axes, (name, ours) in zip(
+        figure.subplots(1, 2), (("episodes", episodes), ("core-hours", hours))
+    ):
+        axes.errorbar(
+            ours[evaluated], scores, yerr=errors, fmt="o-", label="this run: mean controller"
+        )
+        axes.plot(official[name], official_scores, "s", color="black", label="official run")
+        for generation, x, score in zip(OFFICIAL_RUN, official[name], official_scores):
+            axes.annotate(
+                f"gen {generation}", (x, score), textcoords="offset points", xytext=(4, -12)
+            )
+        axes.axhline(900, color="grey", linestyle="--", label="solved (900)")
+        mark_phases(axes, summaries, lambda i: ours[i - 1])  # noqa: B023, called at once
+        axes.set(xscale="log", xlabel=f"{name} of controller training (log)", ylabel="score")
+        axes.legend(loc="lower right", fontsize="small", framealpha=0.9)
+    figure.suptitle("the distribution mean's score on fresh tracks")
+    save(figure, path)
+    return True
