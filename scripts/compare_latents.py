@@ -24,9 +24,8 @@ from matplotlib.figure import Figure
 from worldmodels import layout
 from worldmodels.control import evaluate, train_controller
 from worldmodels.control.generations import complete_generations, load_summary
+from worldmodels.params import LATENTS
 from worldmodels.vision import latent_structure, train_vae
-
-LATENTS = ("continuous", "discrete")
 
 
 def main():

@@ -25,7 +25,7 @@ from worldmodels.data.tf_records import (
     save_record,
 )
 from worldmodels.memory import train_memory
-from worldmodels.memory.train_memory import sequences_for_epoch
+from worldmodels.memory.memory_training import sequences_for_epoch
 from worldmodels.training import restore_latest_weights
 from worldmodels.vision import train_vae
 from worldmodels.vision.vae import VAE

@@ -25,6 +25,8 @@ RANDOM_POLICIES = ("random", "brownian", "agent-random")
 # The z a controller reads each step: "sample", a draw from q(z|x) (the paper's); "mode", its
 # most likely value (mu; a discrete VAE's likeliest classes), without the draw's noise.
 LATENT_READINGS = ("sample", "mode")
+LATENTS = ("continuous", "discrete")  # the VAE's z: the paper's Gaussians, or categoricals
+MEMORIES = ("lstm", "attention")  # M: the paper's LSTM, or the LSTM with attention over its past
 
 
 @dataclass(frozen=True)
@@ -86,9 +88,9 @@ class VAEParams:
     # the paper, which trained on every episode
 
     def __post_init__(self):
-        if self.latent not in ("continuous", "discrete"):
+        if self.latent not in LATENTS:
             raise ConfigError(
-                f"config key 'vae.latent' expects 'continuous' or 'discrete', got {self.latent!r}"
+                f"config key 'vae.latent' expects one of {LATENTS}, got {self.latent!r}"
             )
 
 
@@ -111,9 +113,9 @@ class MemoryParams:
     validation_share: float = 0.05  # as for the VAE
 
     def __post_init__(self):
-        if self.memory not in ("lstm", "attention"):
+        if self.memory not in MEMORIES:
             raise ConfigError(
-                f"config key 'memory.memory' expects 'lstm' or 'attention', got {self.memory!r}"
+                f"config key 'memory.memory' expects one of {MEMORIES}, got {self.memory!r}"
             )
 
 

@@ -15,10 +15,9 @@ import math
 import keras
 import tensorflow as tf
 
+from worldmodels.params import MEMORIES
+
 LOG_SQRT_TWO_PI = 0.5 * math.log(2.0 * math.pi)
-
-
-MEMORIES = ("lstm", "attention")
 
 
 class MDNRNN(keras.Model):

@@ -13,10 +13,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from worldmodels.params import LATENTS
+
 FRAME_SHAPE = (64, 64, 3)
-
-
-LATENTS = ("continuous", "discrete")
 
 
 def conv_encoder(outputs: int) -> keras.Sequential:
