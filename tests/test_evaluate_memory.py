@@ -14,8 +14,8 @@ from worldmodels import layout
 from worldmodels.data import sample_latent_stats
 from worldmodels.data.tf_records import episode_filename, save_episode
 from worldmodels.memory import evaluate_memory, train_memory
-from worldmodels.memory.evaluate_memory import k_step_prediction, no_memory_prediction
 from worldmodels.memory.memory import MDNRNN
+from worldmodels.memory.memory_evaluation import k_step_prediction, no_memory_prediction
 from worldmodels.vision import train_vae
 from worldmodels.world_model import WorldModel
 

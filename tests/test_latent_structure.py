@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from worldmodels.vision import latent_structure
-from worldmodels.vision.latent_structure import categorical_kl, gaussian_kl
+from worldmodels.vision.latent_analysis import categorical_kl, gaussian_kl
 
 
 def test_gaussian_kl_equals_the_closed_form_and_a_monte_carlo_estimate():
