@@ -3,13 +3,13 @@ import numpy as np
 import pytest
 
 from worldmodels.data.car_racing import make_env, preprocess_frame
-from worldmodels.data.sample_policy import (
+from worldmodels.data.policies import (
     brownian_actions,
     episode_seed,
-    main,
     run_episode,
     white_noise_actions,
 )
+from worldmodels.data.sample_policy import main
 from worldmodels.data.tf_records import episode_filename, list_episodes, load_episode
 from worldmodels.params import EnvParams
 

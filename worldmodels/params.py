@@ -22,6 +22,7 @@ class ConfigError(ValueError):
 
 
 RANDOM_POLICIES = ("random", "brownian", "agent-random")
+POLICIES = (*RANDOM_POLICIES, "controller")  # stage 1's; "controller": a trained agent's
 # The z a controller reads each step: "sample", a draw from q(z|x) (the paper's); "mode", its
 # most likely value (mu; a discrete VAE's likeliest classes), without the draw's noise.
 LATENT_READINGS = ("sample", "mode")

@@ -31,7 +31,7 @@ from worldmodels.control.rollouts import (
     run_episode_tasks,
 )
 from worldmodels.files import atomic_path, atomic_write_text
-from worldmodels.params import LATENT_READINGS
+from worldmodels.params import LATENT_READINGS, EnvParams
 from worldmodels.seeds import SEED_SCHEME, Stream, derive_seed
 from worldmodels.workers import WorkerError, open_pool
 
@@ -82,7 +82,14 @@ def main(argv: list[str] | None = None) -> None:
     )
     latent = args.latent or trained_latent
 
-    config = rollout_config(args, home, args.envs_per_worker, controller_spec(home), latent=latent)
+    config = rollout_config(
+        home,
+        EnvParams(env=args.env, episode_length=args.episode_length),
+        args.envs_per_worker,
+        controller_spec(home),
+        latent,
+        args.backend,
+    )
     seeds = [derive_seed(args.seed, Stream.EVALUATION_TRACKS, j) for j in range(args.episodes)]
     tasks = [EpisodeTask(j, controller, seed) for j, seed in enumerate(seeds)]
     try:

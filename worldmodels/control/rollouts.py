@@ -194,16 +194,21 @@ class RolloutConfig:
 
 
 def rollout_config(
-    args, home: Path, envs_per_worker: int, controller: ControllerSpec, latent: str = "sample"
+    home: Path,
+    env: EnvParams,
+    envs_per_worker: int,
+    controller: ControllerSpec,
+    latent: str = "sample",
+    backend: str = "local",
 ) -> RolloutConfig:
-    """What each rollout worker of a command builds, from its rollout flags (`--env`,
-    `--episode-length`, `--backend`): with `--backend ray`, V and M travel inside it."""
+    """What each rollout worker of a command builds: on the "ray" `backend` V and M travel
+    inside it (its nodes need not read the home)."""
     world_model = None
-    if args.backend == "ray":
+    if backend == "ray":
         world_model = pack_world_model(home, controller.uses_memory)
     return RolloutConfig(
         str(home),
-        EnvParams(env=args.env, episode_length=args.episode_length),
+        env,
         envs_per_worker,
         controller=controller,
         world_model=world_model,

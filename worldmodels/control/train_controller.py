@@ -52,7 +52,7 @@ from worldmodels.control.rollouts import (
     run_episode_tasks,
 )
 from worldmodels.files import atomic_write_text
-from worldmodels.params import LATENT_READINGS, ControllerParams
+from worldmodels.params import LATENT_READINGS, ControllerParams, EnvParams
 from worldmodels.seeds import SEED_SCHEME, Stream, derive_seed
 from worldmodels.training import changed_settings
 from worldmodels.workers import WorkerError, open_pool
@@ -291,7 +291,14 @@ def main(argv: list[str] | None = None) -> None:
         ),
     )
 
-    config = rollout_config(args, home, params.envs_per_worker, spec, latent=params.latent)
+    config = rollout_config(
+        home,
+        EnvParams(env=args.env, episode_length=args.episode_length),
+        params.envs_per_worker,
+        spec,
+        params.latent,
+        args.backend,
+    )
     summaries = tf.summary.create_file_writer(str(layout.control_tensorboard(home)))
     try:
         with open_pool(
