@@ -14,7 +14,7 @@ from PIL import Image
 from test_recipe import RECIPE_OVERRIDES
 
 from worldmodels import layout, pipeline
-from worldmodels.control import evaluate, render, train_controller
+from worldmodels.control import evaluate, evaluation, render, train_controller
 from worldmodels.control.generations import (
     complete_generations,
     load_agent_controller,
@@ -185,7 +185,7 @@ def test_evaluations_on_other_tracks_keep_their_own_report(
     # Generation 0 on generation 1's seed-3 tracks: compared with it, not with the others.
     evaluate.main([*common, "--seed", "3", "--env", "stock", "--generation", "0"])
     zeroth = json.loads(layout.evaluation_file(home, 0, seed=3).read_text())
-    mean, error = evaluate.paired_difference(zeroth, other)
+    mean, error = evaluation.paired_difference(zeroth, other)
     assert f"this minus generation 1 (mean) {mean:+.1f} ± {error:.1f} (" in capsys.readouterr().out
 
 
@@ -206,7 +206,7 @@ def test_an_evaluation_reading_the_mode_keeps_its_own_report(
     assert (sampled["latent"], mode["latent"]) == ("sample", "mode")
     assert mode["track_seeds"] == sampled["track_seeds"]
     assert mode["rewards"] != sampled["rewards"]
-    mean, error = evaluate.paired_difference(mode, sampled)
+    mean, error = evaluation.paired_difference(mode, sampled)
     out = capsys.readouterr().out
     assert f"this minus generation 1 (mean) {mean:+.1f} ± {error:.1f} (" in out
     assert "generation 1 (mean, z mode): " in out
@@ -309,10 +309,10 @@ def test_reports_on_the_same_tracks_are_compared_track_by_track(tmp_path):
     report = {"generation": 5, "candidate": "mean", "rewards": [10.0, 30.0, 50.0], **tracks}
     other = {"generation": 4, "candidate": "mean", "rewards": [0.0, 28.0, 40.0], **tracks}
     # Differences 10, 2, 10: mean 22/3, sample sd sqrt(64/3), standard error sd / sqrt(3).
-    mean, error = evaluate.paired_difference(report, other)
+    mean, error = evaluation.paired_difference(report, other)
     assert mean == pytest.approx(22 / 3) and error == pytest.approx(np.sqrt(64 / 3) / np.sqrt(3))
     for changed in ({"track_seeds": [11, 12, 14]}, {"env": "stock"}, {"episode_length": 500}):
-        assert evaluate.paired_difference(report, {**other, **changed}) is None
+        assert evaluation.paired_difference(report, {**other, **changed}) is None
 
     reports = {
         "generation_5-mean-seed1.json": report,
@@ -322,7 +322,7 @@ def test_reports_on_the_same_tracks_are_compared_track_by_track(tmp_path):
     }
     for name, content in reports.items():
         (tmp_path / name).write_text(json.dumps(content))
-    assert evaluate.same_track_comparisons(report, tmp_path / "generation_5-mean-seed1.json") == [
+    assert evaluation.same_track_comparisons(report, tmp_path / "generation_5-mean-seed1.json") == [
         "generation 3 (mean) +0.0 ± 5.8",  # differences -10, 0, 10: sd 10
         "generation 4 (mean) +7.3 ± 2.7",
     ]
@@ -784,9 +784,9 @@ def test_the_readme_iteration_two_runs_and_reruns_as_a_no_op(trained_controller_
 
 
 def test_the_histogram_of_low_rewards_is_not_squashed_by_the_solved_line():
-    axes = evaluate.histogram(np.array([19.0, 21.5, 24.0]), "tiny").axes[0]
+    axes = evaluation.histogram(np.array([19.0, 21.5, 24.0]), "tiny").axes[0]
     low, high = axes.get_xlim()
     assert low <= 19 and 24 <= high < 19 + 10 * 5  # the bars' own range, not 0..900
     assert not any("solved" in line.get_label() for line in axes.lines)
-    axes = evaluate.histogram(np.array([850.0, 910.0]), "trained").axes[0]
+    axes = evaluation.histogram(np.array([850.0, 910.0]), "trained").axes[0]
     assert any("solved" in line.get_label() for line in axes.lines)

@@ -6,7 +6,7 @@ import tensorflow as tf
 from PIL import Image
 
 from worldmodels import figures, plots
-from worldmodels.control import render
+from worldmodels.control import render, rendering
 from worldmodels.control.generations import load_summaries
 from worldmodels.images import image_grid, uint8_images, unit_frames
 
@@ -42,7 +42,7 @@ def test_gif_frames_of_few_colours_come_back_exactly(tmp_path):
     rng = np.random.default_rng(0)
     colours = rng.integers(0, 256, size=(40, 3), dtype=np.uint8)
     frames = [colours[rng.integers(0, 40, size=(8, 12))] for _ in range(20)]
-    render.write_gif(tmp_path / "a.gif", frames, fps=25)
+    rendering.write_gif(tmp_path / "a.gif", frames, fps=25)
     gif = Image.open(tmp_path / "a.gif")
     assert gif.n_frames == 20
     for index, frame in enumerate(frames):
@@ -70,10 +70,10 @@ def test_render_writes_a_gif_of_the_episode(trained_controller_home, tmp_path, c
     )
     gif = Image.open(out)
     assert gif.n_frames == 12
-    assert gif.size == (3 * 64 * 2, 64 * 2 + render.HEADER_PIXELS)
+    assert gif.size == (3 * 64 * 2, 64 * 2 + rendering.HEADER_PIXELS)
     gif.seek(5)
     frame = np.asarray(gif.convert("RGB"))
-    assert frame[render.HEADER_PIXELS :, :128].std() > 0  # the observation panel is not blank
+    assert frame[rendering.HEADER_PIXELS :, :128].std() > 0  # the observation panel is not blank
     assert "12 steps" in capsys.readouterr().out
 
 

@@ -43,7 +43,7 @@ import tensorflow as tf
 
 from worldmodels import __version__, figures, layout
 from worldmodels.cli import positive_int
-from worldmodels.control import evaluate, render
+from worldmodels.control import evaluate, evaluation, render
 from worldmodels.control.generations import (
     controller_latent,
     load_agent_controller,
@@ -219,7 +219,7 @@ def shipped_minus(report: dict, validations: list[dict], generation: int) -> str
     ("" when no validation of `generation` ran `report`'s tracks)."""
     for shipped in validations:
         if shipped["generation"] == generation and shipped is not report:
-            difference = evaluate.paired_difference(shipped, report)
+            difference = evaluation.paired_difference(shipped, report)
             if difference is not None:
                 return f"{difference[0]:+.1f} ± {difference[1]:.1f}"
     return ""
