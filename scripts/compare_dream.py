@@ -23,6 +23,7 @@ from matplotlib.figure import Figure
 
 from worldmodels import figures, layout
 from worldmodels.control.generations import load_summaries
+from worldmodels.images import save_figure
 
 
 def controller_run(home: Path) -> dict:
@@ -101,7 +102,7 @@ def main() -> None:
         title="dashed: fitness in M; solid: the mean in CarRacing",
     )
     right.legend(loc="upper left")
-    figures.save(figure, Path(args.out))
+    save_figure(figure, Path(args.out))
 
     for run in runs:
         best = int(np.argmax(run["score"])) if len(run["score"]) else None

@@ -103,9 +103,9 @@ def test_cma_es_maximises_reward(home, monkeypatch):
     of their negatives."""
     from pool_handlers import TARGET_MEAN_PARAMETER, TargetFitness
 
-    from worldmodels.control import train_controller
+    from worldmodels.control import controller_training, train_controller
 
-    monkeypatch.setattr(train_controller, "RolloutWorker", TargetFitness)
+    monkeypatch.setattr(controller_training, "RolloutWorker", TargetFitness)
     train_controller.main(
         [*controller_command(home, 6)[3:], "--popsize", "8", "--num-process", "1"]
     )
@@ -161,7 +161,8 @@ def test_evaluate_writes_rewards_and_histogram(trained_controller_home, capsys):
     assert report["mean"] == pytest.approx(sum(recomputed) / 3)
     assert report["std"] == pytest.approx(float(np.sqrt(np.var(recomputed))))
     assert (home / "control" / "evaluations" / f"generation_{best}-mean.png").stat().st_size > 0
-    assert "0 finished their lap within 30 steps" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "over 3 episodes, 0 finished their lap within 30 steps" in out
 
 
 def test_evaluations_on_other_tracks_keep_their_own_report(
@@ -631,8 +632,8 @@ def discrete_home(tmp_path_factory):
 
 
 def test_the_discrete_v_only_agent_trains_evaluates_renders_and_ships(discrete_home, tmp_path):
+    from worldmodels.agent_archive import export_agent, install_agent
     from worldmodels.control import render
-    from worldmodels.pretrained import export_agent, install_agent
 
     home = discrete_home
     assert not (home / "memory-training").exists() and not (home / "latent-stats").exists()

@@ -11,7 +11,7 @@ from worldmodels.control.controller import (
     split_parameters,
     to_env_action,
 )
-from worldmodels.control.train_controller import fitness_noise
+from worldmodels.control.controller_training import fitness_noise
 
 
 def test_parameter_count_and_layout():

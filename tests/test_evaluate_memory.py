@@ -17,7 +17,6 @@ from worldmodels.memory import evaluate_memory, train_memory
 from worldmodels.memory.memory import MDNRNN
 from worldmodels.memory.memory_evaluation import k_step_prediction, no_memory_prediction
 from worldmodels.vision import train_vae
-from worldmodels.world_model import WorldModel
 
 
 def standard_normal_memory():
@@ -35,8 +34,9 @@ def test_k_step_scores_of_a_memory_with_known_predictions():
         (rng.normal(size=(length, 32)).astype(np.float32), rng.uniform(size=(length, 3)))
         for length in (30, 41)
     ]
-    agent = WorldModel(memory=standard_normal_memory())
-    scores = k_step_prediction(agent, episodes, horizon=5, stride=4, temperature=1.0, seed=0)
+    scores = k_step_prediction(
+        standard_normal_memory(), episodes, horizon=5, stride=4, temperature=1.0, seed=0
+    )
     starts = [np.arange(0, len(z) - 5, 4) for z, _ in episodes]
     assert scores["nll"].shape == (sum(len(s) for s in starts), 5)
     for k in range(1, 6):

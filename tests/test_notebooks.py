@@ -31,7 +31,7 @@ def test_notebook_executes(path, tmp_path, monkeypatch):
 def test_the_vae_notebook_runs_on_a_pretrained_agents_home_which_has_no_episodes(
     tmp_path, monkeypatch
 ):
-    from worldmodels.pretrained import install_agent
+    from worldmodels.agent_archive import install_agent
 
     repository = Path(__file__).resolve().parent.parent
     install_agent(str(repository / "pretrained" / "agent.tar.gz"), tmp_path / "home")

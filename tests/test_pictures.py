@@ -111,7 +111,7 @@ def test_plots_of_losses_and_fitness(trained_controller_home, tmp_path, capsys):
 def test_plots_draw_no_run_curves_for_an_installed_agents_single_generation(tmp_path, capsys):
     from pathlib import Path
 
-    from worldmodels.pretrained import install_agent
+    from worldmodels.agent_archive import install_agent
 
     shipped = Path(__file__).resolve().parent.parent / "pretrained" / "agent.tar.gz"
     install_agent(str(shipped), tmp_path / "home")

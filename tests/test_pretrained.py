@@ -19,9 +19,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from worldmodels import layout, ship
+from worldmodels import layout, shipping
+from worldmodels.agent_archive import export_agent
 from worldmodels.control import evaluate
-from worldmodels.pretrained import export_agent
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -157,13 +157,13 @@ def test_a_snapshot_of_a_run_resumes_its_controller_training_in_a_fresh_home(
     home = tmp_path / "fresh"
     shutil.copytree(snapshot, home)
     # What the card reads survives the copy: every command, and every stage's hours.
-    assert ship.recorded_commands(home, 1) == ship.recorded_commands(original, 1)
-    assert len(ship.recorded_commands(home, 1)) == 6  # 2 VAE runs
+    assert shipping.recorded_commands(home, 1) == shipping.recorded_commands(original, 1)
+    assert len(shipping.recorded_commands(home, 1)) == 6  # 2 VAE runs
     for folder in (layout.rollouts, layout.latent_stats):
-        hours = ship.files_hours([folder(home, "random")])
-        assert hours is not None and hours == ship.files_hours([folder(original, "random")])
+        hours = shipping.files_hours([folder(home, "random")])
+        assert hours is not None and hours == shipping.files_hours([folder(original, "random")])
     for run in (layout.vae_training, layout.memory_training):
-        assert ship.training_hours(run(home)) == ship.training_hours(run(original))
+        assert shipping.training_hours(run(home)) == shipping.training_hours(run(original))
     command = json.loads((home / "control" / "run.json").read_text())["command"]
     flags = [
         f"--{key.replace('_', '-')}={command[key]}"
@@ -266,7 +266,7 @@ def test_stage_hours_leave_out_the_time_between_an_interruption_and_its_resume(t
                 event = tf.compat.v1.Event(wall_time=wall_time, step=1)
                 records.write(event.SerializeToString())
             records.close()
-    assert ship.training_hours(run) == pytest.approx(170 / 3600)
+    assert shipping.training_hours(run) == pytest.approx(170 / 3600)
     # Episode files written 60 s apart, then after a stop of an hour, 30 s apart; a second
     # dataset's files by another command, 10 s apart, a day later.
     written_at = {"agent-random": (0, 60, 120, 3720, 3750), "controller": (9e4, 9e4 + 10)}
@@ -277,9 +277,9 @@ def test_stage_hours_leave_out_the_time_between_an_interruption_and_its_resume(t
             path.write_bytes(b"")
             os.utime(path, (written, written))
     folders = [tmp_path / name for name in ("agent-random", "controller", "brownian")]
-    assert ship.files_hours(folders[:1]) == pytest.approx(150 / 3600)
-    assert ship.files_hours(folders) == pytest.approx(160 / 3600)
-    assert ship.files_hours(folders[2:]) is None
+    assert shipping.files_hours(folders[:1]) == pytest.approx(150 / 3600)
+    assert shipping.files_hours(folders) == pytest.approx(160 / 3600)
+    assert shipping.files_hours(folders[2:]) is None
 
 
 def test_the_card_lists_the_commands_that_trained_the_agent_with_their_flags(
@@ -299,7 +299,7 @@ def test_the_card_lists_the_commands_that_trained_the_agent_with_their_flags(
         ["--home", str(home), "--dataset", "random-2", "--epochs", "1", "--batch-size", "8"]
         + ["--shuffle-buffer", "64", "--validation-share", "0", "--load-model"]
     )
-    commands = [shlex.split(line) for line in ship.recorded_commands(home, 1)]
+    commands = [shlex.split(line) for line in shipping.recorded_commands(home, 1)]
     previous_vae = layout.vae_training(home) / "previous-runs" / "run-0"
     recorded = {
         "worldmodels.data.sample_policy": json.loads(
@@ -333,7 +333,7 @@ def test_the_card_lists_the_commands_that_trained_the_agent_with_their_flags(
     # A controller's episodes list the generation they sampled by number, not as "best".
     config = layout.sampling_config(home, "random-2")
     config.write_text(json.dumps({**json.loads(config.read_text()), "sampled_generation": 7}))
-    sampling = shlex.split(ship.recorded_commands(home, 1)[4])
+    sampling = shlex.split(shipping.recorded_commands(home, 1)[4])
     assert sampling[sampling.index("--generation") + 1] == "7"
 
 
@@ -377,7 +377,7 @@ def test_v_and_m_train_on_several_datasets_and_the_card_lists_them(
     train_memory.main(memory_flags)
     assert layout.trained_datasets(layout.memory_training(home)) == ["random", "random-2"]
 
-    *_, vae, random_stats, random_2_stats, memory, _ = ship.recorded_commands(home, 1)
+    *_, vae, random_stats, random_2_stats, memory, _ = shipping.recorded_commands(home, 1)
     assert "--dataset random random-2" in vae and "--load-model" in vae
     assert random_stats.endswith("sample_latent_stats --dataset random --overwrite")
     assert random_2_stats.endswith("sample_latent_stats --dataset random-2")
@@ -407,11 +407,11 @@ def test_a_resume_may_change_popsize_and_episodes_per_candidate_and_the_card_lis
     noise = load_summary(home, 2)["fitness_noise"]
     assert set(noise) == {"candidate_sd", "episode_noise_sd", "signal_to_noise"}
     assert load_summary(home, 1)["fitness_noise"] is None  # one track: not measurable
-    *_, before, after = ship.recorded_commands(home, 2)
+    *_, before, after = shipping.recorded_commands(home, 2)
     assert "--generations 2 " in before and "--episodes-per-candidate 1" in before
     assert "--generations 3 " in after and "--episodes-per-candidate 2" in after
     # Generation 1's agent was trained by the first phase alone.
-    *_, memory, only_phase = ship.recorded_commands(home, 1)
+    *_, memory, only_phase = shipping.recorded_commands(home, 1)
     assert "train_memory" in memory and only_phase == before
     # Rerunning the finished run with yet other episodes trains nothing and records no phase.
     run_file = layout.control_run_file(home).read_text()
@@ -425,7 +425,7 @@ def test_a_resume_may_change_popsize_and_episodes_per_candidate_and_the_card_lis
     assert load_optimizer(home, 3).popsize == 6 and load_summary(home, 3)["episodes"] == 12
     phases = layout.recorded_run(layout.control(home))["earlier_phases"]
     assert [(p["until_generation"], p["command"]["popsize"]) for p in phases] == [(2, 4), (3, 4)]
-    *_, third_phase = ship.recorded_commands(home, 3)
+    *_, third_phase = shipping.recorded_commands(home, 3)
     assert "--generations 4 --popsize 6 --episodes-per-candidate 2" in third_phase
 
 
@@ -499,7 +499,7 @@ def test_ship_agent_packs_the_chosen_generation_with_its_card(
     rewards = json.loads((out / "evaluation.json").read_text())["rewards"]
     assert len(rewards) == 2
     # Shipping it again would use this report; one of other tracks or another env, not.
-    existing_test_evaluation = ship.existing_test_evaluation
+    existing_test_evaluation = shipping.existing_test_evaluation
     assert existing_test_evaluation(home, 1, 2)
     assert not existing_test_evaluation(home, 1, 3) and not existing_test_evaluation(home, 2, 2)
     report = layout.evaluation_file(home, 1)

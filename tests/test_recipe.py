@@ -229,7 +229,7 @@ def test_the_tiny_recipe_killed_mid_iteration_ends_as_an_uninterrupted_one(tmp_p
 
 
 def test_the_cards_hours_of_a_pipeline_run_sum_its_recorded_steps():
-    from worldmodels import ship
+    from worldmodels import shipping
 
     step = {"cores": 2}
     recipe = {
@@ -248,7 +248,7 @@ def test_the_cards_hours_of_a_pipeline_run_sum_its_recorded_steps():
             "test generation 4 and write its card": {**step, "seconds": 90, "cpu_seconds": 180},
         }
     }  # fmt: skip
-    assert ship.recipe_hours(recipe) == {
+    assert shipping.recipe_hours(recipe) == {
         "1. sampling episodes": (1.5, 2.0),
         "2. VAE training": (0.5, 1.0),  # no CPU time recorded: wall time x cores
         "5. controller training": (0.1, 0.2),

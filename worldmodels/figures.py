@@ -15,20 +15,13 @@ from matplotlib.ticker import MaxNLocator
 
 from worldmodels import layout
 from worldmodels.control.generations import load_summaries
-from worldmodels.files import atomic_path
+from worldmodels.images import save_figure
 
 
 def read_losses(path: Path) -> dict[str, np.ndarray]:
     with open(path, newline="") as file:
         rows = list(csv.DictReader(file))
     return {key: np.array([float(row[key]) for row in rows]) for key in rows[0]} if rows else {}
-
-
-def save(figure: Figure, path: Path) -> None:
-    """Writes `figure` as a PNG at `path`, atomically."""
-    figure.tight_layout()
-    with atomic_path(path) as temporary:
-        figure.savefig(temporary, format="png", dpi=100)
 
 
 def plot_losses(
@@ -54,7 +47,7 @@ def plot_losses(
             )
     axes.set(xlabel="step", title=title)
     axes.legend()
-    save(figure, path)
+    save_figure(figure, path)
 
 
 def plot_fitness(home: Path, path: Path, until: int | None = None) -> None:
@@ -93,7 +86,7 @@ def plot_fitness(home: Path, path: Path, until: int | None = None) -> None:
         top.set_xticks(ticks[ticks <= hours[-1]])  # ticks past the end would pile up there
         top.set_xlabel("core-hours of controller training")
     axes.legend(fontsize="small")
-    save(figure, path)
+    save_figure(figure, path)
 
 
 # The official run's log of its distribution mean's score (64 x 16 episodes a generation on
@@ -178,5 +171,5 @@ def plot_learning_curve(home: Path, path: Path, until: int | None = None) -> boo
         axes.set(xscale="log", xlabel=f"{name} of controller training (log)", ylabel="score")
         axes.legend(loc="lower right", fontsize="small", framealpha=0.9)
     figure.suptitle("the distribution mean's score on fresh tracks")
-    save(figure, path)
+    save_figure(figure, path)
     return True

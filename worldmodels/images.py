@@ -39,3 +39,10 @@ def save_png(path: str | os.PathLike, image: np.ndarray) -> None:
     """Writes a uint8 H x W x 3 image as PNG, atomically."""
     with atomic_path(path) as temporary:
         Image.fromarray(image).save(temporary, format="PNG")
+
+
+def save_figure(figure, path: str | os.PathLike) -> None:
+    """Writes the matplotlib `figure` as a PNG at `path`, atomically."""
+    figure.tight_layout()
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, format="png", dpi=100)

@@ -28,9 +28,9 @@ from worldmodels.data.tf_records import (
 )
 from worldmodels.files import atomic_write_text
 from worldmodels.images import unit_frames
-from worldmodels.training import restore_latest_weights
+from worldmodels.records import vae_latent
+from worldmodels.training import fingerprint, restore_latest_weights
 from worldmodels.vision.vae import FRAME_SHAPE, VAE
-from worldmodels.world_model import fingerprint, vae_latent
 
 PROVENANCE_FILE = "encoded-with.json"
 # 2: with each step's reward and done flag (for M's reward and done heads); 1 (no "format" in

@@ -28,6 +28,8 @@ POLICIES = (*RANDOM_POLICIES, "controller")  # stage 1's; "controller": a traine
 LATENT_READINGS = ("sample", "mode")
 LATENTS = ("continuous", "discrete")  # the VAE's z: the paper's Gaussians, or categoricals
 MEMORIES = ("lstm", "attention")  # M: the paper's LSTM, or the LSTM with attention over its past
+CONTROLLER_INPUTS = ("zh", "z")  # z and M's features (the paper's), or z alone (V only)
+ACTION_MODES = (3, 2)  # the controller's outputs: (steer, gas, brake), or (steer, throttle)
 
 
 @dataclass(frozen=True)
@@ -223,14 +225,15 @@ class Config:
     recipe: RecipeParams = field(default_factory=RecipeParams)
 
     def __post_init__(self):
-        if self.controller.controller_inputs not in ("zh", "z"):
+        if self.controller.controller_inputs not in CONTROLLER_INPUTS:
             raise ConfigError(
-                "config key 'controller.controller_inputs' expects 'zh' or 'z', got "
-                f"{self.controller.controller_inputs!r}"
+                "config key 'controller.controller_inputs' expects one of "
+                f"{CONTROLLER_INPUTS}, got {self.controller.controller_inputs!r}"
             )
-        if self.controller.actions not in (3, 2):
+        if self.controller.actions not in ACTION_MODES:
             raise ConfigError(
-                f"config key 'controller.actions' expects 3 or 2, got {self.controller.actions}"
+                f"config key 'controller.actions' expects one of {ACTION_MODES}, got "
+                f"{self.controller.actions}"
             )
         if self.controller.latent not in LATENT_READINGS:
             raise ConfigError(

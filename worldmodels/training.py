@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
 import json
 import os
 import shutil
@@ -487,3 +488,22 @@ def restore_latest_weights(directory: Path, model: keras.Model, command: str) ->
         )
     tf.train.Checkpoint(model=model).restore(latest).expect_partial()
     return latest
+
+
+def require_checkpoint(run: Path, command: str) -> None:
+    """Exits saying to run `python -m worldmodels.<command>` when the training run in `run`
+    has no checkpoint."""
+    if tf.train.latest_checkpoint(str(run / layout.CHECKPOINTS)) is None:
+        raise SystemExit(
+            f"error: no checkpoint in {run / layout.CHECKPOINTS}; "
+            f"run python -m worldmodels.{command} first"
+        )
+
+
+def fingerprint(vae, memory: keras.Model | None = None) -> str:
+    """A hash of the models' weights once restored, so it does not depend on how a checkpoint
+    stores them: a weights-only export of the same checkpoints has the same fingerprint."""
+    digest = hashlib.sha256()
+    for weight in [*vae.weights, *(memory.weights if memory is not None else [])]:
+        digest.update(np.asarray(weight).tobytes())
+    return digest.hexdigest()[:16]

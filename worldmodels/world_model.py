@@ -9,7 +9,6 @@ The MDN head is never evaluated in a rollout: the controller reads only the memo
 
 from __future__ import annotations
 
-import hashlib
 import io
 import shutil
 import tarfile
@@ -22,26 +21,20 @@ import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
 from worldmodels import layout
-from worldmodels.data.tf_records import ACTION_DIM, LATENT_DIM
 from worldmodels.images import unit_frames
-from worldmodels.memory.memory import MDNRNN, build_memory
+from worldmodels.memory.memory import MDNRNN
 from worldmodels.memory.numpy_memory import NumpyMemory
-from worldmodels.params import LATENT_READINGS, MemoryParams
-from worldmodels.training import restore_latest_weights
-from worldmodels.vision.vae import FRAME_SHAPE, build_vae, hard_sample
+from worldmodels.memory.trained import load_memory
+from worldmodels.params import LATENT_READINGS
+from worldmodels.records import vae_latent
+from worldmodels.training import fingerprint, require_checkpoint
+from worldmodels.vision.trained import load_vae
+from worldmodels.vision.vae import FRAME_SHAPE, hard_sample
 
 
 def require_trained_models(home: Path, with_memory: bool = True) -> None:
     """Exits with the command to run when the home has no VAE checkpoint, or no MDN-RNN
     checkpoint `with_memory`; exits too when an MDN-RNN is asked for on a discrete VAE."""
-
-    def require_checkpoint(run: Path, command: str) -> None:
-        if tf.train.latest_checkpoint(str(run / layout.CHECKPOINTS)) is None:
-            raise SystemExit(
-                f"error: no checkpoint in {run / layout.CHECKPOINTS}; "
-                f"run python -m worldmodels.{command} first"
-            )
-
     require_checkpoint(layout.vae_training(home), "vision.train_vae")
     if with_memory:
         if vae_latent(home) == "discrete":
@@ -53,42 +46,10 @@ def require_trained_models(home: Path, with_memory: bool = True) -> None:
         require_checkpoint(layout.memory_training(home), "memory.train_memory")
 
 
-def vae_latent(home: Path | None) -> str:
-    """The latent type of the home's VAE ("continuous" or "discrete"), from its run.json."""
-    if home is None:
-        return "continuous"
-    settings = layout.recorded_run(layout.vae_training(home)).get("settings", {})
-    return settings.get("latent", "continuous")
-
-
-def memory_settings(home: Path | None) -> dict:
-    """The kind and sizes of the home's MDN-RNN (`memory`, `attention_window`, `lstm_units`,
-    `num_mixtures`, `reward_done_heads`), from its run.json: the paper's plain 256-unit LSTM
-    with 5 mixtures without a home, or for a run recorded before these were settings."""
-    defaults = MemoryParams()
-    settings = {
-        key: getattr(defaults, key)
-        for key in ("memory", "attention_window", "lstm_units", "num_mixtures", "reward_done_heads")
-    }
-    if home is not None:
-        recorded = layout.recorded_run(layout.memory_training(home)).get("settings", {})
-        settings.update({key: recorded[key] for key in settings if key in recorded})
-    return settings
-
-
 def build_world_model(home: Path | None, with_memory: bool = True) -> tuple:
     """(VAE, MDN-RNN or None), built; with a `home`, of its kinds and sizes with the weights
     of its latest checkpoints, else the paper's with a fresh random initialisation."""
-    vae = build_vae(vae_latent(home))
-    memory = None
-    if with_memory:
-        memory = build_memory(latent_dim=LATENT_DIM, action_dim=ACTION_DIM, **memory_settings(home))
-        memory(tf.zeros((1, 1, LATENT_DIM + ACTION_DIM)))
-    if home is not None:
-        restore_latest_weights(layout.vae_training(home), vae, "train_vae")
-        if memory is not None:
-            restore_latest_weights(layout.memory_training(home), memory, "train_memory")
-    return vae, memory
+    return load_vae(home), load_memory(home) if with_memory else None
 
 
 def frames_posterior(vae, frames: tf.Tensor) -> tuple[tf.Tensor, ...]:
@@ -249,15 +210,6 @@ def world_model_id(home: Path, with_memory: bool = True) -> str:
     """A fingerprint of the VAE (and MDN-RNN) weights in the latest checkpoints of `home` (see
     `require_trained_models`)."""
     return fingerprint(*build_world_model(home, with_memory))
-
-
-def fingerprint(vae, memory: MDNRNN | None = None) -> str:
-    """A hash of the models' weights once restored, so it does not depend on how a checkpoint
-    stores them: a weights-only export of the same checkpoints has the same fingerprint."""
-    digest = hashlib.sha256()
-    for weight in [*vae.weights, *(memory.weights if memory is not None else [])]:
-        digest.update(np.asarray(weight).tobytes())
-    return digest.hexdigest()[:16]
 
 
 def write_world_model_weights(home: Path, world_model: WorldModel, destination: Path) -> list[Path]:

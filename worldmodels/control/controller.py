@@ -13,11 +13,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from worldmodels.params import ACTION_MODES, CONTROLLER_INPUTS
+
 LATENT_DIM = 32
 HIDDEN_DIM = 256  # the paper's LSTM width; an MDN-RNN trained with --lstm-units has its own
 ACTION_DIM = 3  # what the environment takes: steer, gas, brake
-CONTROLLER_INPUTS = ("zh", "z")
-ACTION_MODES = (3, 2)
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from worldmodels.control.rollouts import (
 )
 from worldmodels.files import atomic_path, atomic_write_text
 from worldmodels.params import EnvParams
-from worldmodels.seeds import SEED_SCHEME, Stream, derive_seed
+from worldmodels.seeds import SEED_SCHEME, TEST_TRACKS_SEED, Stream, derive_seed
 from worldmodels.workers import WorkerError, open_pool
 
 SOLVED = 900  # CarRacing's bar: a mean of 900 over 100 episodes
@@ -32,7 +32,7 @@ def evaluate_agent(
     generation: str = "best",
     candidate: str = "mean",
     episodes: int = 100,
-    seed: int = 0,
+    seed: int = TEST_TRACKS_SEED,
     latent: str | None = None,
     env_params: EnvParams = EnvParams(),
     *,
@@ -70,9 +70,9 @@ def evaluate_agent(
             results = run_episode_tasks(pool, tasks, envs_per_worker, "evaluating")
     except WorkerError as error:
         sys.exit(f"error: {error}")
-    episodes = [results[j] for j in range(episodes)]
-    rewards = np.array([episode.total_reward for episode in episodes])
-    laps = sum(episode.lap_finished for episode in episodes)
+    ran = [results[j] for j in range(episodes)]
+    rewards = np.array([episode.total_reward for episode in ran])
+    laps = sum(episode.lap_finished for episode in ran)
 
     record = {
         "generation": generation,
@@ -80,8 +80,8 @@ def evaluate_agent(
         "mean": float(rewards.mean()),
         "std": float(rewards.std()),
         "rewards": rewards.tolist(),
-        "steps": [episode.steps for episode in episodes],
-        "lap_finished": [episode.lap_finished for episode in episodes],
+        "steps": [episode.steps for episode in ran],
+        "lap_finished": [episode.lap_finished for episode in ran],
         "seed": seed,
         "track_seeds": seeds,
         "env": env_params.env,
@@ -103,7 +103,7 @@ def evaluate_agent(
     lines.append(
         f"generation {generation} ({agent_name(record)}): "
         f"{rewards.mean():.1f} ± {rewards.std():.1f} "
-        f"over {episodes} episodes, {laps} finished their lap within {env_params.episode_length} "
+        f"over {len(ran)} episodes, {laps} finished their lap within {env_params.episode_length} "
         f"steps; rewards and histogram in {report.with_suffix('')}.{{json,png}}"
     )
     return "\n".join(lines)

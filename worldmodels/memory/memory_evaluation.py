@@ -19,13 +19,14 @@ from worldmodels.data.tf_records import (
     CorruptEpisodeError,
     readable_records,
 )
-from worldmodels.figures import save
 from worldmodels.files import atomic_write_text
+from worldmodels.images import save_figure
 from worldmodels.latent_stats import require_current_latent_stats
 from worldmodels.memory.memory import MDNRNN, sample_next_latent
+from worldmodels.memory.numpy_memory import NumpyMemory
+from worldmodels.memory.trained import load_memory
 from worldmodels.seeds import Stream, derive_seed
-from worldmodels.training import NoEpisodesError, recorded_episodes
-from worldmodels.world_model import WorldModel, require_trained_models
+from worldmodels.training import NoEpisodesError, recorded_episodes, require_checkpoint
 
 LOG_SQRT_TWO_PI = 0.5 * math.log(2 * math.pi)
 
@@ -49,7 +50,7 @@ def mixture_scores(logit_pi, mu, log_sigma, target) -> tuple[np.ndarray, np.ndar
 
 
 def k_step_prediction(
-    agent: WorldModel,
+    memory: MDNRNN,
     episodes: list[tuple[np.ndarray, np.ndarray]],
     horizon: int,
     stride: int,
@@ -62,7 +63,7 @@ def k_step_prediction(
     array [starts, horizon]: row s, column k - 1 scores the prediction of z_{t+k} from start
     t of row s.
     """
-    memory: MDNRNN = agent.memory
+    stepper = NumpyMemory(memory)
     generator = tf.random.Generator.from_seed(seed)
     nll, squared_error = [], []
     for z, action in episodes:
@@ -70,9 +71,9 @@ def k_step_prediction(
         if not starts:
             continue
         # Follow the recording once, forking the state at every start.
-        state, forks, fork_at = agent.initial_state(1), [], set(starts)
+        state, forks, fork_at = stepper.initial_state(1), [], set(starts)
         for t in range(starts[-1] + 1):
-            state = agent.memory_step(z[t : t + 1], action[t : t + 1], state)
+            state = stepper.step(z[t : t + 1], action[t : t + 1], state)
             if t in fork_at:
                 forks.append(state)
         state = {name: np.concatenate([f[name] for f in forks]) for name in forks[0]}
@@ -85,7 +86,7 @@ def k_step_prediction(
             episode_error.append(scores[1])
             if k < horizon:
                 drawn = sample_next_latent(*mixture, temperature, generator=generator)
-                state = agent.memory_step(drawn.numpy(), action[starts + k], state)
+                state = stepper.step(drawn.numpy(), action[starts + k], state)
         nll.append(np.stack(episode_nll, axis=1))
         squared_error.append(np.stack(episode_error, axis=1))
     return {"nll": np.concatenate(nll), "squared_error": np.concatenate(squared_error)}
@@ -124,7 +125,7 @@ def evaluate_memory(
     """Scores the home's MDN-RNN `steps` ahead on its held-out episodes against the no-memory
     baseline, writes memory-training/prediction.{json,png} and returns the table and summary
     line; exits with a message naming what is missing."""
-    require_trained_models(home)
+    require_checkpoint(layout.memory_training(home), "memory.train_memory")
     run_directory = layout.memory_training(home)
     if not layout.recorded_run(run_directory).get("validation_episodes"):
         sys.exit(
@@ -155,9 +156,8 @@ def evaluate_memory(
     if not held_out:
         sys.exit(f"error: no held-out episode is longer than {horizon} steps")
 
-    agent = WorldModel(home)
     memory = k_step_prediction(
-        agent,
+        load_memory(home),
         held_out,
         horizon,
         stride,
@@ -179,7 +179,7 @@ def evaluate_memory(
         }
     out = layout.memory_training(home) / layout.PREDICTION
     atomic_write_text(out.with_suffix(".json"), json.dumps(report, indent=2) + "\n")
-    save_figure(out.with_suffix(".png"), memory, baseline, report)
+    save_prediction_figure(out.with_suffix(".png"), memory, baseline, report)
 
     lines = [f"{'k':>4} {'NLL M':>9} {'NLL z_t':>9} {'MSE M':>9} {'MSE z_t':>9}"]
     for k in steps:
@@ -196,7 +196,7 @@ def evaluate_memory(
     return "\n".join(lines)
 
 
-def save_figure(path, memory: dict, baseline: dict, report: dict) -> None:
+def save_prediction_figure(path, memory: dict, baseline: dict, report: dict) -> None:
     figure = Figure(figsize=(9, 3.5))
     horizon = memory["nll"].shape[1]
     ks = np.arange(1, horizon + 1)
@@ -210,4 +210,4 @@ def save_figure(path, memory: dict, baseline: dict, report: dict) -> None:
         axes.set(xlabel="steps ahead (k)", ylabel=label)
         axes.legend()
     figure.suptitle(f"open-loop prediction, {report['starts']} starts on held-out episodes")
-    save(figure, path)
+    save_figure(figure, path)

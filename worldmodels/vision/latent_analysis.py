@@ -18,12 +18,10 @@ from worldmodels.data.tf_records import (
     list_episodes,
     readable_records,
 )
-from worldmodels.figures import save
 from worldmodels.files import atomic_write_text
-from worldmodels.images import unit_frames
-from worldmodels.training import NoEpisodesError, recorded_episodes, restore_latest_weights
-from worldmodels.vision.vae import build_vae
-from worldmodels.world_model import require_trained_models, vae_latent
+from worldmodels.images import save_figure, unit_frames
+from worldmodels.training import NoEpisodesError, recorded_episodes, require_checkpoint
+from worldmodels.vision.trained import load_vae
 
 
 def gaussian_kl(mu_p, logvar_p, mu_q, logvar_q) -> np.ndarray:
@@ -95,7 +93,7 @@ def measure_latent_structure(
     `episodes_folder`, else those the first home's VAE held out), writes `out`.json and
     `out`.png (default: <first home>/plots/latent-structure) and returns the summary lines."""
     for home in homes:
-        require_trained_models(home, with_memory=False)
+        require_checkpoint(layout.vae_training(home), "vision.train_vae")
     try:
         paths = list_episodes(episodes_folder) if episodes_folder else held_out_episodes(homes[0])
     except NoEpisodesError as error:
@@ -120,8 +118,7 @@ def measure_latent_structure(
 
     report = {"episodes": len(episodes), "vaes": {}}
     for home in homes:
-        vae = build_vae(vae_latent(home))
-        restore_latest_weights(layout.vae_training(home), vae, "train_vae")
+        vae = load_vae(home)
         measured = [episode_structure(vae, f, o) for f, o in zip(episodes, orders)]
         label = f"{vae.latent} ({home.name})"
         report["vaes"][label] = {
@@ -133,7 +130,7 @@ def measure_latent_structure(
     out = out or layout.plots(homes[0]) / "latent-structure"
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out.with_suffix(".json"), json.dumps(report, indent=2) + "\n")
-    save_figure(out.with_suffix(".png"), report)
+    save_structure_figure(out.with_suffix(".png"), report)
     lines = [
         (
             f"{label}: KL ordered {result['kl_ordered']['mean']:.2f} ± "
@@ -147,7 +144,7 @@ def measure_latent_structure(
     return "\n".join([*lines, f"measured {len(episodes)} episodes; wrote {out}.json and {out}.png"])
 
 
-def save_figure(path: Path, report: dict) -> None:
+def save_structure_figure(path: Path, report: dict) -> None:
     vaes = report["vaes"]
     figure = Figure(figsize=(5 * (len(vaes) + 1), 3.8))
     axes = figure.subplots(1, len(vaes) + 1)
@@ -165,4 +162,4 @@ def save_figure(path: Path, report: dict) -> None:
     errors.set(xlabel="step", ylabel="reconstruction MSE", title="reconstruction error")
     errors.legend()
     figure.suptitle(f"latent structure over {report['episodes']} episodes (mean over episodes)")
-    save(figure, path)
+    save_figure(figure, path)
