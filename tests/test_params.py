@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import pytest
@@ -60,3 +61,48 @@ def test_saved_config_loads_back_identically(tmp_path):
     PRESETS["tiny"].save(path)
     assert config_from_dict(json.loads(path.read_text())) == PRESETS["tiny"]
     assert PRESETS["tiny"] != PRESETS["paper"]
+
+
+STAGE_SETTINGS = [
+    ("worldmodels.vision.train_vae", "VAEParams", []),
+    ("worldmodels.memory.train_memory", "MemoryParams", []),
+    ("worldmodels.control.train_controller", "ControllerParams", []),
+    ("worldmodels.data.sample_policy", "SamplingParams", ["--policy", "random"]),
+]
+
+
+@pytest.mark.parametrize("command, params_name, required", STAGE_SETTINGS)
+def test_a_stages_flags_are_its_settings_declared_once(command, params_name, required):
+    """Each setting a stage's command takes is derived from its field: the flag exists with the
+    field's doc in --help, no flags give the field's default, a flag gives the field its value."""
+    import importlib
+
+    from worldmodels import params
+    from worldmodels.cli import settings_from_args
+
+    module = importlib.import_module(command)
+    cls = getattr(params, params_name)
+    defaults = settings_from_args(cls, module.parse_args(required))
+    flagged = {
+        name
+        for name in (field.name for field in dataclasses.fields(cls))
+        if hasattr(module.parse_args(required), name)
+    }
+    assert flagged, command
+    for field in dataclasses.fields(cls):
+        assert field.metadata.get("doc"), f"{params_name}.{field.name} has no doc"
+        if field.name in flagged:
+            assert getattr(defaults, field.name) == field.default
+    changed = next(
+        name for name in sorted(flagged) if type(getattr(cls(), name)) is int
+    )  # an integer setting: 3 fits every range check
+    flag = f"--{changed.replace('_', '-')}"
+    assert getattr(settings_from_args(cls, module.parse_args([*required, flag, "3"])), changed) == 3
+
+
+def test_a_bad_value_for_a_derived_flag_names_the_flag(capsys):
+    from worldmodels.vision import train_vae
+
+    with pytest.raises(SystemExit):
+        train_vae.parse_args(["--validation-share", "1.5"])
+    assert "--validation-share" in capsys.readouterr().err

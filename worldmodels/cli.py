@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import re
 
 from worldmodels import layout
@@ -55,15 +56,8 @@ def share(text: str) -> float:
     return value
 
 
-def add_validation_arguments(parser: argparse.ArgumentParser, default_share: float) -> None:
-    """--validation-share and --validate-every, for the commands that train V and M."""
-    parser.add_argument(
-        "--validation-share",
-        type=share,
-        default=default_share,
-        help="share of the episodes held out, whole, to measure the loss on; chosen by --seed "
-        "when the run starts and kept when it resumes (0: none)",
-    )
+def add_validate_every_argument(parser: argparse.ArgumentParser) -> None:
+    """--validate-every, for the commands that train V and M."""
     parser.add_argument(
         "--validate-every",
         type=non_negative_int,
@@ -86,6 +80,55 @@ def non_negative_int(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text}")
     return value
+
+
+# `setting(check=...)` -> the argparse type that enforces it.
+CHECKS = {"positive": positive_int, "non_negative": non_negative_int, "fraction": share}
+
+
+def add_settings(
+    parser: argparse.ArgumentParser,
+    params: type,
+    *names: str,
+    exclude: tuple[str, ...] = (),
+    aliases: dict[str, str] | None = None,
+) -> None:
+    """A flag for each setting `names` of the dataclass `params` (when none are named, each of
+    its fields but `exclude`), derived from its field (`worldmodels.params.setting`):
+    `--field-name` (with the older spellings it lists, and `aliases`' flag for it), the
+    field's type, choices and range check, its default, its doc as help; a bool is a switch.
+    The value lands in `args.<field name>`, for `settings_from_args`."""
+    fields = {field.name: field for field in dataclasses.fields(params)}
+    defaults = params()
+    for name in names or [name for name in fields if name not in exclude]:
+        field, default = fields[name], getattr(defaults, name)
+        metadata = field.metadata
+        flags = [f"--{name.replace('_', '-')}", *metadata["aliases"]]
+        flags += [aliases[name]] if aliases and name in aliases else []
+        if isinstance(default, bool):
+            if default:
+                raise ValueError(f"setting {name} defaults to True: a switch could not unset it")
+            parser.add_argument(*flags, dest=name, action="store_true", help=metadata["doc"])
+            continue
+        parser.add_argument(
+            *flags,
+            dest=name,
+            type=CHECKS.get(metadata["check"], type(default)),
+            choices=metadata["choices"],
+            default=default,
+            help=metadata["doc"],
+        )
+
+
+def settings_from_args(params: type, args: argparse.Namespace, **values):
+    """The dataclass `params` with every field that `args` holds (see `add_settings`), then
+    `values`; the rest keep their defaults."""
+    given = {
+        field.name: getattr(args, field.name)
+        for field in dataclasses.fields(params)
+        if hasattr(args, field.name)
+    }
+    return params(**{**given, **values})
 
 
 def dataset_name(text: str) -> str:
@@ -120,12 +163,12 @@ def add_datasets_argument(parser: argparse.ArgumentParser, folder: str) -> None:
 
 
 def add_rollout_arguments(parser: argparse.ArgumentParser) -> None:
-    """Flags of every command that runs full-agent rollouts in worker processes."""
+    """Flags of every command that runs full-agent rollouts in worker processes: the
+    environment's settings, the workers' (`--timeout` is `worker_timeout`) and where they run."""
     import multiprocessing
 
     from worldmodels.params import ControllerParams, EnvParams
 
-    env, controller = EnvParams(), ControllerParams()
     parser.add_argument(
         "--num-process",
         "--num_process",
@@ -133,31 +176,10 @@ def add_rollout_arguments(parser: argparse.ArgumentParser) -> None:
         default=multiprocessing.cpu_count(),
         help="worker processes",
     )
-    parser.add_argument(
-        "--envs-per-worker",
-        type=positive_int,
-        default=controller.envs_per_worker,
-        help="agent policies: environments each worker steps in lock-step, batching V and M",
-    )
-    parser.add_argument(
-        "--episode-length",
-        "--episode_length",
-        type=positive_int,
-        default=env.episode_length,
-        help="steps before an episode is truncated",
-    )
-    parser.add_argument(
-        "--env",
-        choices=("fast", "stock"),
-        default=env.env,
-        help="fast: FastCarRacing (identical observations, ~3x faster); stock: CarRacing-v3",
-    )
-    parser.add_argument(
-        "--timeout",
-        type=float,
-        default=controller.worker_timeout,
-        help="seconds a worker may spend on one job of episodes before it is "
-        "killed and the job given to another",
+    add_settings(parser, ControllerParams, "envs_per_worker")
+    add_settings(parser, EnvParams, "episode_length", "env")
+    add_settings(
+        parser, ControllerParams, "worker_timeout", aliases={"worker_timeout": "--timeout"}
     )
     add_backend_arguments(parser)
 

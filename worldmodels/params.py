@@ -32,12 +32,37 @@ CONTROLLER_INPUTS = ("zh", "z")  # z and M's features (the paper's), or z alone 
 ACTION_MODES = (3, 2)  # the controller's outputs: (steer, gas, brake), or (steer, throttle)
 
 
+def setting(
+    default,
+    doc: str,
+    *,
+    choices: tuple | None = None,
+    check: str | None = None,
+    aliases: tuple[str, ...] = (),
+):
+    """A config field and its flag's documentation, in one place: `doc` is the flag's --help
+    (`worldmodels.cli.add_settings` makes the flag `--field-name`), `choices` the values it
+    takes, `check` its range ("positive", "non_negative" or "fraction", [0, 1)), `aliases`
+    older spellings of the flag that still work."""
+    metadata = {"doc": doc, "choices": choices, "check": check, "aliases": aliases}
+    return field(default=default, metadata=metadata)
+
+
 @dataclass(frozen=True)
 class EnvParams:
     """The CarRacing environment (its observation preprocessing is fixed: car_racing.py)."""
 
-    env: str = "fast"  # "fast": FastCarRacing, same pixels ~3x faster; "stock": CarRacing-v3
-    episode_length: int = 1000  # steps; the paper's horizon
+    env: str = setting(
+        "fast",
+        "fast: FastCarRacing (identical observations, ~3x faster); stock: CarRacing-v3",
+        choices=("fast", "stock"),
+    )
+    episode_length: int = setting(
+        1000,  # the paper's horizon
+        "steps before an episode is truncated",
+        check="positive",
+        aliases=("--episode_length",),
+    )
 
 
 @dataclass(frozen=True)
@@ -49,10 +74,24 @@ class SamplingParams:
     # 2.0%); white noise reaches farthest, so it is the default. Iteration two is what
     # brings the rest of the track into the data. Reach is not all: the budget preset samples
     # agent-random, whose faster car gave its VAE three times the active latent dimensions.
-    policy: str = "random"
-    episodes: int = 10_000  # the paper's random rollouts for the first iteration
-    brownian_dt: float = 1 / 50  # a_{t+1} = clip(a_t + sqrt(dt) * N(0, 1))
-    seed: int = 0  # base seed; every episode's env seed is derived from it
+    policy: str = setting(
+        "random",
+        "random: uniform white noise each step; brownian: a random walk in action space; "
+        "agent-random: the paper's random agent, a random controller on random V and M, all "
+        "three redrawn every episode",
+        choices=RANDOM_POLICIES,
+    )
+    episodes: int = setting(
+        10_000,  # the paper's random rollouts for the first iteration
+        "sample episode indices [start-episode, episodes)",
+        check="positive",
+    )
+    brownian_dt: float = setting(1 / 50, "time step of the brownian policy's random walk")
+    seed: int = setting(
+        0,
+        "base seed; episode i's env seed is derived from (seed, i)",
+        check="non_negative",
+    )
 
     def __post_init__(self):
         if self.policy not in RANDOM_POLICIES:
@@ -74,21 +113,52 @@ VAE_SCHEDULES = tuple(
 class VAEParams:
     """Stage 2: the convolutional VAE."""
 
-    latent: str = "continuous"  # the paper's Gaussian z; "discrete": 32 x 32 categorical
+    latent: str = setting(
+        "continuous",
+        "continuous: the paper's 32 Gaussians; discrete: 32 categorical variables of 32 "
+        "classes, Gumbel-softmax relaxed in training, a hard one-hot sample in agents",
+        choices=LATENTS,
+    )
     # The discrete VAE's Gumbel-softmax temperature and KL weight, each annealed exponentially
     # from start to end with a half-life in epochs (the discrete World Models source).
-    gumbel_temperature_start: float = 5.0
-    gumbel_temperature_end: float = 0.1
-    gumbel_temperature_half_life: float = 10.0
-    kl_weight_start: float = 2.0
-    kl_weight_end: float = 0.01
-    kl_weight_half_life: float = 10.0
-    kl_tolerance: float = 0.5  # free bits: KL floored at kl_tolerance * 32 nats
-    learning_rate: float = 1e-4
-    batch_size: int = 256  # the write-up's; the paper used 32 / 100
-    epochs: int = 10
-    validation_share: float = 0.05  # whole episodes held out to measure the loss on; not in
-    # the paper, which trained on every episode
+    gumbel_temperature_start: float = setting(
+        5.0, "the discrete VAE's Gumbel-softmax temperature at epoch 0"
+    )
+    gumbel_temperature_end: float = setting(
+        0.1, "the discrete VAE's Gumbel-softmax temperature it anneals exponentially towards"
+    )
+    gumbel_temperature_half_life: float = setting(
+        10.0, "epochs in which the Gumbel-softmax temperature halves its distance to its end"
+    )
+    kl_weight_start: float = setting(
+        2.0, "the discrete VAE's weight of KL(q || uniform) at epoch 0"
+    )
+    kl_weight_end: float = setting(
+        0.01, "the discrete VAE's weight of KL(q || uniform) it anneals exponentially towards"
+    )
+    kl_weight_half_life: float = setting(
+        10.0, "epochs in which the KL weight halves its distance to its end value"
+    )
+    kl_tolerance: float = setting(
+        0.5, "free bits: KL is floored at kl_tolerance * 32 nats per frame"
+    )
+    learning_rate: float = setting(1e-4, "Adam learning rate")
+    batch_size: int = setting(
+        256,  # the write-up's
+        "frames per step (paper: 32 / 100)",
+        check="positive",
+        aliases=("--batch_size",),
+    )
+    epochs: int = setting(
+        10, "total epochs of the run; raise it and rerun to train longer", check="positive"
+    )
+    # Not in the paper, which trained on every episode.
+    validation_share: float = setting(
+        0.05,
+        "share of the episodes held out, whole, to measure the loss on; chosen by --seed when "
+        "the run starts and kept when it resumes (0: none)",
+        check="fraction",
+    )
 
     def __post_init__(self):
         if self.latent not in LATENTS:
@@ -101,19 +171,43 @@ class VAEParams:
 class MemoryParams:
     """Stage 4: the MDN-RNN."""
 
-    memory: str = "lstm"  # "lstm": the paper's; "attention": + attention over the last outputs
-    attention_window: int = 32  # outputs the attentive memory attends to (0.64 s of driving)
-    # Heads predicting each step's reward and done flag, for training in the dream; not in the
-    # paper's CarRacing model.
-    reward_done_heads: bool = False
-    lstm_units: int = 256
-    num_mixtures: int = 5
-    learning_rate: float = 1e-3  # decays polynomially to final_learning_rate over the run
-    final_learning_rate: float = 1e-5
-    gradient_clip: float = 1.0
-    batch_size: int = 100
-    epochs: int = 40  # the write-up trained 20-80 epochs; the paper 4000 steps
-    validation_share: float = 0.05  # as for the VAE
+    memory: str = setting(
+        "lstm",
+        "lstm: the paper's MDN-RNN; attention: the LSTM followed by causal soft attention over "
+        "its last --attention-window outputs, whose context the head and the controller read "
+        "beside h",
+        choices=MEMORIES,
+    )
+    attention_window: int = setting(
+        32,  # 0.64 s of driving
+        "with --memory attention: the outputs each step attends to, itself included",
+        check="positive",
+    )
+    # Not in the paper's CarRacing model.
+    reward_done_heads: bool = setting(
+        False,
+        "also predict each step's reward (squared error) and done flag (cross-entropy) from "
+        "the features, for training the controller in the dream; the loss is then the mixture "
+        "NLL plus both",
+    )
+    lstm_units: int = setting(256, "LSTM width (h)", check="positive")
+    num_mixtures: int = setting(
+        5, "Gaussians in the mixture of each latent dimension", check="positive"
+    )
+    learning_rate: float = setting(1e-3, "initial Adam learning rate")
+    final_learning_rate: float = setting(
+        1e-5, "learning rate at the last step (polynomial decay over the run)"
+    )
+    gradient_clip: float = setting(1.0, "each gradient element is clipped to [-clip, clip]")
+    batch_size: int = setting(100, "episodes per step", check="positive", aliases=("--batch_size",))
+    # The paper trained 4000 steps.
+    epochs: int = setting(40, "total epochs of the run (the write-up: 20-80)", check="positive")
+    validation_share: float = setting(
+        0.05,
+        "share of the episodes held out, whole, to measure the loss on; chosen by --seed when "
+        "the run starts and kept when it resumes (0: none)",
+        check="fraction",
+    )
 
     def __post_init__(self):
         if self.memory not in MEMORIES:
@@ -126,34 +220,87 @@ class MemoryParams:
 class ControllerParams:
     """Stage 5: the linear controller trained with CMA-ES."""
 
-    popsize: int = 64
-    episodes_per_candidate: int = 16
-    sigma0: float = 0.1  # the write-up used 0.5
-    generations: int = 500
-    cma_diagonal: bool = False  # pycma's CMA_diagonal: ~100x faster adaptation at N = 867
-    eval_every: int = 10  # evaluate the distribution mean every K generations (0: never)
-    eval_episodes: int = 16
-    # Environments one rollout worker steps in lock-step. Larger batches make the encoder
-    # cheaper per frame: 2.57-2.78 ms CPU per step at 16 vs 2.99-3.20 at 4 over three runs of
-    # scripts/benchmark_rollouts.py (README).
-    envs_per_worker: int = 16
-    worker_timeout: float = 600.0  # seconds for one job of envs_per_worker episodes
-    keep_optimizer_states: int = 5  # latest generations keeping optimizer.pkl (0: all)
-    evaluation_episodes: int = 100  # the paper's protocol: mean over 100 random tracks
-    controller_inputs: str = "zh"  # "zh": z and M's features; "z": the V-only agent
-    actions: int = 3  # 3: (steer, gas, brake); 2: (steer, throttle), the discrete source's
-    # Train inside M (its reward and done heads) instead of CarRacing; mid-training evaluations
-    # stay real. Not the paper's way for CarRacing (it dreamed only in VizDoom).
-    # End a training episode after this many steps without a new track tile, counting -0.1
-    # for each step left (0: never; evaluations never stop early). Not in the paper.
-    stall_steps: int = 0
-    # The z the controller reads: "sample", a draw from q(z|x) as in the paper; "mode", mu.
+    generations: int = setting(
+        500, "total generations of the run; raise it and rerun to go on", check="positive"
+    )
+    popsize: int = setting(64, "controllers per generation", check="positive")
+    episodes_per_candidate: int = setting(
+        16,
+        "episodes averaged into each controller's fitness; may change on resume",
+        check="positive",
+    )
+    sigma0: float = setting(0.1, "initial CMA-ES step size around x0 = 0 (the write-up used 0.5)")
+    cma_diagonal: bool = setting(
+        False,
+        "diagonal covariance (pycma's CMA_diagonal): ~100x faster adaptation at 867 parameters",
+    )
+    eval_every: int = setting(
+        10,
+        "evaluate the distribution mean on fresh tracks every K generations (0: never)",
+        check="non_negative",
+    )
+    eval_episodes: int = setting(16, "episodes of each evaluation", check="positive")
+    # Larger batches make the encoder cheaper per frame: 2.57-2.78 ms CPU per step at 16 vs
+    # 2.99-3.20 at 4 over three runs of scripts/benchmark_rollouts.py.
+    envs_per_worker: int = setting(
+        16,
+        "agent policies: environments each worker steps in lock-step, batching V and M",
+        check="positive",
+    )
+    worker_timeout: float = setting(
+        600.0,
+        "seconds a worker may spend on one job of episodes before it is killed and the job "
+        "given to another",
+    )
+    keep_optimizer_states: int = setting(
+        5,
+        "latest generations that keep optimizer.pkl, ~12 MB each (0: all)",
+        check="non_negative",
+    )
+    evaluation_episodes: int = setting(
+        100, "episodes of the paper's evaluation: the mean over 100 random tracks"
+    )
+    controller_inputs: str = setting(
+        "zh",
+        "zh: z and the MDN-RNN's features (the paper's agent); z: z alone, the V-only agent "
+        "(no MDN-RNN needed; the only choice on a discrete VAE)",
+        choices=CONTROLLER_INPUTS,
+    )
+    # 2 is the discrete World Models source's.
+    actions: int = setting(
+        3,
+        "controller outputs: 3, (steer, gas, brake) as the paper; 2, (steer, throttle) with "
+        "throttle > 0 gas and < 0 brake. The environment always gets all three",
+        choices=ACTION_MODES,
+    )
+    # Not in the paper.
+    stall_steps: int = setting(
+        0,
+        "end a training episode once it has gained no new track tile for this many steps, "
+        "counting -0.1 for every step left, what a stalled car collects (0: never). "
+        "Evaluations always run whole episodes",
+        check="non_negative",
+    )
     # Our first agent's draw added pre-tanh noise of sd 2.4-2.8 to gas and brake; its run,
     # continued reading mu, validated 20 points higher after eleven generations (docs/history.md).
-    latent: str = "sample"
-    in_dream: bool = False
-    dream_temperature: float = 1.0  # the mixture's tau in the dream; the paper's knob against
-    # a controller exploiting M's mistakes (VizDoom: 1.15)
+    latent: str = setting(
+        "sample",
+        "the z the controller reads each step: sample, a draw from q(z|x) (the paper's); mode, "
+        "its most likely value (mu), without the draw's noise. Recorded with each generation, "
+        "read back by evaluate, render and sample_policy; may change on resume",
+        choices=LATENT_READINGS,
+    )
+    # Not the paper's way for CarRacing (it dreamed only in VizDoom).
+    in_dream: bool = setting(
+        False,
+        "fitness from dream episodes in M (needs train_memory --reward-done-heads), all run in "
+        "this process; mid-training evaluations still drive CarRacing",
+    )
+    # The paper's knob against a controller exploiting M's mistakes (VizDoom: 1.15).
+    dream_temperature: float = setting(
+        1.0,
+        "with --in-dream: temperature of M's mixture (logits / tau, sigma * sqrt(tau))",
+    )
 
 
 # Sections a recipe's later iteration may change (`RecipeParams.changes`): how the agent

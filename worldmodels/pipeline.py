@@ -21,6 +21,7 @@ budgets aside (`recipe.core_hours`, `controller.generations`).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import multiprocessing
@@ -34,7 +35,7 @@ from pathlib import Path
 
 from worldmodels import __version__, layout
 from worldmodels.cli import add_backend_arguments, make_parser, positive_int
-from worldmodels.params import PRESETS, VAE_SCHEDULES, Config, ConfigError, config_from_dict
+from worldmodels.params import PRESETS, Config, ConfigError, config_from_dict
 
 # Settings a rerun may change: the run's budgets. Any other change would mix two runs.
 BUDGETS = {("recipe", "core_hours"), ("controller", "generations")}
@@ -59,14 +60,27 @@ def parse_overrides(assignments: list[str]) -> dict:
     return overrides
 
 
-def as_flags(params, *names: str) -> list[str]:
-    """["--name-with-dashes", "value", ...] for the named fields of a params dataclass: a
-    stage's flag is named after the setting it takes."""
-    return [
-        part
-        for name in names
-        for part in (f"--{name.replace('_', '-')}", str(getattr(params, name)))
-    ]
+# Controller settings train_controller does not take from the pipeline's controller flags.
+CONTROLLER_FLAGS_ELSEWHERE = (
+    "generations",
+    "envs_per_worker",
+    "worker_timeout",
+    "evaluation_episodes",
+)
+
+
+def as_flags(params, *names: str, exclude: tuple[str, ...] = ()) -> list[str]:
+    """The flags that give a stage the settings `names` of a params dataclass (when none are
+    named, each of its fields but `exclude`), as `cli.add_settings` derives them: "--name",
+    "value"; a true switch as "--name" alone, a false one not at all."""
+    flags = []
+    for name in names or [f.name for f in dataclasses.fields(params) if f.name not in exclude]:
+        value, flag = getattr(params, name), f"--{name.replace('_', '-')}"
+        if isinstance(value, bool):
+            flags += [flag] if value else []
+        else:
+            flags += [flag, str(value)]
+    return flags
 
 
 def plateaued(means: list[float], patience: int) -> bool:
@@ -271,7 +285,7 @@ class Recipe:
             "--num-process", str(args.num_process),
             *as_flags(config.controller, "envs_per_worker"),
             *as_flags(config.env, "episode_length", "env"),
-            "--timeout", str(config.controller.worker_timeout),
+            *as_flags(config.controller, "worker_timeout"),
             "--backend", args.backend,
             *(["--ray-address", args.ray_address] if args.ray_address else []),
         ]  # fmt: skip
@@ -347,8 +361,7 @@ class Recipe:
             train_vae.main,
             [
                 "--dataset", *datasets, *warm, *seed,
-                *as_flags(vae, "latent", *VAE_SCHEDULES, "epochs", "batch_size", "learning_rate"),
-                *as_flags(vae, "kl_tolerance", "validation_share"),
+                *as_flags(vae),
             ],
             cores,
         )  # fmt: skip
@@ -365,26 +378,14 @@ class Recipe:
                 train_memory.main,
                 [
                     "--dataset", *datasets, *warm, *seed,
-                    *as_flags(
-                        memory,
-                        "memory", "attention_window", "lstm_units", "num_mixtures", "epochs",
-                        "batch_size", "learning_rate", "final_learning_rate", "gradient_clip",
-                        "validation_share",
-                    ),
-                    *(["--reward-done-heads"] if memory.reward_done_heads else []),
+                    *as_flags(memory),
                 ],
                 cores,
             )  # fmt: skip
         controller_flags = [
             *seed,
-            *as_flags(
-                controller,
-                "popsize", "episodes_per_candidate", "sigma0", "eval_every", "eval_episodes",
-                "keep_optimizer_states", "controller_inputs", "actions", "dream_temperature",
-                "stall_steps", "latent",
-            ),
-            *(["--cma-diagonal"] if controller.cma_diagonal else []),
-            *(["--in-dream"] if controller.in_dream else []),
+            # The run's length is each step's own; the workers' are the rollout flags.
+            *as_flags(controller, exclude=CONTROLLER_FLAGS_ELSEWHERE),
             *self.rollout_flags,
         ]  # fmt: skip
         first = 0 if iteration == 1 else self.record.iteration(iteration - 1)["last_generation"] + 1
@@ -419,7 +420,7 @@ class Recipe:
         sampling = config.sampling
         if iteration == 1:
             dataset, wanted = sampling.policy, sampling.episodes
-            flags = as_flags(sampling, "policy", "episodes", "seed", "brownian_dt")
+            flags = as_flags(sampling)
             policy = f"policy {sampling.policy}"
         else:
             dataset, wanted = layout.agent_dataset(iteration), config.recipe.agent_episodes

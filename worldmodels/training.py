@@ -23,6 +23,7 @@ import json
 import os
 import shutil
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -35,6 +36,7 @@ from tqdm import tqdm
 from worldmodels import layout
 from worldmodels.data.tf_records import list_episodes
 from worldmodels.files import atomic_path, atomic_write_text
+from worldmodels.seeds import Model, Stream, derive_seed
 
 
 def held_out_episodes(paths: list[Path], share: float, seed: int) -> list[Path]:
@@ -210,6 +212,55 @@ def starts_new_run(
     if not load_model or LOADED_FROM not in recorded:
         return load_model
     return bool(changed_settings(recorded["settings"], settings, added_later))
+
+
+def open_run(
+    directory: Path,
+    all_paths: list[Path],
+    settings: dict,
+    build: Callable[[int], tuple[keras.Model, keras.optimizers.Optimizer]],
+    *,
+    model: Model,
+    seed: int,
+    validation_share: float,
+    load_model: bool,
+    strategy: str,
+    config: dict,
+    settings_added_later: dict | None = None,
+) -> tuple[TrainingRun, tf.distribute.Strategy, list[Path], list[Path]]:
+    """The prologue both trainers share: whether `load_model` starts a new run or the run in
+    `directory` resumes (its settings checked), the episodes held out for validation (a
+    `validation_share` of `all_paths`, kept when it resumes), the seeded initial weights of
+    `build(training episodes)` -> (model, optimizer) in the `strategy`'s scope, and the
+    `TrainingRun` restored from its latest checkpoint. Returns (run, strategy, training
+    episodes, validation episodes); exits with a message when the run cannot go on."""
+    new_run = starts_new_run(directory, load_model, settings, settings_added_later)
+    paths, validation = split_episodes(
+        directory,
+        all_paths,
+        validation_share,
+        derive_seed(seed, Stream.VALIDATION, model),
+        new_run=new_run,
+    )
+    keras.utils.set_random_seed(derive_seed(seed, Stream.MODEL_INIT, model, bits=32))
+    distribution = make_strategy(strategy)
+    with distribution.scope():
+        network, optimizer = build(len(paths))
+    try:
+        run = TrainingRun(
+            directory,
+            network,
+            optimizer,
+            settings,
+            config=config,
+            load_model=new_run,
+            validation_episodes=validation,
+            settings_added_later=settings_added_later,
+        )
+    except (RunMismatchError, FileNotFoundError) as error:
+        sys.exit(f"error: {error}")
+    print(f"{run.description}; {describe_strategy(distribution)}")
+    return run, distribution, paths, validation
 
 
 @contextlib.contextmanager

@@ -15,16 +15,15 @@ from __future__ import annotations
 from worldmodels import layout
 from worldmodels.cli import (
     add_rollout_arguments,
+    add_settings,
     dataset_name,
     make_parser,
     non_negative_int,
-    positive_int,
 )
 from worldmodels.params import POLICIES, EnvParams, SamplingParams
 
 
 def parse_args(argv: list[str] | None = None):
-    sampling = SamplingParams()
     parser = make_parser(__doc__.split("\n\n")[0])
     parser.add_argument(
         "--policy",
@@ -46,30 +45,13 @@ def parse_args(argv: list[str] | None = None):
         default="best",
         help="with --policy controller: N, max (the latest) or best (the best evaluated mean)",
     )
-    parser.add_argument(
-        "--episodes",
-        type=positive_int,
-        default=sampling.episodes,
-        help="sample episode indices [start-episode, episodes)",
-    )
+    add_settings(parser, SamplingParams, "episodes", "seed", "brownian_dt")
     parser.add_argument(
         "--start-episode",
         "--start_episode",
         type=non_negative_int,
         default=0,
         help="first episode index; episodes already written are skipped either way",
-    )
-    parser.add_argument(
-        "--seed",
-        type=non_negative_int,
-        default=sampling.seed,
-        help="base seed; episode i's env seed is derived from (seed, i)",
-    )
-    parser.add_argument(
-        "--brownian-dt",
-        type=float,
-        default=sampling.brownian_dt,
-        help="time step of the brownian policy's random walk",
     )
     add_rollout_arguments(parser)
     args = parser.parse_args(argv)
@@ -98,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
             brownian_dt=args.brownian_dt,
             num_process=args.num_process,
             envs_per_worker=args.envs_per_worker,
-            timeout=args.timeout,
+            timeout=args.worker_timeout,
             backend=args.backend,
             ray_address=args.ray_address,
             flags=vars(args),

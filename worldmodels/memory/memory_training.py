@@ -29,15 +29,10 @@ from worldmodels.params import MemoryParams
 from worldmodels.seeds import SEED_SCHEME, Model, Stream, derive_seed
 from worldmodels.training import (
     NoEpisodesError,
-    RunMismatchError,
-    TrainingRun,
-    describe_strategy,
     distributed_train_step,
     episodes_of,
-    make_strategy,
     mean_losses,
-    split_episodes,
-    starts_new_run,
+    open_run,
 )
 
 # Runs recorded before the reward and done heads existed trained without them.
@@ -130,19 +125,8 @@ def train_memory(
     }
     # Runs recorded before the fingerprint are taken to have trained on the statistics there now.
     added_later = {**SETTINGS_ADDED_LATER, "latent_stats_vae": settings["latent_stats_vae"]}
-    directory = layout.memory_training(home)
-    new_run = starts_new_run(directory, load_model, settings, added_later)
-    paths, validation = split_episodes(
-        directory,
-        all_paths,
-        params.validation_share,
-        derive_seed(seed, Stream.VALIDATION, Model.MEMORY),
-        new_run=new_run,
-    )
 
-    keras.utils.set_random_seed(derive_seed(seed, Stream.MODEL_INIT, Model.MEMORY, bits=32))
-    strategy = make_strategy(strategy)
-    with strategy.scope():
+    def build(episodes: int):
         memory = build_memory(
             params.memory,
             params.attention_window,
@@ -151,27 +135,29 @@ def train_memory(
             reward_done_heads=params.reward_done_heads,
         )
         memory(tf.zeros((1, 2, memory.latent_dim + ACTION_DIM)))
-        steps_per_epoch = math.ceil(len(paths) / params.batch_size)
+        steps = params.epochs * math.ceil(episodes / params.batch_size)
         schedule = keras.optimizers.schedules.PolynomialDecay(
-            params.learning_rate, params.epochs * steps_per_epoch, params.final_learning_rate
+            params.learning_rate, steps, params.final_learning_rate
         )
         # Element-wise clipping, as the paper's code (tf.clip_by_value on each gradient).
         optimizer = keras.optimizers.Adam(schedule, clipvalue=params.gradient_clip)
         optimizer.build(memory.trainable_variables)
-    try:
-        run = TrainingRun(
-            directory,
-            memory,
-            optimizer,
-            settings,
-            config={"memory": dataclasses.asdict(params), "command": flags or {}},
-            load_model=new_run,
-            validation_episodes=validation,
-            settings_added_later=added_later,
-        )
-    except (RunMismatchError, FileNotFoundError) as error:
-        sys.exit(f"error: {error}")
-    print(f"{run.description}; {describe_strategy(strategy)}")
+        return memory, optimizer
+
+    run, strategy, paths, validation = open_run(
+        layout.memory_training(home),
+        all_paths,
+        settings,
+        build,
+        model=Model.MEMORY,
+        seed=seed,
+        validation_share=params.validation_share,
+        load_model=load_model,
+        strategy=strategy,
+        config={"memory": dataclasses.asdict(params), "command": flags or {}},
+        settings_added_later=added_later,
+    )
+    memory, optimizer = run.model, run.optimizer
 
     def sequence_losses(inputs, targets, mask, reward, done, step_mask) -> dict:
         """`loss`: the mixture NLL per step, plus with the heads their two losses."""
@@ -184,7 +170,7 @@ def train_memory(
 
     def losses_of_batch(*batch):
         losses = sequence_losses(*batch)
-        losses["learning_rate"] = schedule(optimizer.iterations)
+        losses["learning_rate"] = optimizer.learning_rate  # the schedule's, this step
         return losses, tf.reduce_sum(batch[2])
 
     train_step = tf.function(

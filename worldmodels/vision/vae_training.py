@@ -25,15 +25,11 @@ from worldmodels.params import VAE_SCHEDULES, VAEParams
 from worldmodels.seeds import SEED_SCHEME, Model, Stream, derive_seed
 from worldmodels.training import (
     NoEpisodesError,
-    RunMismatchError,
     TrainingRun,
-    describe_strategy,
     distributed_train_step,
     episodes_of,
-    make_strategy,
     mean_losses,
-    split_episodes,
-    starts_new_run,
+    open_run,
 )
 from worldmodels.vision.vae import (
     ACTIVITY_THRESHOLD,
@@ -88,35 +84,26 @@ def train_vae(
         "seed": seed,
         "seed_scheme": SEED_SCHEME,
     }
-    directory = layout.vae_training(home)
-    new_run = starts_new_run(directory, load_model, settings)
-    paths, validation = split_episodes(
-        directory,
-        all_paths,
-        params.validation_share,
-        derive_seed(seed, Stream.VALIDATION, Model.VAE),
-        new_run=new_run,
-    )
 
-    keras.utils.set_random_seed(derive_seed(seed, Stream.MODEL_INIT, Model.VAE, bits=32))
-    strategy = make_strategy(strategy)
-    with strategy.scope():
+    def build(episodes: int):
         vae = build_vae(params.latent, params.kl_tolerance)
         optimizer = keras.optimizers.Adam(params.learning_rate)
         optimizer.build(vae.trainable_variables)
-    try:
-        run = TrainingRun(
-            directory,
-            vae,
-            optimizer,
-            settings,
-            config={"vae": dataclasses.asdict(params), "command": flags or {}},
-            load_model=new_run,
-            validation_episodes=validation,
-        )
-    except (RunMismatchError, FileNotFoundError) as error:
-        sys.exit(f"error: {error}")
-    print(f"{run.description}; {describe_strategy(strategy)}")
+        return vae, optimizer
+
+    run, strategy, paths, validation = open_run(
+        layout.vae_training(home),
+        all_paths,
+        settings,
+        build,
+        model=Model.VAE,
+        seed=seed,
+        validation_share=params.validation_share,
+        load_model=load_model,
+        strategy=strategy,
+        config={"vae": dataclasses.asdict(params), "command": flags or {}},
+    )
+    vae, optimizer = run.model, run.optimizer
 
     def losses_of_batch(frames):
         return vae.loss_terms(frames), tf.cast(tf.shape(frames)[0], tf.float32)
