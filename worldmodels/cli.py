@@ -56,14 +56,28 @@ def share(text: str) -> float:
     return value
 
 
-def add_validate_every_argument(parser: argparse.ArgumentParser) -> None:
-    """--validate-every, for the commands that train V and M."""
+def add_training_arguments(
+    parser: argparse.ArgumentParser, checkpoint_every: int, seed_help: str, load_model_help: str
+) -> None:
+    """The flags train_vae and train_memory share: --checkpoint-every (default
+    `checkpoint_every` steps), --seed, --load-model, --validate-every, --strategy and
+    --on-corrupt."""
+    parser.add_argument(
+        "--checkpoint-every",
+        type=positive_int,
+        default=checkpoint_every,
+        help="steps between checkpoints (and at the end of every epoch)",
+    )
+    parser.add_argument("--seed", type=non_negative_int, default=0, help=seed_help)
+    parser.add_argument("--load-model", action="store_true", help=load_model_help)
     parser.add_argument(
         "--validate-every",
         type=non_negative_int,
         default=0,
         help="steps between validation losses, besides the one after every epoch (0: epochs only)",
     )
+    add_strategy_argument(parser)
+    add_on_corrupt_argument(parser)
 
 
 def positive_int(text: str) -> int:

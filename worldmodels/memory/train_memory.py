@@ -13,13 +13,9 @@ from __future__ import annotations
 from worldmodels import layout
 from worldmodels.cli import (
     add_datasets_argument,
-    add_on_corrupt_argument,
     add_settings,
-    add_strategy_argument,
-    add_validate_every_argument,
+    add_training_arguments,
     make_parser,
-    non_negative_int,
-    positive_int,
     settings_from_args,
 )
 from worldmodels.params import MemoryParams
@@ -29,27 +25,13 @@ def parse_args(argv: list[str] | None = None):
     parser = make_parser(__doc__.split("\n\n")[0])
     add_datasets_argument(parser, "<home>/latent-stats/<dataset>")
     add_settings(parser, MemoryParams)
-    parser.add_argument(
-        "--checkpoint-every",
-        type=positive_int,
-        default=100,
-        help="steps between checkpoints (and at the end of every epoch)",
+    add_training_arguments(
+        parser,
+        checkpoint_every=100,
+        seed_help="seeds the initial weights, the episode order and the z draws",
+        load_model_help="start a new run from the weights of the last checkpoint, the old run "
+        "kept aside; the same command run again resumes that run",
     )
-    parser.add_argument(
-        "--seed",
-        type=non_negative_int,
-        default=0,
-        help="seeds the initial weights, the episode order and the z draws",
-    )
-    parser.add_argument(
-        "--load-model",
-        action="store_true",
-        help="start a new run from the weights of the last checkpoint, the old run kept aside; "
-        "the same command run again resumes that run",
-    )
-    add_validate_every_argument(parser)
-    add_strategy_argument(parser)
-    add_on_corrupt_argument(parser)
     return parser.parse_args(argv)
 
 
