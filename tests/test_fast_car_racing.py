@@ -1,10 +1,13 @@
 """FastCarRacing must be indistinguishable from stock CarRacing-v3: every pixel, every reward."""
 
+from pathlib import Path
+
 import gymnasium
 import numpy as np
 import pytest
 
 from worldmodels.data.car_racing import FAST_ENV_ID, FastCarRacing, make_env
+from worldmodels.data.policies import brownian_actions
 from worldmodels.params import EnvParams
 
 
@@ -17,6 +20,22 @@ def constant(action, steps):
     return np.tile(np.array(action, np.float32), (steps, 1))
 
 
+def sweeping_steering(steps, gas=0.5, period=60):
+    """Steering swept left and right at steady gas, as a driving agent steers."""
+    steer = np.sin(2 * np.pi * np.arange(steps) / period)
+    return np.stack([steer, np.full(steps, gas), np.zeros(steps)], 1).astype(np.float32)
+
+
+def brownian(seed, steps):
+    env = gymnasium.make("CarRacing-v3")
+    actions = brownian_actions(env.action_space, seed, dt=1 / 50)
+    return np.stack([next(actions) for _ in range(steps)])
+
+
+# The shipped agent's 1000 actions on track 5 (tests/data/make_agent_actions.py).
+AGENT_ACTIONS = np.load(Path(__file__).with_name("data") / "agent_actions.npy")
+
+
 CASES = {
     "random actions, track 0": (0, random_actions(0, 400), {}),
     "random actions, track 1": (1, random_actions(1, 400), {}),
@@ -24,6 +43,10 @@ CASES = {
     "hard left at full gas": (2, constant([-1.0, 1.0, 0.0], 300), {}),
     "braking while steering": (3, constant([0.6, 0.3, 0.8], 200), {}),
     "randomised colours": (4, random_actions(4, 250), {"domain_randomize": True}),
+    "steering swept at steady gas": (12, sweeping_steering(400), {}),
+    "steering swept at full gas": (13, sweeping_steering(300, gas=1.0, period=25), {}),
+    "brownian actions": (14, brownian(14, 400), {}),
+    "the shipped agent driving a whole episode": (5, AGENT_ACTIONS, {}),
 }
 
 
@@ -106,3 +129,28 @@ def test_other_render_modes_still_work():
     env = FastCarRacing(render_mode="rgb_array")
     env.reset(seed=0)
     assert env.render().shape == (400, 600, 3)
+
+
+def test_indicators_reaching_into_the_scene_are_drawn_as_stock_draws_them():
+    # A wheel spinning past 400 rad/s raises its indicator above the bar, over the scene.
+    frames = []
+    for env in (gymnasium.make("CarRacing-v3").unwrapped, FastCarRacing()):
+        env.reset(seed=15)
+        for action in random_actions(15, 30):
+            env.step(action)
+        for omega in (390.0, 450.0, 900.0):
+            env.car.wheels[1].omega = omega
+            frames.append(env._render("state_pixels"))
+    stock, fast = frames[:3], frames[3:]
+    for omega, expected, actual in zip((390, 450, 900), stock, fast):
+        assert np.array_equal(expected, actual), f"frames differ at a wheel spin of {omega}"
+    assert not np.array_equal(stock[0][:84], stock[2][:84])  # the indicator did reach up
+
+
+@pytest.mark.parametrize("first", [20, 30])
+def test_many_tracks_equal_stock(first):
+    for seed in range(first, first + 10):
+        actions = brownian(seed, 40)
+        assert_identical(
+            transitions("CarRacing-v3", seed, actions), transitions(FAST_ENV_ID, seed, actions)
+        )

@@ -25,11 +25,12 @@ from pygame.math import Vector2  # noqa: E402
 
 from worldmodels.params import EnvParams  # noqa: E402
 
-# The 1000x800 canvas FastCarRacing draws on: every step repaints all of it, so envs stepped
-# in turn can share it, and a worker's 16 envs touch 3.2 MB of canvas a step instead of 51 MB.
-# One per thread, so as not to add a hazard of its own; CarRacing, stock or fast, draws wrong
-# frames when stepped from two threads at once anyway (pygame's drawing is not thread-safe).
-_canvases = threading.local()
+# The surfaces FastCarRacing draws on: every step repaints what it reads of them, so envs
+# stepped in turn can share them, and a worker's 16 envs touch 3.2 MB of canvas a step instead
+# of 51 MB. One set per thread, so as not to add a hazard of its own; CarRacing, stock or fast,
+# draws wrong frames when stepped from two threads at once anyway (pygame's drawing is not
+# thread-safe).
+_surfaces = threading.local()
 
 # The paper's preprocessing; the VAE's input shape follows from it, so it is not a setting.
 CROP_ROWS = 84  # keep rows 0..83 of the 96x96 frame: drops the indicator bar
@@ -121,15 +122,19 @@ class FastCarRacing(stock.CarRacing):
     def _render(self, mode: str):
         """Stock `_render` for observations; other render modes are left to the stock method.
 
-        Stock allocates a 1000x800 surface and a new font every step (and a new font rasterises
-        every glyph again); here the font is made once and the canvas is the thread's.
+        Stock draws the scene on a fresh 1000x800 surface, flips it upside down (a 3.2 MB copy),
+        draws the indicator bar over its bottom 100 rows and smoothscales it to 96x96.
+        Smoothscale filters columns first, each row on its own, so here the columns of the
+        unflipped scene are filtered first and only the 96-wide result is flipped: the same
+        integers without the big copy. The scene's rows under the bar are neither drawn nor
+        filtered. The font is made once and the canvas is the thread's.
         """
         if mode != "state_pixels" or "t" not in self.__dict__:
             return super()._render(mode)
         if self._font is None:
             pygame.font.init()
             self._font = pygame.font.Font(pygame.font.get_default_font(), 42)
-        canvas = _thread_canvas()
+        canvas = _thread_surfaces().canvas
         self.surf = canvas
         angle = -self.car.hull.angle
         zoom = 0.1 * stock.SCALE * max(1 - self.t, 0) + stock.ZOOM * stock.SCALE * min(self.t, 1)
@@ -139,7 +144,26 @@ class FastCarRacing(stock.CarRacing):
         translation = (stock.WINDOW_W / 2 + translation[0], stock.WINDOW_H / 4 + translation[1])
         self._render_road(zoom, translation, angle)
         self.car.draw(self.surf, zoom, translation, angle, False)
-        self.surf = pygame.transform.flip(self.surf, False, True)
+        size = (stock.STATE_W, stock.STATE_H)
+        if not self._indicators_stay_in_bar():
+            # Stock's steps as they are: the indicators reach up into the scene.
+            self.surf = pygame.transform.flip(canvas, False, True)
+            self._render_stats()
+            image = _image_array(pygame.transform.smoothscale(self.surf, size))
+            self.surf = canvas  # free the flipped copy now rather than keep one per env
+            return image
+        surfaces = _thread_surfaces()
+        scene = pygame.transform.smoothscale(canvas.subsurface(_SCENE), (stock.STATE_W, _BAR_TOP))
+        surfaces.columns.blit(pygame.transform.flip(scene, False, True), (0, 0))
+        # The scene is read: draw the bar where stock draws it, in rows of the canvas that
+        # lie under the bar in the flipped frame, and filter its columns in turn.
+        self._render_stats()
+        pygame.transform.smoothscale(canvas.subsurface(_BAR), _BAR_COLUMNS, surfaces.bar)
+        surfaces.columns.blit(surfaces.bar, (0, _BAR_TOP))
+        return _image_array(pygame.transform.smoothscale(surfaces.columns, size))
+
+    def _render_stats(self):
+        """Stock's indicator bar and score on `self.surf`, in the flipped frame's coordinates."""
         self._render_indicators(stock.WINDOW_W, stock.WINDOW_H)
         score = f"{self.reward:04.0f}"
         if self._score[0] != score:
@@ -148,19 +172,19 @@ class FastCarRacing(stock.CarRacing):
         text_rect = text.get_rect()
         text_rect.center = (60, stock.WINDOW_H - stock.WINDOW_H * 2.5 / 40.0)
         self.surf.blit(text, text_rect)
-        image = self._create_image_array(self.surf, (stock.STATE_W, stock.STATE_H))
-        # Free the flipped 1000x800 copy (3.2 MB) now rather than keep one per env until its
-        # next step: a worker stepping 16 envs would hold 16 of them.
-        self.surf = canvas
-        return image
 
-    def _create_image_array(self, screen: pygame.Surface, size: tuple) -> np.ndarray:
-        """Stock's image (smoothscaled, height x width x 3 uint8), C-contiguous: stock returns
-        a transposed view of a column-major copy, which the preprocessing's crop then copies
-        once more, cache-unfriendly, every step."""
-        scaled = pygame.transform.smoothscale(screen, size)
-        pixels = np.frombuffer(pygame.image.tobytes(scaled, "RGB"), np.uint8)
-        return pixels.reshape(size[1], size[0], 3).copy()  # writable, as stock's is
+    def _indicators_stay_in_bar(self) -> bool:
+        """Whether stock's vertical indicators stay inside the bar.
+
+        Speed and the four wheels' spin are bars rising from row 780 of the frame by 20 px a
+        unit (0.02 per speed unit, 0.01 per rad/s); past 4 units (a speed over 200 or a wheel
+        spinning over 400 rad/s) they reach above the bar's top row into the scene. The
+        horizontal indicators always lie inside the bar.
+        """
+        velocity = self.car.hull.linearVelocity
+        speed = np.sqrt(np.square(velocity[0]) + np.square(velocity[1]))
+        spin = max(wheel.omega for wheel in self.car.wheels)
+        return max(0.02 * speed, 0.01 * spin) < _INDICATOR_UNITS_IN_BAR
 
     def _render_road(self, zoom, translation, angle):
         # pygame's own rotation of the unit vector gives exactly the cos and sin it uses.
@@ -171,9 +195,9 @@ class FastCarRacing(stock.CarRacing):
         field = list(zip(screen_x[:, 0].tolist(), screen_y[:, 0].tolist()))
         if _covers_screen(field):
             # The field polygon would paint every pixel: filling the screen is the same image.
-            self.surf.fill(self.bg_color)
+            self.surf.fill(self.bg_color, _SCENE)
         else:
-            self.surf.fill((0, 0, 0))
+            self.surf.fill((0, 0, 0), _SCENE)
             gfxdraw.aapolygon(self.surf, field, self.bg_color)
             gfxdraw.filled_polygon(self.surf, field, self.bg_color)
         drawn = _drawn_polygons(screen_x, screen_y)
@@ -203,11 +227,35 @@ class FastCarRacing(stock.CarRacing):
         return self._scene
 
 
-def _thread_canvas() -> pygame.Surface:
-    """This thread's 1000x800 canvas, made at its first use."""
-    if not hasattr(_canvases, "surface"):
-        _canvases.surface = pygame.Surface((stock.WINDOW_W, stock.WINDOW_H))
-    return _canvases.surface
+# Stock's indicator bar covers the frame's bottom eighth (rows 700..799 after the flip): the
+# canvas's rows 0..99 lie under it, so the scene there is never seen.
+_BAR_TOP = stock.WINDOW_H - 5 * stock.WINDOW_H // 40
+_SCENE = pygame.Rect(0, stock.WINDOW_H - _BAR_TOP, stock.WINDOW_W, _BAR_TOP)
+_BAR = pygame.Rect(0, _BAR_TOP, stock.WINDOW_W, stock.WINDOW_H - _BAR_TOP)
+_BAR_COLUMNS = (stock.STATE_W, stock.WINDOW_H - _BAR_TOP)
+# The vertical indicators' height in units at which their top reaches the bar's top row
+# (4.0), less a margin for rounding to pixels.
+_INDICATOR_UNITS_IN_BAR = 3.9
+
+
+def _thread_surfaces() -> threading.local:
+    """This thread's surfaces, made at their first use: `canvas` (1000x800, the scene,
+    unflipped), `columns` (96x800, the flipped frame with its columns filtered) and `bar`
+    (96x100, the bar with its columns filtered)."""
+    if not hasattr(_surfaces, "canvas"):
+        _surfaces.canvas = pygame.Surface((stock.WINDOW_W, stock.WINDOW_H))
+        _surfaces.columns = pygame.Surface((stock.STATE_W, stock.WINDOW_H))
+        _surfaces.bar = pygame.Surface(_BAR_COLUMNS)
+    return _surfaces
+
+
+def _image_array(surface: pygame.Surface) -> np.ndarray:
+    """Stock's image of a surface (height x width x 3 uint8), C-contiguous: stock returns a
+    transposed view of a column-major copy, which the preprocessing's crop then copies once
+    more, cache-unfriendly, every step."""
+    width, height = surface.get_size()
+    pixels = np.frombuffer(pygame.image.tobytes(surface, "RGB"), np.uint8)
+    return pixels.reshape(height, width, 3).copy()  # writable, as stock's is
 
 
 def _to_screen(x, y, zoom, translation, cos_angle, sin_angle) -> tuple[np.ndarray, np.ndarray]:
@@ -220,11 +268,12 @@ def _to_screen(x, y, zoom, translation, cos_angle, sin_angle) -> tuple[np.ndarra
 
 def _drawn_polygons(screen_x: np.ndarray, screen_y: np.ndarray) -> np.ndarray:
     """Indices, after the field (index 0), of the polygons (4 x N screen coordinates) that
-    stock CarRacing draws and that touch the screen.
+    stock CarRacing draws and that touch the visible scene.
 
     Stock draws a polygon when a vertex lies in the screen grown by MAX_SHAPE_DIM (~380 px on
-    each side), so most polygons it draws are entirely off screen and change no pixel; those
-    are skipped here (a 2 px margin covers antialiasing and rounding to integer pixels).
+    each side), so most polygons it draws are entirely off screen or under the indicator bar
+    and change no pixel anyone sees; those are skipped here (a 2 px margin covers
+    antialiasing and rounding to integer pixels).
     """
     margin = stock.MAX_SHAPE_DIM
     vertex_in_margin = (
@@ -236,7 +285,7 @@ def _drawn_polygons(screen_x: np.ndarray, screen_y: np.ndarray) -> np.ndarray:
     touches_screen = (
         (screen_x.max(axis=0) >= -2.0)
         & (screen_x.min(axis=0) <= stock.WINDOW_W + 2.0)
-        & (screen_y.max(axis=0) >= -2.0)
+        & (screen_y.max(axis=0) >= _SCENE.top - 2.0)
         & (screen_y.min(axis=0) <= stock.WINDOW_H + 2.0)
     )
     visible = vertex_in_margin.any(axis=0) & touches_screen
