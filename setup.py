@@ -13,6 +13,8 @@ setup(
         "ai-edge-litert>=1.0",
         "gymnasium[box2d]>=1.0",
         "cma>=3.3",
+        # FastCarRacing draws its polygons with a compiled port of pygame's (data/polygons.py).
+        "numba>=0.60",
         "numpy>=1.26",
         "pillow>=10",
         "matplotlib>=3.8",

@@ -154,3 +154,18 @@ def test_many_tracks_equal_stock(first):
         assert_identical(
             transitions("CarRacing-v3", seed, actions), transitions(FAST_ENV_ID, seed, actions)
         )
+
+
+def test_a_car_too_big_for_its_band_is_drawn_with_the_whole_scene(monkeypatch):
+    import worldmodels.data.car_racing as car_racing
+
+    actions = sweeping_steering(60)
+    stock = transitions("CarRacing-v3", 16, actions)
+    # A 30-row band cannot hold the car (~90 rows across): the whole scene is one band.
+    monkeypatch.setattr(car_racing, "_CAR_BAND_HALF_HEIGHT", 15)
+    assert_identical(stock, transitions(FAST_ENV_ID, 16, actions))
+    # Without that check, the car's pixels outside its band would be lost.
+    monkeypatch.setattr(FastCarRacing, "_car_fits_its_band", lambda self, zoom: True)
+    monkeypatch.setattr(car_racing, "_BANDS", [(100, 185), (185, 215), (215, 800)][::-1])
+    fast = transitions(FAST_ENV_ID, 16, actions)
+    assert not all(np.array_equal(s[0], f[0]) for s, f in zip(stock, fast))

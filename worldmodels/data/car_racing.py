@@ -20,9 +20,9 @@ import numpy as np  # noqa: E402
 import pygame  # noqa: E402
 from gymnasium.envs.box2d import car_racing as stock  # noqa: E402
 from PIL import Image  # noqa: E402
-from pygame import gfxdraw  # noqa: E402
 from pygame.math import Vector2  # noqa: E402
 
+from worldmodels.data.polygons import draw_scene  # noqa: E402
 from worldmodels.params import EnvParams  # noqa: E402
 
 # The surfaces FastCarRacing draws on: every step repaints what it reads of them, so envs
@@ -115,7 +115,7 @@ class FastCarRacing(stock.CarRacing):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._scene = None
-        self._scene_source = None
+        self._car_radii = (None, None)
         self._font = None
         self._score = (None, None)
 
@@ -123,18 +123,19 @@ class FastCarRacing(stock.CarRacing):
         """Stock `_render` for observations; other render modes are left to the stock method.
 
         Stock draws the scene on a fresh 1000x800 surface, flips it upside down (a 3.2 MB copy),
-        draws the indicator bar over its bottom 100 rows and smoothscales it to 96x96.
-        Smoothscale filters columns first, each row on its own, so here the columns of the
-        unflipped scene are filtered first and only the 96-wide result is flipped: the same
-        integers without the big copy. The scene's rows under the bar are neither drawn nor
-        filtered. The font is made once and the canvas is the thread's.
+        draws the indicator bar over its bottom 100 rows and smoothscales it to 96x96, reading
+        the whole canvas back from memory. Smoothscale filters columns first, each row on its
+        own, so here the scene is drawn and its columns filtered band by band while the band
+        is in the CPU's cache (the car's band last, with the car), and only the 96-wide
+        result is flipped: the same integers. The scene's rows under the bar are never drawn.
         """
         if mode != "state_pixels" or "t" not in self.__dict__:
             return super()._render(mode)
         if self._font is None:
             pygame.font.init()
             self._font = pygame.font.Font(pygame.font.get_default_font(), 42)
-        canvas = _thread_surfaces().canvas
+        surfaces = _thread_surfaces()
+        canvas = surfaces.canvas
         self.surf = canvas
         angle = -self.car.hull.angle
         zoom = 0.1 * stock.SCALE * max(1 - self.t, 0) + stock.ZOOM * stock.SCALE * min(self.t, 1)
@@ -142,19 +143,25 @@ class FastCarRacing(stock.CarRacing):
         scroll_y = -(self.car.hull.position[1]) * zoom
         translation = Vector2((scroll_x, scroll_y)).rotate_rad(angle)
         translation = (stock.WINDOW_W / 2 + translation[0], stock.WINDOW_H / 4 + translation[1])
-        self._render_road(zoom, translation, angle)
-        self.car.draw(self.surf, zoom, translation, angle, False)
+        scene = self._visible_scene(zoom, translation, angle)
         size = (stock.STATE_W, stock.STATE_H)
         if not self._indicators_stay_in_bar():
             # Stock's steps as they are: the indicators reach up into the scene.
+            _draw_band(canvas, scene, _SCENE.top, _SCENE.bottom)
+            self.car.draw(canvas, zoom, translation, angle, False)
             self.surf = pygame.transform.flip(canvas, False, True)
             self._render_stats()
             image = _image_array(pygame.transform.smoothscale(self.surf, size))
             self.surf = canvas  # free the flipped copy now rather than keep one per env
             return image
-        surfaces = _thread_surfaces()
-        scene = pygame.transform.smoothscale(canvas.subsurface(_SCENE), (stock.STATE_W, _BAR_TOP))
-        surfaces.columns.blit(pygame.transform.flip(scene, False, True), (0, 0))
+        bands = _BANDS if self._car_fits_its_band(zoom) else [(_SCENE.top, _SCENE.bottom)]
+        for first, end in bands:
+            _draw_band(canvas, scene, first, end)
+            if first == bands[-1][0]:
+                self.car.draw(canvas, zoom, translation, angle, False)
+            band = canvas.subsurface((0, first, stock.WINDOW_W, end - first))
+            band = pygame.transform.smoothscale(band, (stock.STATE_W, end - first))
+            surfaces.columns.blit(pygame.transform.flip(band, False, True), (0, _FLIPPED - end))
         # The scene is read: draw the bar where stock draws it, in rows of the canvas that
         # lie under the bar in the flipped frame, and filter its columns in turn.
         self._render_stats()
@@ -186,44 +193,70 @@ class FastCarRacing(stock.CarRacing):
         spin = max(wheel.omega for wheel in self.car.wheels)
         return max(0.02 * speed, 0.01 * spin) < _INDICATOR_UNITS_IN_BAR
 
-    def _render_road(self, zoom, translation, angle):
+    def reset(self, *args, **kwargs):
+        self._scene = None  # a new track, maybe new colours
+        return super().reset(*args, **kwargs)
+
+    def _visible_scene(self, zoom, translation, angle) -> tuple:
+        """What stock's `_render_road` draws that can be seen, for `_draw_band`: the
+        background pixel and the polygons' int64 x and y (polygon x vertex) and pixels."""
         # pygame's own rotation of the unit vector gives exactly the cos and sin it uses.
         cos_angle, sin_angle = Vector2(1.0, 0.0).rotate_rad(angle)
-        screen_x, screen_y = _to_screen(
-            *self._scene_polygons(), zoom, translation, cos_angle, sin_angle
-        )
+        scene_x, scene_y, colors = self._scene_polygons()
+        screen_x, screen_y = _to_screen(scene_x, scene_y, zoom, translation, cos_angle, sin_angle)
         field = list(zip(screen_x[:, 0].tolist(), screen_y[:, 0].tolist()))
+        drawn = _drawn_polygons(screen_x, screen_y)
         if _covers_screen(field):
             # The field polygon would paint every pixel: filling the screen is the same image.
-            self.surf.fill(self.bg_color, _SCENE)
+            background = colors[0]
         else:
-            self.surf.fill((0, 0, 0), _SCENE)
-            gfxdraw.aapolygon(self.surf, field, self.bg_color)
-            gfxdraw.filled_polygon(self.surf, field, self.bg_color)
-        drawn = _drawn_polygons(screen_x, screen_y)
-        corners = np.stack([screen_x[:, drawn], screen_y[:, drawn]], axis=-1).transpose(1, 0, 2)
-        for index, points in zip(drawn.tolist(), corners.tolist()):
-            if index <= self._GRASS_COUNT:
-                color = self.grass_color
-            else:
-                color = [int(c) for c in self.road_poly[index - self._GRASS_COUNT - 1][1]]
-            gfxdraw.aapolygon(self.surf, points, color)
-            gfxdraw.filled_polygon(self.surf, points, color)
+            background = 0  # black, then the field
+            drawn = np.concatenate([[0], drawn])
+        # Tiles take the road's colour once visited, so theirs are read at every step.
+        road = drawn > self._GRASS_COUNT
+        colors = colors[drawn]
+        colors[road] = [
+            _map_rgb(self.road_poly[index][1]) for index in drawn[road] - self._GRASS_COUNT - 1
+        ]
+        # pygame turns float coordinates into pixels by truncating them toward zero.
+        xs = screen_x[:, drawn].T.astype(np.int64)
+        ys = screen_y[:, drawn].T.astype(np.int64)
+        return background, xs, ys, colors
 
-    def _scene_polygons(self) -> tuple[np.ndarray, np.ndarray]:
+    def _car_fits_its_band(self, zoom: float) -> bool:
+        """Whether every shape the car draws lies inside the car's band: the hull's centre is
+        drawn at row WINDOW_H / 4, the middle of the band, and the shapes reach from it at
+        most as far as each body's centre plus its farthest vertex."""
+        if self._car_radii[0] is not self.car:
+            radii = [
+                max(Vector2(v).length() for f in body.fixtures for v in f.shape.vertices)
+                for body in self.car.drawlist
+            ]
+            self._car_radii = (self.car, radii)
+        hull = self.car.hull.position
+        reach = max(
+            (body.position - hull).length + radius
+            for body, radius in zip(self.car.drawlist, self._car_radii[1])
+        )
+        return reach * zoom + 2 < _CAR_BAND_HALF_HEIGHT
+
+    def _scene_polygons(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """x and y (each 4 x N, vertex by polygon) of the field, the grass, then the road and
-        curbs, in stock's drawing order; rebuilt when the track changes."""
-        source = (id(self.road_poly), len(self.road_poly))
-        if self._scene_source != source:
+        curbs, in stock's drawing order, and the field's and grass's colours as canvas pixels
+        (the road's are read when drawn); built once a track."""
+        if self._scene is None:
             road = np.array([polygon for polygon, _ in self.road_poly], np.float64).reshape(
                 -1, 4, 2
             )
             polygons = np.concatenate([self._STATIC_POLYGONS, road])
+            colors = np.zeros(len(polygons), np.int64)
+            colors[0] = _map_rgb(self.bg_color)
+            colors[1 : self._GRASS_COUNT + 1] = _map_rgb(self.grass_color)
             self._scene = (
                 np.ascontiguousarray(polygons[..., 0].T),
                 np.ascontiguousarray(polygons[..., 1].T),
+                colors,
             )
-            self._scene_source = source
         return self._scene
 
 
@@ -233,9 +266,22 @@ _BAR_TOP = stock.WINDOW_H - 5 * stock.WINDOW_H // 40
 _SCENE = pygame.Rect(0, stock.WINDOW_H - _BAR_TOP, stock.WINDOW_W, _BAR_TOP)
 _BAR = pygame.Rect(0, _BAR_TOP, stock.WINDOW_W, stock.WINDOW_H - _BAR_TOP)
 _BAR_COLUMNS = (stock.STATE_W, stock.WINDOW_H - _BAR_TOP)
+_FLIPPED = stock.WINDOW_H  # canvas row r is row _FLIPPED - 1 - r of the frame
+# The scene is drawn and its columns filtered in bands of rows (of the unflipped canvas) of
+# at most 1 MB, which stay in a core's 2 MB L2 cache between drawing and filtering. The car
+# is drawn at row WINDOW_H / 4 = 200, in the middle of the last band.
+_CAR_BAND_HALF_HEIGHT = 100
+_CAR_ROW = stock.WINDOW_H // 4
+_BANDS = [
+    (300, 550),
+    (550, 800),
+    (_CAR_ROW - _CAR_BAND_HALF_HEIGHT, _CAR_ROW + _CAR_BAND_HALF_HEIGHT),
+]
 # The vertical indicators' height in units at which their top reaches the bar's top row
 # (4.0), less a margin for rounding to pixels.
 _INDICATOR_UNITS_IN_BAR = 3.9
+# The canvas's pixel format (xRGB, 32 bits), which `draw_polygons` writes and `_map_rgb` makes.
+_CANVAS_MASKS = (0xFF0000, 0xFF00, 0xFF, 0)
 
 
 def _thread_surfaces() -> threading.local:
@@ -243,10 +289,30 @@ def _thread_surfaces() -> threading.local:
     unflipped), `columns` (96x800, the flipped frame with its columns filtered) and `bar`
     (96x100, the bar with its columns filtered)."""
     if not hasattr(_surfaces, "canvas"):
-        _surfaces.canvas = pygame.Surface((stock.WINDOW_W, stock.WINDOW_H))
+        canvas = pygame.Surface((stock.WINDOW_W, stock.WINDOW_H))
+        if canvas.get_masks() != _CANVAS_MASKS:
+            raise RuntimeError(
+                f"FastCarRacing draws on 32-bit RGB surfaces with masks {_CANVAS_MASKS}; "
+                f"pygame made one with {canvas.get_masks()}"
+            )
+        _surfaces.canvas = canvas
         _surfaces.columns = pygame.Surface((stock.STATE_W, stock.WINDOW_H))
         _surfaces.bar = pygame.Surface(_BAR_COLUMNS)
     return _surfaces
+
+
+def _draw_band(canvas: pygame.Surface, scene: tuple, first: int, end: int):
+    """Draws rows first..end-1 of the scene (`FastCarRacing._visible_scene`) on the canvas."""
+    background, xs, ys, colors = scene
+    pixels = pygame.surfarray.pixels2d(canvas).T
+    draw_scene(pixels, xs, ys, colors, background, (first, end))
+    del pixels  # unlocks the canvas
+
+
+def _map_rgb(color) -> int:
+    """An RGB colour (floats are truncated, as pygame does) as a canvas pixel."""
+    red, green, blue = (int(c) for c in color)
+    return (red << 16) | (green << 8) | blue
 
 
 def _image_array(surface: pygame.Surface) -> np.ndarray:
