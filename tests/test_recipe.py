@@ -254,3 +254,30 @@ def test_the_cards_hours_of_a_pipeline_run_sum_its_recorded_steps():
         "5. controller training": (0.1, 0.2),
         "6. validation of the candidates": (0.025, 0.05),
     }
+
+
+def test_kill_term_of_a_background_run_stops_it_as_ctrl_c_does(tmp_path):
+    # Started as `nohup ... &` starts it: SIGINT ignored.
+    def background():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    run = subprocess.Popen(
+        recipe_command(tmp_path),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=background,
+    )
+    record = layout.recipe_record(tmp_path)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and run.poll() is None:
+        if record.exists() and json.loads(record.read_text())["steps"]:
+            break  # the first step is done: stopped in the middle of the second
+        time.sleep(0.2)
+    time.sleep(1.0)
+    run.send_signal(signal.SIGTERM)
+    _, stderr = run.communicate(timeout=300)
+    assert run.returncode != 0
+    assert "rerun the same command" in stderr.splitlines()[-1]
+    (entry,) = json.loads(record.read_text())["interrupted"]
+    assert entry["seconds"] > 0

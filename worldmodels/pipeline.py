@@ -28,6 +28,7 @@ import multiprocessing
 import os
 import resource
 import shlex
+import signal
 import sys
 import tempfile
 import time
@@ -220,6 +221,15 @@ def agent_home(home: str | None = None) -> Path:
     return tiny
 
 
+def stop_like_ctrl_c() -> None:
+    """`kill -TERM`, and `kill -INT` of a run started in the background (where the shell set
+    SIGINT to be ignored), stop the recipe as Ctrl-C does: the step in progress stops at a
+    whole point and its time is recorded, rather than the process ending where it stands."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, lambda number, frame: signal.raise_signal(signal.SIGINT))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = make_parser(__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -267,6 +277,7 @@ def main(argv: list[str] | None = None) -> None:
     except ConfigError as error:
         sys.exit(f"error: {error}")
     config.save(layout.pipeline_config(home))
+    stop_like_ctrl_c()
     try:
         Recipe(config, home, record, args).run()
     except KeyboardInterrupt:
