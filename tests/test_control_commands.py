@@ -23,6 +23,7 @@ from worldmodels.control.generations import (
 )
 from worldmodels.data import sample_policy
 from worldmodels.data.tf_records import list_episodes, load_episode, write_record_file
+from worldmodels.records import RUN_SCHEMA
 
 
 def controller_command(home, generations):
@@ -706,8 +707,10 @@ def test_a_controller_run_recorded_before_stalls_and_dreams_resumes(
     shutil.copytree(trained_controller_home, home)
     run_file = layout.control_run_file(home)
     run = json.loads(run_file.read_text())
-    for key in ("stall_steps", "in_dream", "dream_temperature", "latent"):
+    del run["schema"]  # a record of schema 1, before these were settings
+    for key in ("controller_inputs", "actions", "stall_steps", "in_dream", "dream_temperature"):
         del run["settings"][key]
+    del run["settings"]["latent"]
     run_file.write_text(json.dumps(run))
     for generation in (0, 1):
         summary_file = layout.generation(home, generation) / "summary.json"
@@ -722,7 +725,9 @@ def test_a_controller_run_recorded_before_stalls_and_dreams_resumes(
     )
     assert complete_generations(home) == [0, 1, 2]
     assert load_summary(home, 2)["latent"] == "sample"
-    assert layout.recorded_run(layout.control(home))["earlier_phases"] == []
+    rewritten = layout.recorded_run(layout.control(home))
+    assert rewritten["earlier_phases"] == [] and rewritten["schema"] == RUN_SCHEMA
+    assert rewritten["settings"]["stall_steps"] == 0 and rewritten["settings"]["actions"] == 3
 
 
 def test_the_readme_iteration_two_runs_and_reruns_as_a_no_op(trained_controller_home, tmp_path):

@@ -1,5 +1,10 @@
-"""What the training runs recorded of themselves (each stage's run.json), read in one place:
-settings a run recorded before they existed are filled in here with what such runs did.
+"""What the training runs recorded of themselves (each stage's run.json), read in one place.
+
+run.json carries its format's version, `schema`. Records of schema 1 (no `schema` key: every
+run before it was versioned, the shipped agent's and earlier runs' included) may lack settings
+added since; `read_run` fills those in with what such runs did, so the rest of the code reads
+every record as the current schema. A change to run.json's format bumps RUN_SCHEMA and adds
+its step to `_migrate`.
 """
 
 from __future__ import annotations
@@ -9,25 +14,64 @@ from pathlib import Path
 from worldmodels import layout
 from worldmodels.params import MemoryParams
 
+RUN_SCHEMA = 2
+SCHEMA = "schema"
+
+# Schema 1 -> 2: the settings each stage's runs recorded only once they existed, with the
+# value that runs recorded before then had implicitly, by the run's directory.
+_SETTINGS_ADDED_BY_SCHEMA_2 = {
+    layout.VAE_TRAINING: {"latent": "continuous", "validation_share": 0.0},
+    layout.MEMORY_TRAINING: {
+        "memory": "lstm",
+        "attention_window": 32,  # recorded for every kind of memory; the LSTM ignores it
+        "reward_done_heads": False,
+        "validation_share": 0.0,
+    },
+    layout.CONTROL: {
+        "controller_inputs": "zh",
+        "actions": 3,
+        "latent": "sample",
+        "stall_steps": 0,
+        "in_dream": False,
+        "dream_temperature": None,
+    },
+}
+
+
+def read_run(directory: Path) -> dict:
+    """The run.json of the run in `directory` (a V or M training run, or control/), in the
+    current schema; empty when it has none yet."""
+    record = layout.recorded_run(directory)
+    if record:
+        record = _migrate(record, Path(directory).name)
+    return record
+
+
+def stamped(record: dict) -> dict:
+    """`record` marked as written in the current schema, for writing as run.json."""
+    return {SCHEMA: RUN_SCHEMA, **record}
+
+
+def _migrate(record: dict, stage: str) -> dict:
+    """`record` (of the stage whose directory is named `stage`) in the current schema."""
+    if record.get(SCHEMA, 1) < 2:
+        added = _SETTINGS_ADDED_BY_SCHEMA_2.get(stage, {})
+        record = {**record, SCHEMA: 2, "settings": {**added, **record.get("settings", {})}}
+    return record
+
 
 def vae_latent(home: Path | None) -> str:
     """The latent type of the home's VAE ("continuous" or "discrete"), from its run.json."""
-    if home is None:
-        return "continuous"
-    settings = layout.recorded_run(layout.vae_training(home)).get("settings", {})
-    return settings.get("latent", "continuous")
+    recorded = read_run(layout.vae_training(home)) if home is not None else {}
+    return recorded["settings"]["latent"] if recorded else "continuous"
 
 
 def memory_settings(home: Path | None) -> dict:
     """The kind and sizes of the home's MDN-RNN (`memory`, `attention_window`, `lstm_units`,
     `num_mixtures`, `reward_done_heads`), from its run.json: the paper's plain 256-unit LSTM
-    with 5 mixtures without a home, or for a run recorded before these were settings."""
-    defaults = MemoryParams()
-    settings = {
-        key: getattr(defaults, key)
-        for key in ("memory", "attention_window", "lstm_units", "num_mixtures", "reward_done_heads")
-    }
-    if home is not None:
-        recorded = layout.recorded_run(layout.memory_training(home)).get("settings", {})
-        settings.update({key: recorded[key] for key in settings if key in recorded})
-    return settings
+    with 5 mixtures without a home or a trained one."""
+    keys = ("memory", "attention_window", "lstm_units", "num_mixtures", "reward_done_heads")
+    recorded = read_run(layout.memory_training(home)) if home is not None else {}
+    if not recorded:
+        return {key: getattr(MemoryParams(), key) for key in keys}
+    return {key: recorded["settings"][key] for key in keys}

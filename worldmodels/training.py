@@ -36,6 +36,7 @@ from tqdm import tqdm
 from worldmodels import layout
 from worldmodels.data.tf_records import list_episodes
 from worldmodels.files import atomic_path, atomic_write_text
+from worldmodels.records import read_run, stamped
 from worldmodels.seeds import Model, Stream, derive_seed
 
 
@@ -208,7 +209,7 @@ def starts_new_run(
     started with these settings: the same command run again resumes it (its recorded
     validation split included; nothing to do once it is finished), so a script of the
     pipeline's commands can be rerun after an interruption."""
-    recorded = layout.recorded_run(directory)
+    recorded = read_run(directory)
     if not load_model or LOADED_FROM not in recorded:
         return load_model
     return bool(changed_settings(recorded["settings"], settings, added_later))
@@ -349,12 +350,14 @@ class TrainingRun:
         atomic_write_text(
             self.directory / layout.RUN_FILE,
             json.dumps(
-                {
-                    "settings": settings,
-                    "config": config,
-                    "validation_episodes": [episode_key(Path(p)) for p in validation_episodes],
-                    **({LOADED_FROM: loaded_from} if loaded_from is not None else {}),
-                },
+                stamped(
+                    {
+                        "settings": settings,
+                        "config": config,
+                        "validation_episodes": [episode_key(Path(p)) for p in validation_episodes],
+                        **({LOADED_FROM: loaded_from} if loaded_from is not None else {}),
+                    }
+                ),
                 indent=2,
                 sort_keys=True,
             ),
@@ -453,7 +456,7 @@ class TrainingRun:
         )
 
     def _check_settings(self, settings: dict, added_later: dict | None) -> None:
-        saved = layout.recorded_run(self.directory).get("settings", {})
+        saved = read_run(self.directory).get("settings", {})
         changes = changed_settings(saved, settings, added_later)
         if changes:
             raise RunMismatchError(

@@ -20,7 +20,6 @@ from worldmodels.control.controller import ControllerSpec, parameter_count
 from worldmodels.control.dream import home_dream
 from worldmodels.control.generations import (
     complete_generations,
-    controller_spec,
     load_optimizer,
     prune_optimizer_states,
     save_generation,
@@ -34,6 +33,7 @@ from worldmodels.control.rollouts import (
 )
 from worldmodels.files import atomic_write_text
 from worldmodels.params import ControllerParams, EnvParams
+from worldmodels.records import read_run, stamped
 from worldmodels.seeds import SEED_SCHEME, Stream, derive_seed
 from worldmodels.training import changed_settings, fingerprint
 from worldmodels.workers import WorkerError, open_pool
@@ -42,8 +42,6 @@ from worldmodels.world_model import build_world_model, require_trained_models
 # Settings a resume may change: CMA-ES's state does not depend on them (a new popsize
 # restarts it from its distribution).
 CHANGEABLE_ON_RESUME = ("episodes_per_candidate", "popsize", "latent")
-# Settings recorded runs lacked, with what those runs did.
-SETTINGS_ADDED_LATER = {"stall_steps": 0, "in_dream": False, "dream_temperature": None}
 
 
 @dataclass
@@ -106,12 +104,14 @@ def train_controller(
     atomic_write_text(
         layout.control_run_file(home),
         json.dumps(
-            {
-                "settings": settings,
-                "config": dataclasses.asdict(params),
-                "command": flags or {},
-                "earlier_phases": start.earlier_phases,
-            },
+            stamped(
+                {
+                    "settings": settings,
+                    "config": dataclasses.asdict(params),
+                    "command": flags or {},
+                    "earlier_phases": start.earlier_phases,
+                }
+            ),
             indent=2,
         ),
     )
@@ -178,19 +178,10 @@ def resume(
             params.cma_diagonal,
         )
         return Start(optimizer, 0, [])
-    # A run recorded before these were settings trained the paper's controller.
-    recorded = layout.recorded_run(layout.control(home))
-    spec_recorded = controller_spec(home)
-    saved = {
-        **recorded["settings"],
-        "controller_inputs": spec_recorded.inputs,
-        "actions": spec_recorded.actions,
-    }
-    saved.setdefault("latent", "sample")
+    recorded = read_run(layout.control(home))
+    saved = recorded["settings"]
     changeable = dict.fromkeys(CHANGEABLE_ON_RESUME)
-    changes = changed_settings(
-        {**saved, **changeable}, {**settings, **changeable}, added_later=SETTINGS_ADDED_LATER
-    )
+    changes = changed_settings({**saved, **changeable}, {**settings, **changeable})
     if changes:
         sys.exit(
             f"error: {layout.control(home)} holds a run with other settings ({changes}); "

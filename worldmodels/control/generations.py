@@ -29,6 +29,7 @@ import numpy as np
 
 from worldmodels import layout
 from worldmodels.control.controller import ControllerSpec
+from worldmodels.records import read_run
 
 MARKER = "complete"
 ARRAYS = ("population", "rewards", "fitness", "best", "mean")
@@ -142,9 +143,13 @@ def load_controller(home: Path, number: int, candidate: str = "mean") -> np.ndar
 
 def controller_spec(home: Path) -> ControllerSpec:
     """What the home's controllers read and output, from control/run.json (the paper's
-    controller for a run recorded before these were settings, or none yet)."""
-    settings = layout.recorded_run(layout.control(home)).get("settings", {})
-    return ControllerSpec(settings.get("controller_inputs", "zh"), settings.get("actions", 3))
+    controller when there is no run yet)."""
+    recorded = read_run(layout.control(home))
+    if not recorded:
+        return ControllerSpec("zh", 3)
+    return ControllerSpec(
+        recorded["settings"]["controller_inputs"], recorded["settings"]["actions"]
+    )
 
 
 def controller_latent(home: Path, number: int) -> str:

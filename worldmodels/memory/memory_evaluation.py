@@ -25,6 +25,7 @@ from worldmodels.latent_stats import require_current_latent_stats
 from worldmodels.memory.memory import MDNRNN, sample_next_latent
 from worldmodels.memory.numpy_memory import NumpyMemory
 from worldmodels.memory.trained import load_memory
+from worldmodels.records import read_run
 from worldmodels.seeds import Stream, derive_seed
 from worldmodels.training import NoEpisodesError, recorded_episodes, require_checkpoint
 
@@ -170,7 +171,7 @@ def evaluate_memory(
         "starts": int(len(memory["nll"])),
         "episodes": len(held_out),
         "temperature": temperature,
-        "memory": layout.recorded_run(run_directory)["settings"].get("memory", "lstm"),
+        "memory": read_run(run_directory)["settings"]["memory"],
     }
     for name, scores in (("mdn_rnn", memory), ("no_memory", baseline)):
         report[name] = {

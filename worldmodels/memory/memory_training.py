@@ -35,9 +35,6 @@ from worldmodels.training import (
     open_run,
 )
 
-# Runs recorded before the reward and done heads existed trained without them.
-SETTINGS_ADDED_LATER = {"reward_done_heads": False}
-
 
 def sequences_for_epoch(paths, batch_size: int, seed: int, on_corrupt: str) -> tf.data.Dataset:
     """Padded batches of (inputs B x T x 35, targets B x T x 32, mask B x T, reward B x T,
@@ -124,7 +121,7 @@ def train_memory(
         "latent_stats_vae": next(iter(encoders), None),
     }
     # Runs recorded before the fingerprint are taken to have trained on the statistics there now.
-    added_later = {**SETTINGS_ADDED_LATER, "latent_stats_vae": settings["latent_stats_vae"]}
+    added_later = {"latent_stats_vae": settings["latent_stats_vae"]}
 
     def build(episodes: int):
         memory = build_memory(

@@ -1,0 +1,87 @@
+"""run.json's one migration path: records of every schema read as the current one."""
+
+import json
+import shutil
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from worldmodels import layout
+from worldmodels.records import RUN_SCHEMA, memory_settings, read_run, stamped, vae_latent
+
+DATA = Path(__file__).with_name("data")
+STAGES = (layout.VAE_TRAINING, layout.MEMORY_TRAINING, layout.CONTROL)
+
+
+@pytest.fixture(scope="module")
+def first_agent(tmp_path_factory):
+    """A home holding the run.json files of the first agent's run (schema 1, git 3522b3d)."""
+    home = tmp_path_factory.mktemp("first-agent")
+    shutil.copytree(DATA / "first-agent-records", home, dirs_exist_ok=True)
+    return home
+
+
+@pytest.fixture(scope="module")
+def shipped_agent(tmp_path_factory):
+    """A home holding the run.json files of the shipped agent (schema 1, every setting)."""
+    home = tmp_path_factory.mktemp("shipped-agent")
+    root = Path(__file__).resolve().parents[1]
+    with tarfile.open(root / "pretrained" / "agent.tar.gz") as archive:
+        for member in archive.getmembers():
+            if member.name.endswith(layout.RUN_FILE):
+                archive.extract(member, home, filter="data")
+    return home
+
+
+def raw(home, stage):
+    return json.loads((home / stage / layout.RUN_FILE).read_text())
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_old_records_gain_the_settings_added_since_with_what_their_runs_did(
+    first_agent, shipped_agent, stage
+):
+    old, migrated = raw(first_agent, stage), read_run(first_agent / stage)
+    assert "schema" not in old and migrated["schema"] == RUN_SCHEMA
+    # Recorded settings are kept as they were.
+    assert {k: migrated["settings"][k] for k in old["settings"]} == old["settings"]
+    # Every setting today's runs record is there, but the memory's VAE fingerprint, which
+    # only the statistics on disk can tell (train_memory decides that on resume).
+    current = set(raw(shipped_agent, stage)["settings"])
+    assert current - set(migrated["settings"]) == (
+        {"latent_stats_vae"} if stage == layout.MEMORY_TRAINING else set()
+    )
+
+
+def test_old_records_read_as_the_paper_s_agent(first_agent):
+    control = read_run(first_agent / layout.CONTROL)["settings"]
+    assert (control["controller_inputs"], control["actions"], control["latent"]) == (
+        "zh",
+        3,
+        "sample",
+    )
+    assert (control["stall_steps"], control["in_dream"]) == (0, False)
+    assert vae_latent(first_agent) == "continuous"
+    assert memory_settings(first_agent) == {
+        "memory": "lstm",
+        "attention_window": 32,
+        "lstm_units": 256,
+        "num_mixtures": 5,
+        "reward_done_heads": False,
+    }
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_a_record_with_every_setting_reads_unchanged(shipped_agent, stage):
+    old, migrated = raw(shipped_agent, stage), read_run(shipped_agent / stage)
+    assert migrated == {**old, "schema": RUN_SCHEMA}
+
+
+def test_current_records_are_read_as_written_and_a_missing_one_is_empty(tmp_path):
+    written = stamped({"settings": {"latent": "discrete"}})
+    (tmp_path / layout.VAE_TRAINING).mkdir()
+    (tmp_path / layout.VAE_TRAINING / layout.RUN_FILE).write_text(json.dumps(written))
+    assert read_run(tmp_path / layout.VAE_TRAINING) == written
+    assert vae_latent(tmp_path) == "discrete"
+    assert read_run(tmp_path / layout.CONTROL) == {}
