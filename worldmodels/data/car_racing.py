@@ -105,8 +105,9 @@ class FastCarRacing(stock.CarRacing):
     vertex at a time in Python every step, and draws ~75 of them, most entirely off screen.
     This class does that arithmetic for all vertices at once with numpy — the same
     floating-point operations in the same order, so every vertex lands on exactly the same
-    coordinates — and hands the polygons that touch the screen to the same pygame drawing calls
-    in the same order. It also reuses the canvas, the font and the rendered score.
+    coordinates — and draws the polygons that can be seen, in the same order, with a compiled
+    port of pygame's own polygon code (`polygons.draw_scene`). It also reuses the canvas, the
+    font and the rendered score.
     """
 
     _STATIC_POLYGONS = _static_polygons()
@@ -115,7 +116,7 @@ class FastCarRacing(stock.CarRacing):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._scene = None
-        self._car_radii = (None, None)
+        self._car_radii = None
         self._font = None
         self._score = (None, None)
 
@@ -195,6 +196,7 @@ class FastCarRacing(stock.CarRacing):
 
     def reset(self, *args, **kwargs):
         self._scene = None  # a new track, maybe new colours
+        self._car_radii = None  # a new car
         return super().reset(*args, **kwargs)
 
     def _visible_scene(self, zoom, translation, angle) -> tuple:
@@ -227,16 +229,15 @@ class FastCarRacing(stock.CarRacing):
         """Whether every shape the car draws lies inside the car's band: the hull's centre is
         drawn at row WINDOW_H / 4, the middle of the band, and the shapes reach from it at
         most as far as each body's centre plus its farthest vertex."""
-        if self._car_radii[0] is not self.car:
-            radii = [
+        if self._car_radii is None:
+            self._car_radii = [
                 max(Vector2(v).length() for f in body.fixtures for v in f.shape.vertices)
                 for body in self.car.drawlist
             ]
-            self._car_radii = (self.car, radii)
         hull = self.car.hull.position
         reach = max(
             (body.position - hull).length + radius
-            for body, radius in zip(self.car.drawlist, self._car_radii[1])
+            for body, radius in zip(self.car.drawlist, self._car_radii)
         )
         return reach * zoom + 2 < _CAR_BAND_HALF_HEIGHT
 
@@ -280,7 +281,7 @@ _BANDS = [
 # The vertical indicators' height in units at which their top reaches the bar's top row
 # (4.0), less a margin for rounding to pixels.
 _INDICATOR_UNITS_IN_BAR = 3.9
-# The canvas's pixel format (xRGB, 32 bits), which `draw_polygons` writes and `_map_rgb` makes.
+# The canvas's pixel format (xRGB, 32 bits), which `draw_scene` writes and `_map_rgb` makes.
 _CANVAS_MASKS = (0xFF0000, 0xFF00, 0xFF, 0)
 
 

@@ -208,9 +208,9 @@ def _filled_polygon(pixels, xs, ys, color, crossings, rows):
 @numba.njit(cache=True)
 def _draw_scene(pixels, xs, ys, colors, background, rows):
     pixels[rows[0] : rows[1]] = background
-    crossings = np.empty(xs.shape[1], np.int64)
+    n = xs.shape[1]
+    crossings = np.empty(n, np.int64)
     for k in range(xs.shape[0]):
-        n = xs.shape[1]
         for i in range(n):
             j = i + 1 if i + 1 < n else 0
             _aaline(pixels, xs[k, i], ys[k, i], xs[k, j], ys[k, j], colors[k], rows)
