@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,6 +20,11 @@ from worldmodels.params import PRESETS, ConfigError, config_from_dict
 # The recipe's settings the tiny recipe test overrides (the other pipeline tests cover the
 # rest of the preset's keys).
 RECIPE_OVERRIDES = {"recipe.agent_episodes": 3}
+
+# What the tiny recipe computed when its numbers were last recorded: a refactor that keeps
+# behaviour keeps them. Recorded (after a change meant to alter them, saying why in the commit)
+# with `WM_RECORD_NUMBERS=1 pytest tests/test_recipe.py -k killed`.
+RECORDED_NUMBERS = Path(__file__).parent / "data" / "tiny-recipe-numbers.json"
 
 
 def test_a_plateau_is_patience_evaluations_at_or_below_the_best_before_them():
@@ -226,6 +232,41 @@ def test_the_tiny_recipe_killed_mid_iteration_ends_as_an_uninterrupted_one(tmp_p
     card = (layout.shipped(uninterrupted) / "card.md").read_text()
     assert f"generation {records[1]['ship']['generation']}" in card
     assert "From `recipe.json`" in card and "| 6. validation of the candidates |" in card
+
+    # The same numbers as the code that recorded them.
+    numbers = recipe_numbers(uninterrupted)
+    if os.environ.get("WM_RECORD_NUMBERS"):
+        RECORDED_NUMBERS.write_text(json.dumps(numbers, indent=1) + "\n")
+    recorded = json.loads(RECORDED_NUMBERS.read_text())
+    assert numbers.keys() == recorded.keys()
+    for key, value in recorded.items():
+        # Tolerant only of float round-off between CPUs of one kind (oneDNN's kernels).
+        np.testing.assert_allclose(numbers[key], value, rtol=1e-5, err_msg=key)
+
+
+def recipe_numbers(home) -> dict:
+    """The numbers a tiny recipe run computed, from its first losses to its test rewards."""
+    import csv
+
+    def last_losses(run):
+        with open(run / "losses.csv") as file:
+            row = list(csv.DictReader(file))[-1]
+        return [float(value) for key, value in row.items() if "loss" in key]
+
+    numbers = {
+        "vae losses": last_losses(layout.vae_training(home)),
+        "memory losses": last_losses(layout.memory_training(home)),
+    }
+    for generation in complete_generations(home):
+        summary = load_summary(home, generation)
+        rewards = np.load(layout.generation(home, generation) / "rewards.npy")
+        numbers[f"generation {generation} rewards"] = rewards.tolist()
+        numbers[f"generation {generation} evaluation"] = summary["evaluation"]["rewards"]
+    record = json.loads(layout.recipe_record(home).read_text())
+    numbers["shipped generation"] = record["ship"]["generation"]
+    shipped = json.loads((layout.shipped(home) / "evaluation.json").read_text())
+    numbers["test rewards"] = shipped["rewards"]
+    return numbers
 
 
 def test_the_cards_hours_of_a_pipeline_run_sum_its_recorded_steps():
