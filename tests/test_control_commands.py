@@ -402,6 +402,8 @@ PIPELINE_OVERRIDES = {
     "vae.batch_size": 16,
     "vae.epochs": 2,
     "vae.validation_share": 0.3,
+    # The recipe seeds every stage with sampling.seed: a stage's seed may only repeat it.
+    "vae.seed": 5,
     "memory.memory": "attention",
     "memory.attention_window": 4,
     "memory.reward_done_heads": True,
@@ -413,7 +415,9 @@ PIPELINE_OVERRIDES = {
     "memory.batch_size": 3,
     "memory.epochs": 2,
     "memory.validation_share": 0.3,
+    "memory.seed": 5,
     "controller.popsize": 5,
+    "controller.seed": 5,
     "controller.episodes_per_candidate": 2,
     "controller.sigma0": 0.2,
     "controller.generations": 2,
@@ -495,6 +499,7 @@ def test_tiny_pipeline_runs_all_stages_and_every_setting_reaches_its_stage(tmp_p
     assert vae_run["settings"]["kl_tolerance"] == 0.25
     assert vae_run["settings"]["learning_rate"] == 0.0002
     assert vae_run["settings"]["batch_size"] == 16
+    assert vae_run["settings"]["seed"] == 5
     vae_losses = (home / "vae-training" / "losses.csv").read_text().splitlines()
     assert len(vae_losses) - 1 == 2 * 4
     assert len((home / "vae-training" / "validation.csv").read_text().splitlines()) - 1 == 2
@@ -506,6 +511,7 @@ def test_tiny_pipeline_runs_all_stages_and_every_setting_reaches_its_stage(tmp_p
     assert memory.lstm.cell.units == 16 and memory.mdn.units == 32 * 2 * 3
     memory_run = json.loads((home / "memory-training" / "run.json").read_text())["settings"]
     assert memory_run["gradient_clip"] == 0.5 and memory_run["batch_size"] == 3
+    assert memory_run["seed"] == 5
     assert memory.reward_done_heads and memory.reward_done.built
     with open(home / "memory-training" / "losses.csv", newline="") as file:
         memory_losses = list(csv.DictReader(file))
@@ -534,6 +540,7 @@ def test_tiny_pipeline_runs_all_stages_and_every_setting_reaches_its_stage(tmp_p
     assert load_summary(home, 1)["dream"] == {"temperature": 1.2}
     assert control["settings"]["in_dream"] is True
     assert control["settings"]["stall_steps"] == 5
+    assert control["settings"]["seed"] == 5
     assert 0 <= load_summary(home, 1)["stalled_episodes"] <= 10
     gif = tmp_path / "dream.gif"
     render.main(["--home", str(home), "--dream", "--episode-length", "5", "--out", str(gif)])

@@ -86,11 +86,21 @@ def test_later_iterations_apply_their_changes_in_order():
         ({"iterations": 2, "changes": {"2": {"vae": {"epoch": 1}}}}, "recipe.changes.2.vae.epoch"),
         ({"iterations": 2, "changes": {"2": {"vae": {"epochs": "1"}}}}, "expects int"),
         ({"iterations": 0}, "recipe.iterations"),
+        ({"iterations": 2, "changes": {"2": {"vae": {"seed": 1}}}}, "changes.2.vae.seed"),
     ],
 )
 def test_bad_recipes_are_errors_naming_the_key(recipe, named):
     with pytest.raises(ConfigError, match=named):
         config_from_dict({"recipe": recipe})
+
+
+def test_the_run_seeds_every_stage_and_a_stage_seed_of_its_own_is_an_error():
+    config = config_from_dict({"sampling": {"seed": 2026}}, base=PRESETS["budget"])
+    seeded = pipeline.seeded_by_the_run(config)
+    assert [seeded.vae.seed, seeded.memory.seed, seeded.controller.seed] == [2026] * 3
+    assert pipeline.seeded_by_the_run(seeded) == seeded  # recorded configs resolve to themselves
+    with pytest.raises(ConfigError, match="'memory.seed'.*sampling.seed"):
+        pipeline.seeded_by_the_run(config_from_dict({"memory": {"seed": 5}}, base=config))
 
 
 def test_a_rerun_with_other_settings_is_refused_budgets_aside(tmp_path):
@@ -139,19 +149,19 @@ def test_an_interrupted_steps_time_counts_in_the_runs_core_hours(tmp_path):
         SimpleNamespace(backend="local", num_process=1, ray_address=None),
     )
 
-    def interrupted_stage(argv):
+    def interrupted_stage():
         started = time.process_time()
         while time.process_time() - started < 0.3:  # CPU time, then Ctrl-C
             pass
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        recipe.step("a step", interrupted_stage, [], cores=2)
+        recipe.step("a step", interrupted_stage, cores=2)
     assert not record.done("a step")
     (entry,) = json.loads(layout.recipe_record(tmp_path).read_text())["interrupted"]
     assert entry["step"] == "a step" and entry["cpu_seconds"] >= 0.3
     assert record.core_hours() == pytest.approx(entry["cpu_seconds"] / 3600)
-    recipe.step("a step", lambda argv: None, [], cores=2)  # the rerun finishes it
+    recipe.step("a step", lambda: "done", cores=2)  # the rerun finishes it
     assert record.done("a step") and record.core_hours() >= 0.3 / 3600
 
 

@@ -57,10 +57,10 @@ def share(text: str) -> float:
 
 
 def add_training_arguments(
-    parser: argparse.ArgumentParser, checkpoint_every: int, seed_help: str, load_model_help: str
+    parser: argparse.ArgumentParser, checkpoint_every: int, load_model_help: str
 ) -> None:
-    """The flags train_vae and train_memory share: --checkpoint-every (default
-    `checkpoint_every` steps), --seed, --load-model, --validate-every, --strategy and
+    """The flags train_vae and train_memory share besides their settings: --checkpoint-every
+    (default `checkpoint_every` steps), --load-model, --validate-every, --strategy and
     --on-corrupt."""
     parser.add_argument(
         "--checkpoint-every",
@@ -68,7 +68,6 @@ def add_training_arguments(
         default=checkpoint_every,
         help="steps between checkpoints (and at the end of every epoch)",
     )
-    parser.add_argument("--seed", type=non_negative_int, default=0, help=seed_help)
     parser.add_argument("--load-model", action="store_true", help=load_model_help)
     parser.add_argument(
         "--validate-every",

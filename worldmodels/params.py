@@ -159,6 +159,11 @@ class VAEParams:
         "the run starts and kept when it resumes (0: none)",
         check="fraction",
     )
+    seed: int = setting(
+        0,
+        "seeds the initial weights, the held-out episodes and the order of the frames",
+        check="non_negative",
+    )
 
     def __post_init__(self):
         if self.latent not in LATENTS:
@@ -208,6 +213,11 @@ class MemoryParams:
         "the run starts and kept when it resumes (0: none)",
         check="fraction",
     )
+    seed: int = setting(
+        0,
+        "seeds the initial weights, the held-out episodes, the episode order and the z draws",
+        check="non_negative",
+    )
 
     def __post_init__(self):
         if self.memory not in MEMORIES:
@@ -224,6 +234,7 @@ class ControllerParams:
         500, "total generations of the run; raise it and rerun to go on", check="positive"
     )
     popsize: int = setting(64, "controllers per generation", check="positive")
+    seed: int = setting(0, "seeds the tracks and CMA-ES's samples", check="non_negative")
     episodes_per_candidate: int = setting(
         16,
         "episodes averaged into each controller's fitness; may change on resume",
@@ -400,6 +411,11 @@ class Config:
 
         for iteration, sections in self.recipe.changes.items():
             for section, values in sections.items():  # unknown keys and wrong types are errors
+                if isinstance(values, dict) and "seed" in values:
+                    raise ConfigError(
+                        f"config key 'recipe.changes.{iteration}.{section}.seed': a run keeps "
+                        "its seeds across iterations"
+                    )
                 _replace_strict(
                     getattr(self, section), values, prefix=f"recipe.changes.{iteration}.{section}."
                 )

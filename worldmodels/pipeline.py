@@ -61,27 +61,21 @@ def parse_overrides(assignments: list[str]) -> dict:
     return overrides
 
 
-# Controller settings train_controller does not take from the pipeline's controller flags.
-CONTROLLER_FLAGS_ELSEWHERE = (
-    "generations",
-    "envs_per_worker",
-    "worker_timeout",
-    "evaluation_episodes",
-)
+# The stages the recipe seeds with the run's seed, `sampling.seed`.
+SEEDED_STAGES = ("vae", "memory", "controller")
 
 
-def as_flags(params, *names: str, exclude: tuple[str, ...] = ()) -> list[str]:
-    """The flags that give a stage the settings `names` of a params dataclass (when none are
-    named, each of its fields but `exclude`), as `cli.add_settings` derives them: "--name",
-    "value"; a true switch as "--name" alone, a false one not at all."""
-    flags = []
-    for name in names or [f.name for f in dataclasses.fields(params) if f.name not in exclude]:
-        value, flag = getattr(params, name), f"--{name.replace('_', '-')}"
-        if isinstance(value, bool):
-            flags += [flag] if value else []
-        else:
-            flags += [flag, str(value)]
-    return flags
+def seeded_by_the_run(config: Config) -> Config:
+    """`config` with each stage's seed set to the run's, `sampling.seed`: a recipe has one seed
+    (each stage derives its own streams from it), so another one set for a stage is an error."""
+    seed = config.sampling.seed
+    for section in SEEDED_STAGES:
+        if getattr(config, section).seed not in (0, seed):
+            raise ConfigError(
+                f"config key '{section}.seed': the recipe seeds every stage with sampling.seed "
+                f"(the run's seed, {seed}); set that instead"
+            )
+    return config_from_dict({section: {"seed": seed} for section in SEEDED_STAGES}, base=config)
 
 
 def plateaued(means: list[float], patience: int) -> bool:
@@ -256,6 +250,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     try:
         config = config_from_dict(parse_overrides(args.set), base=PRESETS[args.preset])
+        config = seeded_by_the_run(config)
         for iteration in range(2, config.recipe.iterations + 1):
             config.for_iteration(iteration)  # a change that breaks a rule fails now, not later
     except ConfigError as error:
@@ -291,20 +286,20 @@ class Recipe:
 
     def __init__(self, config: Config, home: Path, record: RecipeRecord, args):
         self.config, self.home, self.record, self.args = config, home, record, args
-        self.base_seed = config.sampling.seed  # of every stage: training, tracks, CMA-ES
-        self.rollout_flags = [
-            "--num-process", str(args.num_process),
-            *as_flags(config.controller, "envs_per_worker"),
-            *as_flags(config.env, "episode_length", "env"),
-            *as_flags(config.controller, "worker_timeout"),
-            "--backend", args.backend,
-            *(["--ray-address", args.ray_address] if args.ray_address else []),
-        ]  # fmt: skip
+        # Where the rollouts of sampling and evaluation run (CMA-ES's: its own params).
+        self.workers = {
+            "num_process": args.num_process,
+            "envs_per_worker": config.controller.envs_per_worker,
+            "worker_timeout": config.controller.worker_timeout,
+            "backend": args.backend,
+            "ray_address": args.ray_address,
+        }
 
-    def step(self, name: str, stage, flags: list[str], cores: int, missing: str = "") -> None:
-        """Runs `stage` (a command's main) on the home unless recipe.json records `name` done
-        and nothing of it is `missing`; then records it (the first time), with its wall
-        seconds, the cores it kept busy and the CPU seconds it used."""
+    def step(self, name: str, stage, cores: int, missing: str = "") -> None:
+        """Runs `stage` (a call of a stage's library function, which returns its summary
+        line) unless recipe.json records `name` done and nothing of it is `missing`; then
+        records it (the first time), with its wall seconds, the cores it kept busy and the CPU
+        seconds it used."""
         if self.record.done(name) and not missing:
             return
         print(f"== {name}{f' (again: {missing})' if missing else ''}", flush=True)
@@ -316,7 +311,7 @@ class Recipe:
             return time.monotonic() - started, cpu
 
         try:
-            stage(["--home", str(self.home), *flags])
+            print(stage(), flush=True)
         except (KeyboardInterrupt, SystemExit):  # Ctrl-C, or a stage's error: time spent
             self.record.interrupted(name, *spent(), cores)
             raise
@@ -348,15 +343,14 @@ class Recipe:
     def train_iteration(self, iteration: int) -> dict:
         """Runs iteration `iteration`'s stages and CMA-ES until one of its rules ends it;
         returns the iteration's recorded end."""
-        from worldmodels.control import train_controller
-        from worldmodels.data import sample_latent_stats
-        from worldmodels.memory import train_memory
-        from worldmodels.vision import train_vae
+        from worldmodels.control.controller_training import train_controller
+        from worldmodels.latent_stats import encode_dataset
+        from worldmodels.memory.memory_training import train_memory
+        from worldmodels.vision.vae_training import train_vae
 
         config = self.config.for_iteration(iteration)
         vae, memory, controller = config.vae, config.memory, config.controller
         cores = os.cpu_count() or 1
-        seed = ["--seed", str(self.base_seed)]
         datasets = self.datasets(iteration)
         prefix = f"iteration {iteration}:"
         memory_step = f"{prefix} train the MDN-RNN on {', '.join(datasets)}"
@@ -366,39 +360,24 @@ class Recipe:
         if not all(self.record.done(step) for step in data_steps):
             for sampled in range(1, iteration + 1):  # V and M train on every dataset so far
                 self.sample(sampled)
-        warm = ["--load-model"] if iteration > 1 else []
+        home, warm = self.home, iteration > 1
         self.step(
             self.vae_step(iteration),
-            train_vae.main,
-            [
-                "--dataset", *datasets, *warm, *seed,
-                *as_flags(vae),
-            ],
+            lambda: train_vae(home, datasets, vae, load_model=warm),
             cores,
-        )  # fmt: skip
+        )
         if uses_memory:
             for dataset, step in zip(datasets, encode_steps):  # all again: the VAE changed
                 self.step(
                     step,
-                    sample_latent_stats.main,
-                    ["--dataset", dataset, *(["--overwrite"] if iteration > 1 else [])],
+                    lambda dataset=dataset: encode_dataset(home, dataset, overwrite=warm),
                     cores,
                 )
             self.step(
                 memory_step,
-                train_memory.main,
-                [
-                    "--dataset", *datasets, *warm, *seed,
-                    *as_flags(memory),
-                ],
+                lambda: train_memory(home, datasets, memory, load_model=warm),
                 cores,
-            )  # fmt: skip
-        controller_flags = [
-            *seed,
-            # The run's length is each step's own; the workers' are the rollout flags.
-            *as_flags(controller, exclude=CONTROLLER_FLAGS_ELSEWHERE),
-            *self.rollout_flags,
-        ]  # fmt: skip
+            )
         first = 0 if iteration == 1 else self.record.iteration(iteration - 1)["last_generation"] + 1
         while True:
             ended = self.iteration_end(config, iteration, first)
@@ -410,8 +389,14 @@ class Recipe:
             target = self.next_stop(config, first)
             self.step(
                 f"{prefix} CMA-ES through generation {target - 1}",
-                train_controller.main,
-                ["--generations", str(target), *controller_flags],
+                lambda target=target: train_controller(
+                    home,
+                    dataclasses.replace(controller, generations=target),
+                    env_params=config.env,
+                    num_process=self.args.num_process,
+                    backend=self.args.backend,
+                    ray_address=self.args.ray_address,
+                ),
                 self.args.num_process,
             )
 
@@ -423,7 +408,7 @@ class Recipe:
         episodes: the first iteration's are sampled again from the same seeds (the same code
         samples the same episodes); a later iteration's cannot be once V and M were retrained
         after it, and are an error."""
-        from worldmodels.data import sample_policy
+        from worldmodels.control.sampling import sample_episodes
         from worldmodels.data.tf_records import list_episodes
         from worldmodels.seeds import Stream, derive_seed
 
@@ -431,17 +416,21 @@ class Recipe:
         sampling = config.sampling
         if iteration == 1:
             dataset, wanted = sampling.policy, sampling.episodes
-            flags = as_flags(sampling)
             policy = f"policy {sampling.policy}"
+            arguments = {
+                "policy": sampling.policy,
+                "seed": sampling.seed,
+                "brownian_dt": sampling.brownian_dt,
+            }
         else:
             dataset, wanted = layout.agent_dataset(iteration), config.recipe.agent_episodes
             sampler = self.record.iteration(iteration - 1)["sampling_generation"]
-            flags = [
-                "--policy", "controller", "--dataset", dataset, "--generation", str(sampler),
-                "--episodes", str(wanted),
-                "--seed", str(derive_seed(self.base_seed, Stream.ITERATION_DATA, iteration)),
-            ]  # fmt: skip
             policy = f"generation {sampler}"
+            arguments = {
+                "policy": "controller",
+                "generation": str(sampler),
+                "seed": derive_seed(sampling.seed, Stream.ITERATION_DATA, iteration),
+            }
         name = f"iteration {iteration}: sample episodes with {policy}"
         present = len(list_episodes(layout.rollouts(self.home, dataset)))
         missing = f"{present} of {wanted} episodes" if present < wanted else ""
@@ -451,8 +440,15 @@ class Recipe:
                 f"cannot be sampled again: {policy} drove with V and M retrained since. "
                 "Restore them from the machine that sampled them"
             )
-        self.step(name, sample_policy.main, [*flags, *self.rollout_flags],
-                  self.args.num_process, missing=missing)  # fmt: skip
+        self.step(
+            name,
+            lambda: sample_episodes(
+                self.home, dataset=dataset, episodes=wanted, env_params=config.env,
+                **arguments, **self.workers,
+            ),
+            self.args.num_process,
+            missing=missing,
+        )  # fmt: skip
 
     def vae_step(self, iteration: int) -> str:
         return f"iteration {iteration}: train the VAE on {', '.join(self.datasets(iteration))}"
@@ -529,7 +525,7 @@ class Recipe:
     def choose_generation(self, iteration: int, summaries: list[dict]) -> int:
         """Runs the last iteration's best evaluated generations on the validation tracks and
         returns the one that scores best there (recorded in recipe.json with the evidence)."""
-        from worldmodels.control import evaluate
+        from worldmodels.control.evaluation import evaluate_agent
 
         recipe = self.config.recipe
         first = self.record.iteration(iteration)["first_generation"]
@@ -540,15 +536,16 @@ class Recipe:
         for generation in candidates:
             self.step(
                 f"validate generation {generation}",
-                evaluate.main,
-                [
-                    "--generation", str(generation),
-                    "--episodes", str(recipe.validation_episodes),
-                    "--seed", str(recipe.validation_seed),
-                    *self.rollout_flags,
-                ],
+                lambda generation=generation: evaluate_agent(
+                    self.home,
+                    str(generation),
+                    episodes=recipe.validation_episodes,
+                    seed=recipe.validation_seed,
+                    env_params=self.config.env,
+                    **self.workers,
+                ),
                 self.args.num_process,
-            )  # fmt: skip
+            )
             report = layout.evaluation_file(self.home, generation, seed=recipe.validation_seed)
             scores[str(generation)] = json.loads(report.read_text())["mean"]
         chosen = max(candidates, key=lambda g: (scores[str(g)], g))
@@ -563,23 +560,23 @@ class Recipe:
 
     def ship(self, generation: int) -> None:
         """Tests `generation` on the test tracks (stock CarRacing-v3) and writes the card."""
-        from worldmodels import ship
+        from worldmodels.shipping import ship_agent
 
         episode_length = self.config.env.episode_length
         self.step(
             f"test generation {generation} and write its card",
-            ship.main,
-            [
-                "--generation", str(generation),
-                "--out", str(layout.shipped(self.home)),
-                "--episodes", str(self.config.controller.evaluation_episodes),
-                "--episode-length", str(episode_length),
-                "--gif-steps", str(min(400, episode_length)),
-                "--num-process", str(self.args.num_process),
-                "--cores", str(os.cpu_count() or 1),
-            ],
+            lambda: ship_agent(
+                self.home,
+                layout.shipped(self.home),
+                str(generation),
+                episodes=self.config.controller.evaluation_episodes,
+                num_process=self.args.num_process,
+                episode_length=episode_length,
+                gif_steps=min(400, episode_length),
+                cores=os.cpu_count() or 1,
+            ),
             self.args.num_process,
-        )  # fmt: skip
+        )
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ its step to `_migrate`.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from worldmodels import layout
@@ -50,6 +51,17 @@ def read_run(directory: Path) -> dict:
 def stamped(record: dict) -> dict:
     """`record` marked as written in the current schema, for writing as run.json."""
     return {SCHEMA: RUN_SCHEMA, **record}
+
+
+def command_record(home: Path, *params, **arguments) -> dict:
+    """A stage's call recorded as its command's parsed flags would be (`vars(args)`, names as
+    the flags' dests): the home as text, the fields of each params dataclass, then `arguments`.
+    Whether the command or the pipeline ran the stage, the card turns this back into the
+    command that repeats it (`shipping.recorded_commands`)."""
+    record = {"home": str(home)}
+    for part in params:
+        record.update(dataclasses.asdict(part))
+    return {**record, **arguments}
 
 
 def _migrate(record: dict, stage: str) -> dict:

@@ -33,7 +33,7 @@ from worldmodels.control.rollouts import (
 )
 from worldmodels.files import atomic_write_text
 from worldmodels.params import ControllerParams, EnvParams
-from worldmodels.records import read_run, stamped
+from worldmodels.records import command_record, read_run, stamped
 from worldmodels.seeds import SEED_SCHEME, Stream, derive_seed
 from worldmodels.training import changed_settings, fingerprint
 from worldmodels.workers import WorkerError, open_pool
@@ -57,16 +57,14 @@ def train_controller(
     home: Path,
     params: ControllerParams,
     *,
-    seed: int = 0,
     env_params: EnvParams = EnvParams(),
     num_process: int = 1,
     backend: str = "local",
     ray_address: str | None = None,
-    flags: dict | None = None,
 ) -> str:
     """Trains (or resumes) the home's CMA-ES run through generation `params.generations` - 1,
-    each generation saved whole before the next; `flags`, the command's, are recorded in
-    control/run.json. Returns the summary line; exits with a message when the run's settings
+    each generation saved whole before the next; the call is recorded in control/run.json
+    as its command's flags. Returns the summary line; exits with a message when the run's settings
     or the home do not fit."""
     spec = ControllerSpec(params.controller_inputs, params.actions)
     require_trained_models(home, spec.uses_memory)
@@ -80,7 +78,7 @@ def train_controller(
         "episodes_per_candidate": params.episodes_per_candidate,
         "sigma0": params.sigma0,
         "cma_diagonal": params.cma_diagonal,
-        "seed": seed,
+        "seed": params.seed,
         "episode_length": env_params.episode_length,
         "seed_scheme": SEED_SCHEME,
         "controller_parameters": parameter_count(features, spec.actions),
@@ -89,7 +87,7 @@ def train_controller(
         "in_dream": params.in_dream,
         "dream_temperature": params.dream_temperature if params.in_dream else None,
     }
-    start = resume(home, settings, params, seed, world_model)
+    start = resume(home, settings, params, world_model)
     if start is None:
         return (
             f"the controller already has {params.generations} generations in "
@@ -108,7 +106,14 @@ def train_controller(
                 {
                     "settings": settings,
                     "config": dataclasses.asdict(params),
-                    "command": flags or {},
+                    "command": command_record(
+                        home,
+                        params,
+                        env_params,
+                        num_process=num_process,
+                        backend=backend,
+                        ray_address=ray_address,
+                    ),
                     "earlier_phases": start.earlier_phases,
                 }
             ),
@@ -129,9 +134,7 @@ def train_controller(
             for generation in range(start.first, params.generations):
                 started = time.monotonic()
                 population = np.asarray(start.optimizer.ask())
-                rewards, results = candidate_rewards(
-                    pool, dream, population, generation, seed, params
-                )
+                rewards, results = candidate_rewards(pool, dream, population, generation, params)
                 fitness = rewards.mean(axis=1)
                 start.optimizer.tell(list(population), list(-fitness))  # CMA-ES minimises
                 summary = generation_summary(
@@ -142,7 +145,7 @@ def train_controller(
                     summary["dream"] = {"temperature": params.dream_temperature}
                 mean = np.asarray(start.optimizer.result.xfavorite)
                 if params.eval_every and (generation + 1) % params.eval_every == 0:
-                    summary["evaluation"] = evaluate_mean(pool, mean, seed, generation, params)
+                    summary["evaluation"] = evaluate_mean(pool, mean, generation, params)
                 arrays = {
                     "population": population,
                     "rewards": rewards,
@@ -162,9 +165,7 @@ def train_controller(
     )
 
 
-def resume(
-    home: Path, settings: dict, params: ControllerParams, seed: int, world_model: str
-) -> Start | None:
+def resume(home: Path, settings: dict, params: ControllerParams, world_model: str) -> Start | None:
     """A new run's start, or where the home's run resumes: after its last complete generation,
     with a new phase when a setting of CHANGEABLE_ON_RESUME changed (printed). None when the
     run has its `params.generations` already; exits when other settings differ."""
@@ -174,7 +175,7 @@ def resume(
             settings["controller_parameters"],
             params.sigma0,
             params.popsize,
-            derive_seed(seed, Stream.OPTIMIZER),
+            derive_seed(params.seed, Stream.OPTIMIZER),
             params.cma_diagonal,
         )
         return Start(optimizer, 0, [])
@@ -204,7 +205,7 @@ def resume(
         print(f"the controllers read z's {params.latent} from generation {first} on")
     if saved["popsize"] != params.popsize:
         optimizer = restart_with_popsize(
-            optimizer, params.popsize, derive_seed(seed, Stream.OPTIMIZER, first)
+            optimizer, params.popsize, derive_seed(params.seed, Stream.OPTIMIZER, first)
         )
         print("CMA-ES restarts from its distribution (mean, sigma, coordinate stds)")
     print(f"resuming after generation {done[-1]} in {layout.generations(home)}")
@@ -217,13 +218,13 @@ def resume(
 
 
 def candidate_rewards(
-    pool, dream, population: np.ndarray, generation: int, seed: int, params: ControllerParams
+    pool, dream, population: np.ndarray, generation: int, params: ControllerParams
 ) -> tuple[np.ndarray, dict]:
     """Every candidate's total reward on the generation's common tracks (candidates x
     tracks), in CarRacing on the pool or in the `dream`, and the episodes' results by
     (candidate, track)."""
     seeds = [
-        derive_seed(seed, Stream.TRAINING_TRACKS, generation, j)
+        derive_seed(params.seed, Stream.TRAINING_TRACKS, generation, j)
         for j in range(params.episodes_per_candidate)
     ]
     tasks = [
@@ -297,11 +298,13 @@ def fitness_noise(rewards: np.ndarray) -> dict | None:
     }
 
 
-def evaluate_mean(pool, mean, seed: int, generation: int, params: ControllerParams) -> dict:
+def evaluate_mean(pool, mean, generation: int, params: ControllerParams) -> dict:
     """Total rewards of the distribution mean on `eval_episodes` tracks never trained on, and
     on how many of them it finished the lap."""
     tasks = [
-        EpisodeTask(j, mean, derive_seed(seed, Stream.TRAINING_EVALUATION_TRACKS, generation, j))
+        EpisodeTask(
+            j, mean, derive_seed(params.seed, Stream.TRAINING_EVALUATION_TRACKS, generation, j)
+        )
         for j in range(params.eval_episodes)
     ]
     results = run_episode_tasks(pool, tasks, params.envs_per_worker, "evaluating the mean")

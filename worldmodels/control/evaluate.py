@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> None:
             EnvParams(env=args.env, episode_length=args.episode_length),
             num_process=args.num_process,
             envs_per_worker=args.envs_per_worker,
-            timeout=args.worker_timeout,
+            worker_timeout=args.worker_timeout,
             backend=args.backend,
             ray_address=args.ray_address,
         )

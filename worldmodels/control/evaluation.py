@@ -38,7 +38,7 @@ def evaluate_agent(
     *,
     num_process: int = 1,
     envs_per_worker: int = 16,
-    timeout: float = 600.0,
+    worker_timeout: float = 600.0,
     backend: str = "local",
     ray_address: str | None = None,
 ) -> str:
@@ -64,7 +64,7 @@ def evaluate_agent(
             backend,
             partial(RolloutWorker, config),
             min(num_process, len(tasks)),
-            timeout,
+            worker_timeout,
             ray_address,
         ) as pool:
             results = run_episode_tasks(pool, tasks, envs_per_worker, "evaluating")

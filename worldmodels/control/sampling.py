@@ -48,6 +48,7 @@ from worldmodels.data.tf_records import (
 )
 from worldmodels.files import atomic_write_text
 from worldmodels.params import EnvParams, SamplingParams
+from worldmodels.records import command_record
 from worldmodels.seeds import SEED_SCHEME, Stream, derive_seed
 from worldmodels.workers import WorkerError, open_pool
 from worldmodels.world_model import WorldModel
@@ -199,15 +200,14 @@ def sample_episodes(
     brownian_dt: float = SamplingParams.brownian_dt,
     num_process: int = 1,
     envs_per_worker: int = 16,
-    timeout: float = 600.0,
+    worker_timeout: float = 600.0,
     backend: str = "local",
     ray_address: str | None = None,
-    flags: dict | None = None,
 ) -> str:
     """Samples the episodes of indices [`start_episode`, `episodes`) of `policy` missing from
     (or damaged in) `<home>/<dataset>-rollouts/`, with `num_process` workers on `backend`;
-    "controller" drives the home's `generation` (N, max or best). `flags`, the command's, are
-    recorded in the dataset's sampling config. Returns the summary line; exits with a message
+    "controller" drives the home's `generation` (N, max or best). The call is recorded in the
+    dataset's sampling config as its command's flags. Returns the summary line; exits with a message
     naming what does not fit."""
     directory = layout.rollouts(home, dataset)
 
@@ -239,7 +239,23 @@ def sample_episodes(
     ]
     skipped = episodes - start_episode - len(tasks)
     directory.mkdir(parents=True, exist_ok=True)
-    config = {"command": flags or {}, "env": env_params.__dict__, "seed_scheme": SEED_SCHEME}
+    command = command_record(
+        home,
+        env_params,
+        policy=policy,
+        dataset=dataset,
+        generation=generation,
+        episodes=episodes,
+        seed=seed,
+        brownian_dt=brownian_dt,
+        start_episode=start_episode,
+        num_process=num_process,
+        envs_per_worker=envs_per_worker,
+        worker_timeout=worker_timeout,
+        backend=backend,
+        ray_address=ray_address,
+    )
+    config = {"command": command, "env": env_params.__dict__, "seed_scheme": SEED_SCHEME}
     if sampled_generation is not None:
         config["sampled_generation"] = sampled_generation
     atomic_write_text(config_path, json.dumps(config, indent=2, default=str))
@@ -276,7 +292,7 @@ def sample_episodes(
                 backend,
                 make_handler,
                 min(num_process, len(jobs)),
-                timeout,
+                worker_timeout,
                 ray_address,
             ) as pool:
                 pool.map(jobs, on_result=write_records)

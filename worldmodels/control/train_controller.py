@@ -23,7 +23,6 @@ from worldmodels.cli import (
     add_rollout_arguments,
     add_settings,
     make_parser,
-    non_negative_int,
     settings_from_args,
 )
 from worldmodels.params import ControllerParams, EnvParams
@@ -36,9 +35,6 @@ def parse_args(argv: list[str] | None = None):
         parser,
         ControllerParams,
         exclude=("envs_per_worker", "worker_timeout", "evaluation_episodes"),
-    )
-    parser.add_argument(
-        "--seed", type=non_negative_int, default=0, help="seeds the tracks and CMA-ES's samples"
     )
     add_rollout_arguments(parser)
     args = parser.parse_args(argv)
@@ -60,12 +56,10 @@ def main(argv: list[str] | None = None) -> None:
         train_controller(
             layout.resolve_home(args.home),
             settings_from_args(ControllerParams, args),
-            seed=args.seed,
             env_params=EnvParams(env=args.env, episode_length=args.episode_length),
             num_process=args.num_process,
             backend=args.backend,
             ray_address=args.ray_address,
-            flags=vars(args),
         )
     )
 

@@ -80,10 +80,9 @@ def main(argv: list[str] | None = None) -> None:
             brownian_dt=args.brownian_dt,
             num_process=args.num_process,
             envs_per_worker=args.envs_per_worker,
-            timeout=args.worker_timeout,
+            worker_timeout=args.worker_timeout,
             backend=args.backend,
             ray_address=args.ray_address,
-            flags=vars(args),
         )
     )
 

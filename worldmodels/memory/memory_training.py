@@ -26,6 +26,7 @@ from worldmodels.data.tf_records import (
 from worldmodels.latent_stats import encoded_by, require_current_latent_stats
 from worldmodels.memory.memory import build_memory, mdn_loss, reward_done_losses
 from worldmodels.params import MemoryParams
+from worldmodels.records import command_record
 from worldmodels.seeds import SEED_SCHEME, Model, Stream, derive_seed
 from worldmodels.training import (
     NoEpisodesError,
@@ -73,18 +74,16 @@ def train_memory(
     datasets: list[str],
     params: MemoryParams,
     *,
-    seed: int = 0,
     checkpoint_every: int = 100,
     validate_every: int = 0,
     load_model: bool = False,
     strategy: str = "default",
     on_corrupt: str = "error",
-    flags: dict | None = None,
 ) -> str:
     """Trains (or resumes training) the MDN-RNN of `home` on the latent statistics of
     `datasets` for `params.epochs` epochs in all; `load_model` starts a new run from the last
-    checkpoint's weights. `flags`, the command's, are recorded in run.json. Returns the summary
-    line; exits with a message naming what is missing, stale or inconsistent."""
+    checkpoint's weights. Returns the summary line; exits with a message naming what is
+    missing, stale or inconsistent."""
     folders = {dataset: layout.latent_stats(home, dataset) for dataset in datasets}
     for dataset, folder in folders.items():
         require_current_latent_stats(folder, dataset, home)
@@ -114,7 +113,7 @@ def train_memory(
         "final_learning_rate": params.final_learning_rate,
         "gradient_clip": params.gradient_clip,
         "validation_share": params.validation_share,
-        "seed": seed,
+        "seed": params.seed,
         "seed_scheme": SEED_SCHEME,
         # The VAE whose latents M learns: resumed on statistics that a retrained VAE encoded
         # again, a run would mix two.
@@ -147,11 +146,23 @@ def train_memory(
         settings,
         build,
         model=Model.MEMORY,
-        seed=seed,
+        seed=params.seed,
         validation_share=params.validation_share,
         load_model=load_model,
         strategy=strategy,
-        config={"memory": dataclasses.asdict(params), "command": flags or {}},
+        config={
+            "memory": dataclasses.asdict(params),
+            "command": command_record(
+                home,
+                params,
+                dataset=datasets,
+                checkpoint_every=checkpoint_every,
+                validate_every=validate_every,
+                load_model=load_model,
+                strategy=strategy,
+                on_corrupt=on_corrupt,
+            ),
+        },
         settings_added_later=added_later,
     )
     memory, optimizer = run.model, run.optimizer
@@ -181,7 +192,7 @@ def train_memory(
         batches = sequences_for_epoch(
             validation,
             params.batch_size,
-            derive_seed(seed, Stream.VALIDATION, Model.MEMORY),
+            derive_seed(params.seed, Stream.VALIDATION, Model.MEMORY),
             on_corrupt,
         )
         return mean_losses(validation_step, batches, weight=lambda *batch: tf.reduce_sum(batch[2]))
@@ -190,7 +201,7 @@ def train_memory(
         return sequences_for_epoch(
             paths,
             params.batch_size,
-            derive_seed(seed, Stream.DATA_ORDER, Model.MEMORY, epoch),
+            derive_seed(params.seed, Stream.DATA_ORDER, Model.MEMORY, epoch),
             on_corrupt,
         )
 

@@ -28,7 +28,6 @@ def parse_args(argv: list[str] | None = None):
     add_training_arguments(
         parser,
         checkpoint_every=100,
-        seed_help="seeds the initial weights, the episode order and the z draws",
         load_model_help="start a new run from the weights of the last checkpoint, the old run "
         "kept aside; the same command run again resumes that run",
     )
@@ -44,13 +43,11 @@ def main(argv: list[str] | None = None) -> None:
             layout.resolve_home(args.home),
             args.dataset,
             settings_from_args(MemoryParams, args),
-            seed=args.seed,
             checkpoint_every=args.checkpoint_every,
             validate_every=args.validate_every,
             load_model=args.load_model,
             strategy=args.strategy,
             on_corrupt=args.on_corrupt,
-            flags=vars(args),
         )
     )
 

@@ -36,7 +36,6 @@ def parse_args(argv: list[str] | None = None):
     add_training_arguments(
         parser,
         checkpoint_every=1000,
-        seed_help="seeds the initial weights and the order of the frames",
         load_model_help="start a new run from the weights of the last checkpoint (e.g. on "
         "--dataset controller), the old run kept aside; the same command run again resumes "
         "that run",
@@ -53,14 +52,12 @@ def main(argv: list[str] | None = None) -> None:
             layout.resolve_home(args.home),
             args.dataset,
             settings_from_args(VAEParams, args),
-            seed=args.seed,
             shuffle_buffer=args.shuffle_buffer,
             checkpoint_every=args.checkpoint_every,
             validate_every=args.validate_every,
             load_model=args.load_model,
             strategy=args.strategy,
             on_corrupt=args.on_corrupt,
-            flags=vars(args),
         )
     )
 

@@ -22,6 +22,7 @@ from worldmodels.data.tf_records import (
 )
 from worldmodels.images import image_grid, save_png, unit_frames
 from worldmodels.params import VAE_SCHEDULES, VAEParams
+from worldmodels.records import command_record
 from worldmodels.seeds import SEED_SCHEME, Model, Stream, derive_seed
 from worldmodels.training import (
     NoEpisodesError,
@@ -47,19 +48,17 @@ def train_vae(
     datasets: list[str],
     params: VAEParams,
     *,
-    seed: int = 0,
     shuffle_buffer: int = 10_000,
     checkpoint_every: int = 1000,
     validate_every: int = 0,
     load_model: bool = False,
     strategy: str = "default",
     on_corrupt: str = "error",
-    flags: dict | None = None,
 ) -> str:
     """Trains (or resumes training) the VAE of `home` on the episodes of `datasets` for
     `params.epochs` epochs in all; `load_model` starts a new run from the last checkpoint's
-    weights. `flags`, the command's, are recorded in run.json. Returns the summary line; exits
-    with a message naming what is missing, damaged or inconsistent."""
+    weights. Returns the summary line; exits with a message naming what is missing, damaged or
+    inconsistent."""
     folders = {dataset: layout.rollouts(home, dataset) for dataset in datasets}
     try:
         all_paths = episodes_of(folders)
@@ -81,7 +80,7 @@ def train_vae(
         "kl_tolerance": params.kl_tolerance,
         "shuffle_buffer": shuffle_buffer,
         "validation_share": params.validation_share,
-        "seed": seed,
+        "seed": params.seed,
         "seed_scheme": SEED_SCHEME,
     }
 
@@ -97,11 +96,24 @@ def train_vae(
         settings,
         build,
         model=Model.VAE,
-        seed=seed,
+        seed=params.seed,
         validation_share=params.validation_share,
         load_model=load_model,
         strategy=strategy,
-        config={"vae": dataclasses.asdict(params), "command": flags or {}},
+        config={
+            "vae": dataclasses.asdict(params),
+            "command": command_record(
+                home,
+                params,
+                dataset=datasets,
+                shuffle_buffer=shuffle_buffer,
+                checkpoint_every=checkpoint_every,
+                validate_every=validate_every,
+                load_model=load_model,
+                strategy=strategy,
+                on_corrupt=on_corrupt,
+            ),
+        },
     )
     vae, optimizer = run.model, run.optimizer
 
@@ -117,7 +129,7 @@ def train_vae(
             paths,
             params.batch_size,
             shuffle_buffer=shuffle_buffer,
-            seed=derive_seed(seed, Stream.DATA_ORDER, Model.VAE, epoch),
+            seed=derive_seed(params.seed, Stream.DATA_ORDER, Model.VAE, epoch),
             on_corrupt=on_corrupt,
         )
 
@@ -133,7 +145,7 @@ def train_vae(
             validation,
             params.batch_size,
             shuffle_buffer=1,
-            seed=derive_seed(seed, Stream.VALIDATION, Model.VAE),
+            seed=derive_seed(params.seed, Stream.VALIDATION, Model.VAE),
             on_corrupt=on_corrupt,
         )
         mu_batches = []
@@ -156,7 +168,7 @@ def train_vae(
         preview = preview_frames(load_first_episode(validation + paths, on_corrupt))
     except (CorruptEpisodeError, FileNotFoundError) as error:
         sys.exit(f"error: {error}")
-    prior_draws = vae.prior_codes(16, seed)
+    prior_draws = vae.prior_codes(16, params.seed)
 
     def anneal(epoch: int) -> None:
         """The discrete VAE's temperature and KL weight for `epoch` (0-based)."""
