@@ -24,16 +24,12 @@ import pygame
 from gymnasium.envs.box2d.car_racing import CarRacing
 
 import worldmodels.data.car_racing as car_racing
+from worldmodels.data.policies import sweeping_steering
 
 ROOT = Path(__file__).resolve().parents[1]
 AGENT_ACTIONS = ROOT / "tests" / "data" / "agent_actions.npy"
 # FastCarRacing before issue #31's work (the flip, the compiled polygons, the bands).
 REFERENCE_REVISION = "c6bade0"
-
-
-def sweeping_steering(steps: int, period: int = 60, gas: float = 0.5) -> np.ndarray:
-    steer = np.sin(2 * np.pi * np.arange(steps) / period)
-    return np.stack([steer, np.full(steps, gas), np.zeros(steps)], 1).astype(np.float32)
 
 
 def reference_env(revision: str):

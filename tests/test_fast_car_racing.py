@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from worldmodels.data.car_racing import FAST_ENV_ID, FastCarRacing, make_env
-from worldmodels.data.policies import brownian_actions
+from worldmodels.data.policies import brownian_actions, sweeping_steering
 from worldmodels.params import EnvParams
 
 
@@ -18,12 +18,6 @@ def random_actions(seed, steps):
 
 def constant(action, steps):
     return np.tile(np.array(action, np.float32), (steps, 1))
-
-
-def sweeping_steering(steps, gas=0.5, period=60):
-    """Steering swept left and right at steady gas, as a driving agent steers."""
-    steer = np.sin(2 * np.pi * np.arange(steps) / period)
-    return np.stack([steer, np.full(steps, gas), np.zeros(steps)], 1).astype(np.float32)
 
 
 def brownian(seed, steps):

@@ -32,6 +32,14 @@ def brownian_actions(action_space, seed: int, dt: float) -> Iterator[np.ndarray]
         action = np.clip(action + step, action_space.low, action_space.high).astype(np.float32)
 
 
+def sweeping_steering(steps: int, gas: float = 0.5, period: int = 60) -> np.ndarray:
+    """`steps` actions [steps, 3] steering sin(2 pi t / `period`) at steady `gas`, no brake: a
+    car driven along and across the road as an agent drives it, for tests and benchmarks of
+    the environment (random actions leave the car near the start)."""
+    steer = np.sin(2 * np.pi * np.arange(steps) / period)
+    return np.stack([steer, np.full(steps, gas), np.zeros(steps)], 1).astype(np.float32)
+
+
 def run_episode(env, actions: Iterator[np.ndarray], seed: int) -> dict:
     """Steps `env` from `reset(seed=seed)` until it terminates or is truncated.
 
