@@ -150,9 +150,9 @@ def test_world_model_changes_are_where_v_and_m_were_retrained():
 
 
 def test_latent_changes_are_where_the_controller_reads_z_otherwise():
-    summaries = [{}, {"latent": "sample"}, {"latent": "mode"}, {"latent": "mode"}, {}]
+    summaries = [{"latent": latent} for latent in ("sample", "sample", "mode", "mode", "sample")]
     assert figures.latent_changes(summaries) == [2, 4]
-    assert figures.latent_changes([{}, {"latent": "sample"}]) == []
+    assert figures.latent_changes([{"latent": "sample"}] * 2) == []
 
 
 def test_a_shipped_generation_s_plots_end_with_it(trained_controller_home, tmp_path):

@@ -85,3 +85,25 @@ def test_current_records_are_read_as_written_and_a_missing_one_is_empty(tmp_path
     assert read_run(tmp_path / layout.VAE_TRAINING) == written
     assert vae_latent(tmp_path) == "discrete"
     assert read_run(tmp_path / layout.CONTROL) == {}
+
+
+def test_a_summary_written_before_latent_was_recorded_reads_as_sampling(tmp_path):
+    from worldmodels.control.generations import controller_latent, load_summary
+
+    for number, summary in enumerate([{"generation": 0}, {"generation": 1, "latent": "mode"}]):
+        layout.generation(tmp_path, number).mkdir(parents=True)
+        (layout.generation(tmp_path, number) / "summary.json").write_text(json.dumps(summary))
+    assert load_summary(tmp_path, 0) == {"generation": 0, "latent": "sample"}
+    assert [controller_latent(tmp_path, n) for n in (0, 1)] == ["sample", "mode"]
+
+
+def test_a_report_written_before_latent_was_recorded_reads_as_sampling(tmp_path):
+    from worldmodels.control.evaluation import agent_name, load_report
+
+    old, current = tmp_path / "old.json", tmp_path / "current.json"
+    old.write_text(json.dumps({"candidate": "mean"}))
+    current.write_text(
+        json.dumps({"candidate": "mean", "latent": "mode", "trained_latent": "sample"})
+    )
+    assert load_report(old) == {"candidate": "mean", "latent": "sample", "trained_latent": "sample"}
+    assert [agent_name(load_report(path)) for path in (old, current)] == ["mean", "mean, z mode"]

@@ -120,9 +120,8 @@ def world_model_changes(summaries: list[dict]) -> list[int]:
 
 def latent_changes(summaries: list[dict]) -> list[int]:
     """Indices into `summaries` of the generations whose controllers read z otherwise than the
-    previous generation's (`train_controller --latent` changed on a resume; summaries without
-    it read a draw)."""
-    latents = [s.get("latent", "sample") for s in summaries]
+    previous generation's (`train_controller --latent` changed on a resume)."""
+    latents = [s["latent"] for s in summaries]
     return [i for i in range(1, len(latents)) if latents[i] != latents[i - 1]]
 
 

@@ -16,7 +16,7 @@ import tensorflow as tf
 from worldmodels import __version__, figures, layout
 from worldmodels.agent_archive import export_agent
 from worldmodels.control import evaluation
-from worldmodels.control.evaluation import evaluate_agent
+from worldmodels.control.evaluation import evaluate_agent, load_report
 from worldmodels.control.generations import (
     controller_latent,
     load_agent_controller,
@@ -160,7 +160,7 @@ def existing_test_evaluation(
     path = layout.evaluation_file(home, generation)
     if not path.exists():
         return False
-    report = json.loads(path.read_text())
+    report = load_report(path)
     expected = {
         "env": "stock",
         "seed": TEST_TRACKS_SEED,
@@ -170,7 +170,7 @@ def existing_test_evaluation(
     return (
         len(report["rewards"]) == episodes
         and all(report.get(key) == value for key, value in expected.items())
-        and report.get("latent", "sample") == controller_latent(home, generation)
+        and report["latent"] == controller_latent(home, generation)
     )
 
 
@@ -181,7 +181,7 @@ def validation_reports(home: Path, generation: int) -> list[dict]:
     world_model = load_summary(home, generation).get("world_model")
     reports = []
     for path in layout.evaluations(home).glob("generation_*-mean-seed*.json"):
-        report = json.loads(path.read_text())
+        report = load_report(path)
         if load_summary(home, report["generation"]).get("world_model") == world_model:
             reports.append(report)
     return sorted(reports, key=lambda report: (report["seed"], report["generation"]))

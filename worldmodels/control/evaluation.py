@@ -109,13 +109,21 @@ def evaluate_agent(
     return "\n".join(lines)
 
 
+def load_report(path: Path) -> dict:
+    """An evaluation report (`evaluate_agent`'s JSON), every field present: a report written
+    before `latent` and `trained_latent` were recorded read z by sampling, as its controller
+    was trained. The one place an older report is read as a current one."""
+    report = json.loads(Path(path).read_text())
+    for key in ("latent", "trained_latent"):
+        report.setdefault(key, "sample")
+    return report
+
+
 def agent_name(report: dict) -> str:
     """What a report evaluated, as its messages name it: the candidate, and how the controller
-    read z when not as it was trained to ("mean", "mean, z mode"). Reports written before
-    these were recorded read z by sampling, as their controllers were trained."""
-    latent = report.get("latent", "sample")
-    overridden = latent != report.get("trained_latent", "sample")
-    return report["candidate"] + (f", z {latent}" if overridden else "")
+    read z when not as it was trained to ("mean", "mean, z mode")."""
+    overridden = report["latent"] != report["trained_latent"]
+    return report["candidate"] + (f", z {report['latent']}" if overridden else "")
 
 
 def paired_difference(report: dict, other: dict) -> tuple[float, float] | None:
@@ -136,7 +144,7 @@ def same_track_comparisons(report: dict, report_path: Path) -> list[str]:
     it on the same tracks, by generation, each as "generation N (candidate) +d ± se"."""
     comparisons = []
     for path in report_path.parent.glob("generation_*.json"):
-        other = json.loads(path.read_text())
+        other = load_report(path)
         difference = None if path == report_path else paired_difference(report, other)
         if difference is not None:
             comparisons.append((other["generation"], agent_name(other), *difference))

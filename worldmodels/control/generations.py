@@ -73,7 +73,12 @@ def load_optimizer(home: Path, number: int):
 
 
 def load_summary(home: Path, number: int) -> dict:
-    return json.loads((layout.generation(home, number) / "summary.json").read_text())
+    """Generation `number`'s summary.json, every field present: a summary written before its
+    controllers' `latent` was recorded (the shipped agent's first 238 generations) gets
+    "sample", how they read z. The one place an older summary is read as a current one."""
+    summary = json.loads((layout.generation(home, number) / "summary.json").read_text())
+    summary.setdefault("latent", "sample")
+    return summary
 
 
 def load_summaries(home: Path, until: int | None = None) -> list[dict]:
@@ -153,9 +158,8 @@ def controller_spec(home: Path) -> ControllerSpec:
 
 
 def controller_latent(home: Path, number: int) -> str:
-    """How generation `number`'s controllers read z (`LATENT_READINGS`), as they were trained:
-    "sample" for generations recorded before it was a setting."""
-    return load_summary(home, number).get("latent", "sample")
+    """How generation `number`'s controllers read z (`LATENT_READINGS`), as they were trained."""
+    return load_summary(home, number)["latent"]
 
 
 class AgentController(NamedTuple):
