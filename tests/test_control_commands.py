@@ -407,6 +407,7 @@ PIPELINE_OVERRIDES = {
     "memory.memory": "attention",
     "memory.attention_window": 4,
     "memory.reward_done_heads": True,
+    "memory.reward_overprediction_weight": 2.0,
     "memory.lstm_units": 16,
     "memory.num_mixtures": 2,
     "memory.learning_rate": 0.002,
@@ -431,6 +432,7 @@ PIPELINE_OVERRIDES = {
     "controller.stall_steps": 5,
     "controller.in_dream": True,
     "controller.dream_temperature": 1.2,
+    "controller.dream_horizon": 20,
     # One iteration here (the tiny recipe's two: tests/test_recipe.py), shipped after validating
     # its best generation on 3 tracks of seed 4.
     "recipe.iterations": 1,
@@ -511,7 +513,7 @@ def test_tiny_pipeline_runs_all_stages_and_every_setting_reaches_its_stage(tmp_p
     assert memory.lstm.cell.units == 16 and memory.mdn.units == 32 * 2 * 3
     memory_run = json.loads((home / "memory-training" / "run.json").read_text())["settings"]
     assert memory_run["gradient_clip"] == 0.5 and memory_run["batch_size"] == 3
-    assert memory_run["seed"] == 5
+    assert memory_run["seed"] == 5 and memory_run["reward_overprediction_weight"] == 2.0
     assert memory.reward_done_heads and memory.reward_done.built
     with open(home / "memory-training" / "losses.csv", newline="") as file:
         memory_losses = list(csv.DictReader(file))
@@ -537,7 +539,10 @@ def test_tiny_pipeline_runs_all_stages_and_every_setting_reaches_its_stage(tmp_p
     assert len(load_summary(home, 1)["evaluation"]["rewards"]) == 3
     assert load_summary(home, 1)["evaluation"]["laps_finished"] == 0
     # Trained in M's dream (its heads), evaluated on CarRacing.
-    assert load_summary(home, 1)["dream"] == {"temperature": 1.2}
+    # Dreams of 20 steps (the real episodes' 30 aside): no dream episode runs longer.
+    assert load_summary(home, 1)["dream"] == {"temperature": 1.2, "horizon": 20}
+    assert load_summary(home, 1)["steps"] <= 5 * 2 * 20
+    assert control["settings"]["dream_horizon"] == 20
     assert control["settings"]["in_dream"] is True
     assert control["settings"]["stall_steps"] == 5
     assert control["settings"]["seed"] == 5
@@ -715,7 +720,14 @@ def test_a_controller_run_recorded_before_stalls_and_dreams_resumes(
     run_file = layout.control_run_file(home)
     run = json.loads(run_file.read_text())
     del run["schema"]  # a record of schema 1, before these were settings
-    for key in ("controller_inputs", "actions", "stall_steps", "in_dream", "dream_temperature"):
+    for key in (
+        "controller_inputs",
+        "actions",
+        "stall_steps",
+        "in_dream",
+        "dream_temperature",
+        "dream_horizon",
+    ):
         del run["settings"][key]
     del run["settings"]["latent"]
     run_file.write_text(json.dumps(run))

@@ -208,6 +208,14 @@ def test_reward_and_done_losses_equal_numpy_references():
     )
     np.testing.assert_allclose(float(losses["done_loss"]), cross_entropy[kept].mean(), rtol=1e-5)
 
+    # Over-predictions weighted 3 times: the squared error, 3x where predicted > reward.
+    weighted = reward_done_losses(predicted, logit, reward, done, mask, overprediction_weight=3.0)
+    error = (predicted - reward)[kept].astype(np.float64)
+    expected = np.mean(np.where(error > 0, 3.0, 1.0) * error**2)
+    assert (error > 0).any() and (error < 0).any()
+    np.testing.assert_allclose(float(weighted["reward_loss"]), expected, rtol=1e-5)
+    assert float(weighted["done_loss"]) == pytest.approx(float(losses["done_loss"]))
+
 
 def test_the_heads_read_the_features_and_a_memory_without_them_says_so():
     memory = MDNRNN(lstm_units=8, num_mixtures=2, reward_done_heads=True)

@@ -48,7 +48,7 @@ def test_old_records_gain_the_settings_added_since_with_what_their_runs_did(
     assert {k: migrated["settings"][k] for k in old["settings"]} == old["settings"]
     # Every setting today's runs record is there, but the memory's VAE fingerprint, which
     # only the statistics on disk can tell (train_memory decides that on resume).
-    current = set(raw(shipped_agent, stage)["settings"])
+    current = set(read_run(shipped_agent / stage)["settings"])
     assert current - set(migrated["settings"]) == (
         {"latent_stats_vae"} if stage == layout.MEMORY_TRAINING else set()
     )
@@ -72,10 +72,30 @@ def test_old_records_read_as_the_paper_s_agent(first_agent):
     }
 
 
+# What schema 3 added (the dream's remedies), with what every earlier run did.
+ADDED_BY_SCHEMA_3 = {
+    layout.VAE_TRAINING: {},
+    layout.MEMORY_TRAINING: {"reward_overprediction_weight": 1.0},
+    layout.CONTROL: {"dream_horizon": None},
+}
+
+
 @pytest.mark.parametrize("stage", STAGES)
-def test_a_record_with_every_setting_reads_unchanged(shipped_agent, stage):
+def test_a_record_with_every_setting_of_its_day_gains_only_the_later_ones(shipped_agent, stage):
+    # The shipped agent's records: schema 1 in form, every setting schema 2 knows.
     old, migrated = raw(shipped_agent, stage), read_run(shipped_agent / stage)
-    assert migrated == {**old, "schema": RUN_SCHEMA}
+    settings = {**ADDED_BY_SCHEMA_3[stage], **old["settings"]}
+    assert migrated == {**old, "schema": RUN_SCHEMA, "settings": settings}
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_a_schema_2_record_gains_the_schema_3_settings(tmp_path, stage):
+    (tmp_path / stage).mkdir()
+    record = {"schema": 2, "settings": {"seed": 3}}
+    (tmp_path / stage / layout.RUN_FILE).write_text(json.dumps(record))
+    assert read_run(tmp_path / stage) == {
+        "schema": 3, "settings": {**ADDED_BY_SCHEMA_3[stage], "seed": 3}
+    }  # fmt: skip
 
 
 def test_current_records_are_read_as_written_and_a_missing_one_is_empty(tmp_path):

@@ -163,6 +163,7 @@ def test_an_mdn_rnn_run_recorded_before_the_heads_existed_resumes(trained_home, 
     run = json.loads(run_file.read_text())
     settings = run["settings"]
     del run["schema"], settings["reward_done_heads"]  # a record of schema 1, before the heads
+    del settings["reward_overprediction_weight"]  # and before the dream's remedies
     run_file.write_text(json.dumps(run))
     steps = len(rows(home / "memory-training" / "losses.csv"))
     train_memory.main(

@@ -195,6 +195,13 @@ class MemoryParams:
         "the features, for training the controller in the dream; the loss is then the mixture "
         "NLL plus both",
     )
+    # Not in the paper: a remedy against a dream controller steering into M's optimism
+    # (docs/dream.md measures it).
+    reward_overprediction_weight: float = setting(
+        1.0,
+        "with --reward-done-heads: weight of the squared reward error where M predicts more "
+        "reward than the step got (1: the plain squared error; above 1, M errs low)",
+    )
     lstm_units: int = setting(256, "LSTM width (h)", check="positive")
     num_mixtures: int = setting(
         5, "Gaussians in the mixture of each latent dimension", check="positive"
@@ -311,6 +318,13 @@ class ControllerParams:
     dream_temperature: float = setting(
         1.0,
         "with --in-dream: temperature of M's mixture (logits / tau, sigma * sqrt(tau))",
+    )
+    # Not in the paper: a remedy against M drifting from what it saw (docs/dream.md).
+    dream_horizon: int = setting(
+        0,
+        "with --in-dream: steps of each dream episode (0: --episode-length); a shorter dream "
+        "leaves M less room to drift from the driving it was trained on",
+        check="non_negative",
     )
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from worldmodels import layout
 from worldmodels.params import MemoryParams
 
-RUN_SCHEMA = 2
+RUN_SCHEMA = 3
 SCHEMA = "schema"
 
 # Schema 1 -> 2: the settings each stage's runs recorded only once they existed, with the
@@ -37,6 +37,14 @@ _SETTINGS_ADDED_BY_SCHEMA_2 = {
         "dream_temperature": None,
     },
 }
+
+
+# Schema 2 -> 3: the dream's remedies, settings since; runs before them had neither.
+_SETTINGS_ADDED_BY_SCHEMA_3 = {
+    layout.MEMORY_TRAINING: {"reward_overprediction_weight": 1.0},
+    layout.CONTROL: {"dream_horizon": None},
+}
+_STEPS = {2: _SETTINGS_ADDED_BY_SCHEMA_2, 3: _SETTINGS_ADDED_BY_SCHEMA_3}
 
 
 def read_run(directory: Path) -> dict:
@@ -65,10 +73,11 @@ def command_record(home: Path, *params, **arguments) -> dict:
 
 
 def _migrate(record: dict, stage: str) -> dict:
-    """`record` (of the stage whose directory is named `stage`) in the current schema."""
-    if record.get(SCHEMA, 1) < 2:
-        added = _SETTINGS_ADDED_BY_SCHEMA_2.get(stage, {})
-        record = {**record, SCHEMA: 2, "settings": {**added, **record.get("settings", {})}}
+    """`record` (of the stage whose directory is named `stage`) in the current schema: each
+    step from its schema on gives it the settings added then, with the values its run had."""
+    for schema in range(record.get(SCHEMA, 1) + 1, RUN_SCHEMA + 1):
+        added = _STEPS[schema].get(stage, {})
+        record = {**record, SCHEMA: schema, "settings": {**added, **record.get("settings", {})}}
     return record
 
 

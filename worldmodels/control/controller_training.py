@@ -86,6 +86,7 @@ def train_controller(
         "latent": params.latent,
         "in_dream": params.in_dream,
         "dream_temperature": params.dream_temperature if params.in_dream else None,
+        "dream_horizon": params.dream_horizon if params.in_dream else None,
     }
     start = resume(home, settings, params, world_model)
     if start is None:
@@ -96,7 +97,8 @@ def train_controller(
     dream = None
     if params.in_dream:  # once the run's settings are known to fit, before it is recorded
         try:
-            dream = home_dream(home, spec, params.dream_temperature, env_params.episode_length)
+            length = params.dream_horizon or env_params.episode_length
+            dream = home_dream(home, spec, params.dream_temperature, length)
         except (ValueError, FileNotFoundError) as error:
             sys.exit(f"error: --in-dream: {error}")
     atomic_write_text(
@@ -142,7 +144,10 @@ def train_controller(
                 )
                 summary.update(world_model=world_model, latent=params.latent)
                 if dream is not None:  # fitness predicted by M, not scored by CarRacing
-                    summary["dream"] = {"temperature": params.dream_temperature}
+                    summary["dream"] = {
+                        "temperature": params.dream_temperature,
+                        "horizon": params.dream_horizon or env_params.episode_length,
+                    }
                 mean = np.asarray(start.optimizer.result.xfavorite)
                 if params.eval_every and (generation + 1) % params.eval_every == 0:
                     summary["evaluation"] = evaluate_mean(pool, mean, generation, params)

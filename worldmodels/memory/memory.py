@@ -190,13 +190,17 @@ def mdn_loss(logit_pi, mu, log_sigma, target, mask=None) -> tf.Tensor:
     return tf.reduce_sum(nll * weights) / tf.maximum(tf.reduce_sum(weights), 1.0)
 
 
-def reward_done_losses(reward_predicted, done_logit, reward, done, mask) -> dict:
-    """`reward_loss`: mean squared error of the predicted rewards; `done_loss`: mean sigmoid
-    cross-entropy of the done logits against the done flags; both over the steps where `mask`
-    is 1 (all inputs [...])."""
+def reward_done_losses(
+    reward_predicted, done_logit, reward, done, mask, overprediction_weight: float = 1.0
+) -> dict:
+    """`reward_loss`: mean squared error of the predicted rewards, each error where the
+    prediction exceeds the reward weighted by `overprediction_weight` (1: the plain squared
+    error); `done_loss`: mean sigmoid cross-entropy of the done logits against the done flags;
+    both over the steps where `mask` is 1 (all inputs [...])."""
     mask = tf.cast(mask, reward_predicted.dtype)
     steps = tf.maximum(tf.reduce_sum(mask), 1.0)
-    squared_error = tf.square(reward_predicted - reward)
+    error = reward_predicted - reward
+    squared_error = tf.square(error) * tf.where(error > 0, overprediction_weight, 1.0)
     cross_entropy = tf.nn.sigmoid_cross_entropy_with_logits(
         labels=tf.cast(done, done_logit.dtype), logits=done_logit
     )

@@ -108,6 +108,7 @@ def train_memory(
         "lstm_units": params.lstm_units,
         "num_mixtures": params.num_mixtures,
         "reward_done_heads": params.reward_done_heads,
+        "reward_overprediction_weight": params.reward_overprediction_weight,
         "batch_size": params.batch_size,
         "learning_rate": params.learning_rate,
         "final_learning_rate": params.final_learning_rate,
@@ -173,7 +174,13 @@ def train_memory(
         nll = mdn_loss(*memory.mixture(features), targets, mask)
         if not memory.reward_done_heads:
             return {"loss": nll}
-        heads = reward_done_losses(*memory.predict_reward_done(features), reward, done, step_mask)
+        heads = reward_done_losses(
+            *memory.predict_reward_done(features),
+            reward,
+            done,
+            step_mask,
+            overprediction_weight=params.reward_overprediction_weight,
+        )
         return {"loss": nll + heads["reward_loss"] + heads["done_loss"], "nll": nll, **heads}
 
     def losses_of_batch(*batch):
