@@ -366,6 +366,36 @@ def test_controller_and_random_agent_sampling_write_episode_records(
         assert episode["action"][:, 1].min() >= 0 and episode["action"][:, 2].min() >= 0
 
 
+def test_parameter_noise_gives_each_episode_its_own_nearby_controller(
+    trained_controller_home, tmp_path
+):
+    from worldmodels.control.sampling import perturbed
+    from worldmodels.seeds import Stream, derive_seed
+
+    mean = np.linspace(-1, 1, 867).astype(np.float32)
+    # Episode i's perturbation: N(0, sd^2) per parameter from its own stream of the base seed.
+    draw = np.random.default_rng(derive_seed(7, Stream.CONTROLLER_NOISE, 2)).standard_normal(867)
+    np.testing.assert_allclose(perturbed(mean, 0.5, 7, 2), mean + 0.5 * draw, rtol=1e-6)
+    assert perturbed(mean, 0.0, 7, 2) is mean and perturbed(None, 0.5, 7, 2) is None
+    assert not np.allclose(perturbed(mean, 0.5, 7, 2), perturbed(mean, 0.5, 7, 3))
+
+    home = tmp_path / "home"
+    shutil.copytree(trained_controller_home, home)
+    flags = ["--home", str(home), "--policy", "controller", "--generation", "max", "--episodes"]
+    flags += ["2", "--episode-length", "20", "--num-process", "1", "--envs-per-worker", "2"]
+    sample_policy.main([*flags, "--dataset", "exact"])
+    sample_policy.main([*flags, "--dataset", "noisy", "--parameter-noise", "0.5"])
+    exact, noisy = (
+        [load_episode(path)["action"] for path in list_episodes(layout.rollouts(home, name))]
+        for name in ("exact", "noisy")
+    )
+    assert all(not np.allclose(a, b) for a, b in zip(exact, noisy))  # same tracks, other drivers
+    recorded = json.loads(layout.sampling_config(home, "noisy").read_text())["command"]
+    assert recorded["parameter_noise"] == 0.5
+    with pytest.raises(SystemExit):
+        sample_policy.main([*flags, "--policy", "brownian", "--parameter-noise", "0.5"])
+
+
 def test_finished_controller_sampling_reruns_after_v_and_m_are_retrained(
     trained_controller_home, tmp_path, capsys
 ):

@@ -38,6 +38,7 @@ class Stream(enum.IntEnum):
     VALIDATION = 9  # the episodes model m holds out, and the noise of its validation loss (m,)
     PREDICTION = 10  # evaluate_memory: z of held-out episode i (i,), and M's own draws    ()
     ITERATION_DATA = 11  # pipeline: base seed of the episodes the agent samples in iter. k (k,)
+    CONTROLLER_NOISE = 12  # sample_policy --parameter-noise: episode i's perturbation     (i,)
 
 
 class Model(enum.IntEnum):

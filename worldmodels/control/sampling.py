@@ -187,6 +187,16 @@ def intact_episode(path: Path) -> bool:
     return True
 
 
+def perturbed(controller, noise: float, seed: int, index: int):
+    """The parameters episode `index` drives with: `controller` plus Gaussian noise of sd `noise`
+    drawn from the episode's own stream (`controller` itself when noise is 0, or when there
+    is none: a random policy)."""
+    if controller is None or noise == 0:
+        return controller
+    draw = np.random.default_rng(derive_seed(seed, Stream.CONTROLLER_NOISE, index))
+    return (controller + noise * draw.standard_normal(controller.shape)).astype(controller.dtype)
+
+
 def sample_episodes(
     home: Path,
     policy: str,
@@ -197,6 +207,7 @@ def sample_episodes(
     start_episode: int = 0,
     seed: int = 0,
     generation: str = "best",
+    parameter_noise: float = 0.0,
     brownian_dt: float = SamplingParams.brownian_dt,
     num_process: int = 1,
     envs_per_worker: int = 16,
@@ -206,9 +217,10 @@ def sample_episodes(
 ) -> str:
     """Samples the episodes of indices [`start_episode`, `episodes`) of `policy` missing from
     (or damaged in) `<home>/<dataset>-rollouts/`, with `num_process` workers on `backend`;
-    "controller" drives the home's `generation` (N, max or best). The call is recorded in the
-    dataset's sampling config as its command's flags. Returns the summary line; exits with a message
-    naming what does not fit."""
+    "controller" drives the home's `generation` (N, max or best), each episode with its own
+    Gaussian perturbation of sd `parameter_noise` on the controller's parameters. The call is
+    recorded in the dataset's sampling config as its command's flags. Returns the summary line;
+    exits with a message naming what does not fit."""
     directory = layout.rollouts(home, dataset)
 
     require_matching_episodes(directory, policy)
@@ -234,7 +246,13 @@ def sample_episodes(
         sampled_generation, controller, latent = load_agent_controller(home, generation)
 
     tasks = [
-        EpisodeTask(index, controller, episode_seed(seed, index), keep_record=True, policy=policy)
+        EpisodeTask(
+            index,
+            perturbed(controller, parameter_noise, seed, index),
+            episode_seed(seed, index),
+            keep_record=True,
+            policy=policy,
+        )
         for index in missing
     ]
     skipped = episodes - start_episode - len(tasks)
@@ -245,6 +263,7 @@ def sample_episodes(
         policy=policy,
         dataset=dataset,
         generation=generation,
+        parameter_noise=parameter_noise,
         episodes=episodes,
         seed=seed,
         brownian_dt=brownian_dt,

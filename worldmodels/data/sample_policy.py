@@ -45,6 +45,14 @@ def parse_args(argv: list[str] | None = None):
         default="best",
         help="with --policy controller: N, max (the latest) or best (the best evaluated mean)",
     )
+    parser.add_argument(
+        "--parameter-noise",
+        type=float,
+        default=0.0,
+        help="with --policy controller: each episode drives the controller plus Gaussian noise "
+        "of this sd on every parameter, drawn from its own seed (data of the failures nearby "
+        "controllers make, for M)",
+    )
     add_settings(parser, SamplingParams, "episodes", "seed", "brownian_dt")
     parser.add_argument(
         "--start-episode",
@@ -56,6 +64,11 @@ def parse_args(argv: list[str] | None = None):
     add_rollout_arguments(parser)
     args = parser.parse_args(argv)
     args.dataset = args.dataset or args.policy
+    if args.parameter_noise < 0 or (args.parameter_noise and args.policy != "controller"):
+        parser.error(
+            f"--parameter-noise {args.parameter_noise}: expected a sd >= 0, with --policy "
+            "controller"
+        )
     if args.start_episode >= args.episodes:
         parser.error(
             f"--start-episode {args.start_episode} must be below --episodes {args.episodes}"
@@ -77,6 +90,7 @@ def main(argv: list[str] | None = None) -> None:
             start_episode=args.start_episode,
             seed=args.seed,
             generation=args.generation,
+            parameter_noise=args.parameter_noise,
             brownian_dt=args.brownian_dt,
             num_process=args.num_process,
             envs_per_worker=args.envs_per_worker,
