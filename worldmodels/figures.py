@@ -132,7 +132,7 @@ def mark_phases(axes, summaries: list[dict], position) -> None:
         label = None if n else "V and M retrained on the agent's episodes"
         axes.axvline(position(i), color="tab:orange", linestyle=":", label=label)
     for i in latent_changes(summaries):
-        label = f"controller reads z's {summaries[i].get('latent', 'sample')} from here"
+        label = f"controller reads z's {summaries[i]['latent']} from here"
         axes.axvline(position(i), color="tab:purple", linestyle=":", label=label)
 
 
