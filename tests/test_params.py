@@ -106,3 +106,30 @@ def test_a_bad_value_for_a_derived_flag_names_the_flag(capsys):
     with pytest.raises(SystemExit):
         train_vae.parse_args(["--validation-share", "1.5"])
     assert "--validation-share" in capsys.readouterr().err
+
+
+def test_a_run_records_and_checks_every_setting_but_its_length_and_machinery():
+    from worldmodels.params import (
+        FREE,
+        KEPT,
+        NEW_PHASE,
+        ControllerParams,
+        MemoryParams,
+        VAEParams,
+        new_phase_settings,
+        run_settings,
+    )
+
+    for params in (VAEParams, MemoryParams, ControllerParams):
+        kinds = {f.name: f.metadata["resume"] for f in dataclasses.fields(params)}
+        assert set(kinds.values()) <= {KEPT, NEW_PHASE, FREE}
+        recorded = run_settings(params(seed=4))
+        assert recorded == {
+            name: getattr(params(seed=4), name) for name, kind in kinds.items() if kind != FREE
+        }
+        assert recorded["seed"] == 4
+    assert "epochs" not in run_settings(VAEParams()) | run_settings(MemoryParams())
+    assert not {"generations", "eval_every", "envs_per_worker", "worker_timeout"} & set(
+        run_settings(ControllerParams())
+    )
+    assert new_phase_settings(ControllerParams) == ("popsize", "episodes_per_candidate", "latent")

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from worldmodels import layout
+from worldmodels.params import VAE_SCHEDULES, VAEParams
 from worldmodels.records import RUN_SCHEMA, memory_settings, read_run, stamped, vae_latent
 
 DATA = Path(__file__).with_name("data")
@@ -72,30 +73,46 @@ def test_old_records_read_as_the_paper_s_agent(first_agent):
     }
 
 
-# What schema 3 added (the dream's remedies), with what every earlier run did.
-ADDED_BY_SCHEMA_3 = {
-    layout.VAE_TRAINING: {},
+# What schema 3 changed, with what every earlier run had: each run records all its params'
+# kept settings, the discrete VAE's schedules and the dream's temperature included (recorded
+# before only where they applied), and the dream's remedies, new.
+SCHEDULES = {key: getattr(VAEParams(), key) for key in VAE_SCHEDULES}
+FILLED_BY_SCHEMA_3 = {
+    layout.VAE_TRAINING: SCHEDULES,
     layout.MEMORY_TRAINING: {"reward_overprediction_weight": 1.0},
-    layout.CONTROL: {"dream_horizon": None},
+    layout.CONTROL: {},
 }
+NOT_DREAMING = {"dream_temperature": 1.0, "dream_horizon": 0}
 
 
 @pytest.mark.parametrize("stage", STAGES)
 def test_a_record_with_every_setting_of_its_day_gains_only_the_later_ones(shipped_agent, stage):
     # The shipped agent's records: schema 1 in form, every setting schema 2 knows.
     old, migrated = raw(shipped_agent, stage), read_run(shipped_agent / stage)
-    settings = {**ADDED_BY_SCHEMA_3[stage], **old["settings"]}
+    settings = {**FILLED_BY_SCHEMA_3[stage], **old["settings"]}
+    if stage == layout.CONTROL:
+        assert old["settings"]["dream_temperature"] is None  # it did not dream
+        settings.update(NOT_DREAMING)
     assert migrated == {**old, "schema": RUN_SCHEMA, "settings": settings}
 
 
 @pytest.mark.parametrize("stage", STAGES)
-def test_a_schema_2_record_gains_the_schema_3_settings(tmp_path, stage):
+def test_a_schema_2_record_reads_as_schema_3(tmp_path, stage):
     (tmp_path / stage).mkdir()
-    record = {"schema": 2, "settings": {"seed": 3}}
+    record = {"schema": 2, "settings": {"seed": 3, "dream_temperature": None}}
     (tmp_path / stage / layout.RUN_FILE).write_text(json.dumps(record))
-    assert read_run(tmp_path / stage) == {
-        "schema": 3, "settings": {**ADDED_BY_SCHEMA_3[stage], "seed": 3}
-    }  # fmt: skip
+    expected = {**FILLED_BY_SCHEMA_3[stage], "seed": 3, "dream_temperature": None}
+    if stage == layout.CONTROL:
+        expected.update(NOT_DREAMING)
+    assert read_run(tmp_path / stage) == {"schema": 3, "settings": expected}
+
+
+def test_a_dream_run_keeps_its_recorded_temperature(tmp_path):
+    (tmp_path / layout.CONTROL).mkdir()
+    record = {"schema": 2, "settings": {"in_dream": True, "dream_temperature": 1.15}}
+    (tmp_path / layout.CONTROL / layout.RUN_FILE).write_text(json.dumps(record))
+    settings = read_run(tmp_path / layout.CONTROL)["settings"]
+    assert (settings["dream_temperature"], settings["dream_horizon"]) == (1.15, 0)
 
 
 def test_current_records_are_read_as_written_and_a_missing_one_is_empty(tmp_path):

@@ -32,6 +32,12 @@ CONTROLLER_INPUTS = ("zh", "z")  # z and M's features (the paper's), or z alone 
 ACTION_MODES = (3, 2)  # the controller's outputs: (steer, gas, brake), or (steer, throttle)
 
 
+# What a resumed training run may do with a setting (`setting(resume=...)`).
+KEPT = "kept"  # part of what the run is: recorded in run.json's settings, a change refused
+NEW_PHASE = "new phase"  # recorded too, but a resume may change it, starting a new phase
+FREE = "free"  # the run's length or machinery: not recorded, a rerun may change it
+
+
 def setting(
     default,
     doc: str,
@@ -39,13 +45,34 @@ def setting(
     choices: tuple | None = None,
     check: str | None = None,
     aliases: tuple[str, ...] = (),
+    resume: str = KEPT,
 ):
     """A config field and its flag's documentation, in one place: `doc` is the flag's --help
     (`worldmodels.cli.add_settings` makes the flag `--field-name`), `choices` the values it
     takes, `check` its range ("positive", "non_negative" or "fraction", [0, 1)), `aliases`
-    older spellings of the flag that still work."""
-    metadata = {"doc": doc, "choices": choices, "check": check, "aliases": aliases}
+    older spellings of the flag that still work, `resume` what a resumed run may do with it
+    (KEPT, NEW_PHASE or FREE; `run_settings`)."""
+    metadata = {
+        "doc": doc, "choices": choices, "check": check, "aliases": aliases, "resume": resume
+    }  # fmt: skip
     return field(default=default, metadata=metadata)
+
+
+def run_settings(params) -> dict:
+    """The settings of a stage's params that its training run records in run.json and checks
+    when it resumes: every field but the FREE ones."""
+    return {
+        f.name: getattr(params, f.name)
+        for f in dataclasses.fields(params)
+        if f.metadata["resume"] != FREE
+    }
+
+
+def new_phase_settings(params_type: type) -> tuple[str, ...]:
+    """The fields of `params_type` a resumed run may change, starting a new phase."""
+    return tuple(
+        f.name for f in dataclasses.fields(params_type) if f.metadata["resume"] == NEW_PHASE
+    )
 
 
 @dataclass(frozen=True)
@@ -150,7 +177,10 @@ class VAEParams:
         aliases=("--batch_size",),
     )
     epochs: int = setting(
-        10, "total epochs of the run; raise it and rerun to train longer", check="positive"
+        10,
+        "total epochs of the run; raise it and rerun to train longer",
+        check="positive",
+        resume=FREE,
     )
     # Not in the paper, which trained on every episode.
     validation_share: float = setting(
@@ -213,7 +243,9 @@ class MemoryParams:
     gradient_clip: float = setting(1.0, "each gradient element is clipped to [-clip, clip]")
     batch_size: int = setting(100, "episodes per step", check="positive", aliases=("--batch_size",))
     # The paper trained 4000 steps.
-    epochs: int = setting(40, "total epochs of the run (the write-up: 20-80)", check="positive")
+    epochs: int = setting(
+        40, "total epochs of the run (the write-up: 20-80)", check="positive", resume=FREE
+    )
     validation_share: float = setting(
         0.05,
         "share of the episodes held out, whole, to measure the loss on; chosen by --seed when "
@@ -238,14 +270,18 @@ class ControllerParams:
     """Stage 5: the linear controller trained with CMA-ES."""
 
     generations: int = setting(
-        500, "total generations of the run; raise it and rerun to go on", check="positive"
+        500,
+        "total generations of the run; raise it and rerun to go on",
+        check="positive",
+        resume=FREE,
     )
-    popsize: int = setting(64, "controllers per generation", check="positive")
+    popsize: int = setting(64, "controllers per generation", check="positive", resume=NEW_PHASE)
     seed: int = setting(0, "seeds the tracks and CMA-ES's samples", check="non_negative")
     episodes_per_candidate: int = setting(
         16,
         "episodes averaged into each controller's fitness; may change on resume",
         check="positive",
+        resume=NEW_PHASE,
     )
     sigma0: float = setting(0.1, "initial CMA-ES step size around x0 = 0 (the write-up used 0.5)")
     cma_diagonal: bool = setting(
@@ -256,27 +292,33 @@ class ControllerParams:
         10,
         "evaluate the distribution mean on fresh tracks every K generations (0: never)",
         check="non_negative",
+        resume=FREE,
     )
-    eval_episodes: int = setting(16, "episodes of each evaluation", check="positive")
+    eval_episodes: int = setting(16, "episodes of each evaluation", check="positive", resume=FREE)
     # Larger batches make the encoder cheaper per frame: 2.57-2.78 ms CPU per step at 16 vs
     # 2.99-3.20 at 4 over three runs of scripts/benchmark_rollouts.py.
     envs_per_worker: int = setting(
         16,
         "agent policies: environments each worker steps in lock-step, batching V and M",
         check="positive",
+        resume=FREE,
     )
     worker_timeout: float = setting(
         600.0,
         "seconds a worker may spend on one job of episodes before it is killed and the job "
         "given to another",
+        resume=FREE,
     )
     keep_optimizer_states: int = setting(
         5,
         "latest generations that keep optimizer.pkl, ~12 MB each (0: all)",
         check="non_negative",
+        resume=FREE,
     )
     evaluation_episodes: int = setting(
-        100, "episodes of the paper's evaluation: the mean over 100 random tracks"
+        100,
+        "episodes of the paper's evaluation: the mean over 100 random tracks",
+        resume=FREE,
     )
     controller_inputs: str = setting(
         "zh",
@@ -307,6 +349,7 @@ class ControllerParams:
         "its most likely value (mu), without the draw's noise. Recorded with each generation, "
         "read back by evaluate, render and sample_policy; may change on resume",
         choices=LATENT_READINGS,
+        resume=NEW_PHASE,
     )
     # Not the paper's way for CarRacing (it dreamed only in VizDoom).
     in_dream: bool = setting(

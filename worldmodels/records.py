@@ -13,7 +13,7 @@ import dataclasses
 from pathlib import Path
 
 from worldmodels import layout
-from worldmodels.params import MemoryParams
+from worldmodels.params import VAE_SCHEDULES, ControllerParams, MemoryParams, VAEParams
 
 RUN_SCHEMA = 3
 SCHEMA = "schema"
@@ -39,12 +39,33 @@ _SETTINGS_ADDED_BY_SCHEMA_2 = {
 }
 
 
-# Schema 2 -> 3: the dream's remedies, settings since; runs before them had neither.
-_SETTINGS_ADDED_BY_SCHEMA_3 = {
-    layout.MEMORY_TRAINING: {"reward_overprediction_weight": 1.0},
-    layout.CONTROL: {"dream_horizon": None},
-}
-_STEPS = {2: _SETTINGS_ADDED_BY_SCHEMA_2, 3: _SETTINGS_ADDED_BY_SCHEMA_3}
+def _settings_of_schema_2(stage: str, settings: dict) -> dict:
+    """Schema 1 -> 2: the settings each stage's runs recorded only once they existed, with the
+    value that runs recorded before then had implicitly."""
+    return {**_SETTINGS_ADDED_BY_SCHEMA_2.get(stage, {}), **settings}
+
+
+def _settings_of_schema_3(stage: str, settings: dict) -> dict:
+    """Schema 2 -> 3: a run records every setting of its params that it keeps
+    (`params.run_settings`): the discrete VAE's schedules and the dream's temperature, recorded
+    before only where they applied, take the values a run elsewhere ignored; the dream's
+    remedies, new, what runs before them had (none)."""
+    if stage == layout.VAE_TRAINING:
+        return {**{key: getattr(VAEParams(), key) for key in VAE_SCHEDULES}, **settings}
+    if stage == layout.MEMORY_TRAINING:
+        return {"reward_overprediction_weight": 1.0, **settings}
+    if stage == layout.CONTROL:
+        defaults = ControllerParams()
+        temperature = settings.get("dream_temperature")
+        return {
+            **settings,
+            "dream_temperature": defaults.dream_temperature if temperature is None else temperature,
+            "dream_horizon": settings.get("dream_horizon") or defaults.dream_horizon,
+        }
+    return settings
+
+
+_STEPS = {2: _settings_of_schema_2, 3: _settings_of_schema_3}
 
 
 def read_run(directory: Path) -> dict:
@@ -74,10 +95,11 @@ def command_record(home: Path, *params, **arguments) -> dict:
 
 def _migrate(record: dict, stage: str) -> dict:
     """`record` (of the stage whose directory is named `stage`) in the current schema: each
-    step from its schema on gives it the settings added then, with the values its run had."""
+    step from its schema on gives its settings the form they took then, with the values its
+    run had."""
     for schema in range(record.get(SCHEMA, 1) + 1, RUN_SCHEMA + 1):
-        added = _STEPS[schema].get(stage, {})
-        record = {**record, SCHEMA: schema, "settings": {**added, **record.get("settings", {})}}
+        settings = _STEPS[schema](stage, record.get("settings", {}))
+        record = {**record, SCHEMA: schema, "settings": settings}
     return record
 
 

@@ -32,7 +32,7 @@ from worldmodels.control.rollouts import (
     run_episode_tasks,
 )
 from worldmodels.files import atomic_write_text
-from worldmodels.params import ControllerParams, EnvParams
+from worldmodels.params import ControllerParams, EnvParams, new_phase_settings, run_settings
 from worldmodels.records import command_record, read_run, stamped
 from worldmodels.seeds import SEED_SCHEME, Stream, derive_seed
 from worldmodels.training import changed_settings, fingerprint
@@ -41,7 +41,7 @@ from worldmodels.world_model import build_world_model, require_trained_models
 
 # Settings a resume may change: CMA-ES's state does not depend on them (a new popsize
 # restarts it from its distribution).
-CHANGEABLE_ON_RESUME = ("episodes_per_candidate", "popsize", "latent")
+CHANGEABLE_ON_RESUME = new_phase_settings(ControllerParams)
 
 
 @dataclass
@@ -72,21 +72,10 @@ def train_controller(
     world_model = fingerprint(vae, memory)
     features = vae.code_width + (memory.feature_dim if memory is not None else 0)
     settings = {
-        "controller_inputs": spec.inputs,
-        "actions": spec.actions,
-        "popsize": params.popsize,
-        "episodes_per_candidate": params.episodes_per_candidate,
-        "sigma0": params.sigma0,
-        "cma_diagonal": params.cma_diagonal,
-        "seed": params.seed,
+        **run_settings(params),
         "episode_length": env_params.episode_length,
         "seed_scheme": SEED_SCHEME,
         "controller_parameters": parameter_count(features, spec.actions),
-        "stall_steps": params.stall_steps,
-        "latent": params.latent,
-        "in_dream": params.in_dream,
-        "dream_temperature": params.dream_temperature if params.in_dream else None,
-        "dream_horizon": params.dream_horizon if params.in_dream else None,
     }
     start = resume(home, settings, params, world_model)
     if start is None:

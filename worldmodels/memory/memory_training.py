@@ -25,7 +25,7 @@ from worldmodels.data.tf_records import (
 )
 from worldmodels.latent_stats import encoded_by, require_current_latent_stats
 from worldmodels.memory.memory import build_memory, mdn_loss, reward_done_losses
-from worldmodels.params import MemoryParams
+from worldmodels.params import MemoryParams, run_settings
 from worldmodels.records import command_record
 from worldmodels.seeds import SEED_SCHEME, Model, Stream, derive_seed
 from worldmodels.training import (
@@ -103,18 +103,7 @@ def train_memory(
         )
     settings = {
         "dataset": layout.dataset_setting(datasets),
-        "memory": params.memory,
-        "attention_window": params.attention_window,
-        "lstm_units": params.lstm_units,
-        "num_mixtures": params.num_mixtures,
-        "reward_done_heads": params.reward_done_heads,
-        "reward_overprediction_weight": params.reward_overprediction_weight,
-        "batch_size": params.batch_size,
-        "learning_rate": params.learning_rate,
-        "final_learning_rate": params.final_learning_rate,
-        "gradient_clip": params.gradient_clip,
-        "validation_share": params.validation_share,
-        "seed": params.seed,
+        **run_settings(params),
         "seed_scheme": SEED_SCHEME,
         # The VAE whose latents M learns: resumed on statistics that a retrained VAE encoded
         # again, a run would mix two.

@@ -21,7 +21,7 @@ from worldmodels.data.tf_records import (
     load_first_episode,
 )
 from worldmodels.images import image_grid, save_png, unit_frames
-from worldmodels.params import VAE_SCHEDULES, VAEParams
+from worldmodels.params import VAEParams, run_settings
 from worldmodels.records import command_record
 from worldmodels.seeds import SEED_SCHEME, Model, Stream, derive_seed
 from worldmodels.training import (
@@ -67,20 +67,10 @@ def train_vae(
             f"error: {error}; sample some first, e.g. python -m worldmodels.data.sample_policy "
             f"--policy random --episodes 100 --dataset {error.dataset}"
         )
-    # The discrete VAE's schedules are settings of its run; the continuous VAE has none.
-    schedules = (
-        {key: getattr(params, key) for key in VAE_SCHEDULES} if params.latent == "discrete" else {}
-    )
     settings = {
         "dataset": layout.dataset_setting(datasets),
-        "latent": params.latent,
-        **schedules,
-        "batch_size": params.batch_size,
-        "learning_rate": params.learning_rate,
-        "kl_tolerance": params.kl_tolerance,
+        **run_settings(params),
         "shuffle_buffer": shuffle_buffer,
-        "validation_share": params.validation_share,
-        "seed": params.seed,
         "seed_scheme": SEED_SCHEME,
     }
 
