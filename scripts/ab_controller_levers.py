@@ -135,7 +135,12 @@ def main() -> None:
 
     (args.out / "ab.json").write_text(json.dumps(results, indent=2) + "\n")
     generations = sorted({g for r in results.values() for g in r["evaluations"]})
-    print("arm        " + "".join(f"  gen {g:<10}" for g in generations) + "   steps    CPU-h")
+    print(
+        "arm        "
+        + "".join(f"  gen {g:<10}" for g in generations)
+        + "     steps  of baseline  CPU-h"
+    )
+    baseline_steps = results["baseline"]["steps"]
     for arm, result in results.items():
         cells = "".join(
             f"  {result['evaluations'][g][0]:5.1f} ± {result['evaluations'][g][1]:5.1f}"
@@ -144,7 +149,8 @@ def main() -> None:
             for g in generations
         )
         hours = f"{result['cpu_hours']:.2f}" if result["cpu_hours"] is not None else "?"
-        print(f"{arm:<10}{cells}   {result['steps']:>8}  {hours}")
+        share = result["steps"] / baseline_steps
+        print(f"{arm:<10}{cells}  {result['steps']:>9}  {share:>10.0%}  {hours}")
 
 
 if __name__ == "__main__":
