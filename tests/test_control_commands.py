@@ -2,6 +2,7 @@
 
 import csv
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -96,6 +97,34 @@ def test_killed_training_resumes_at_the_interrupted_generation_with_the_saved_op
         controller_command(home, 3) + ["--sigma0", "0.5"], capture_output=True, text=True
     )
     assert changed.returncode != 0 and "sigma0: 0.1 -> 0.5" in changed.stderr
+
+
+@pytest.mark.parametrize("how", ["ctrl-c in a terminal", "kill -TERM of a background run"])
+def test_ctrl_c_ends_training_with_one_line_after_the_last_complete_generation(home, how):
+    if how == "ctrl-c in a terminal":  # the terminal signals the whole process group
+        run = subprocess.Popen(
+            controller_command(home, 50), stderr=subprocess.PIPE, text=True, start_new_session=True
+        )
+    else:  # `nohup ... &`: SIGINT ignored
+        run = subprocess.Popen(
+            controller_command(home, 50),
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+        )
+    deadline = time.time() + 300
+    while time.time() < deadline and not complete_generations(home):
+        time.sleep(0.02)
+    if how == "ctrl-c in a terminal":
+        os.killpg(run.pid, signal.SIGINT)
+    else:
+        run.send_signal(signal.SIGTERM)
+    stderr = run.communicate(timeout=120)[1]
+    assert run.returncode == 1
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
+    last_line = stderr.strip().splitlines()[-1]
+    assert last_line.startswith("interrupted: every complete generation is in")
+    assert complete_generations(home) and len(complete_generations(home)) < 50
 
 
 def test_cma_es_maximises_reward(home, monkeypatch):

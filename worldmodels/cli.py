@@ -3,10 +3,34 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import re
+import signal
+import sys
+from collections.abc import Iterator
 
 from worldmodels import layout
+
+
+def stop_like_ctrl_c() -> None:
+    """`kill -TERM`, and `kill -INT` of a command started in the background (where the shell
+    set SIGINT to be ignored), stop it as Ctrl-C does: at a whole point, with its one line,
+    rather than where it stands."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, lambda number, frame: signal.raise_signal(signal.SIGINT))
+
+
+@contextlib.contextmanager
+def ctrl_c_ends_with(message: str) -> Iterator[None]:
+    """Within it, Ctrl-C (or kill -TERM: `stop_like_ctrl_c`) ends the command with the one line
+    "interrupted: `message`" and exit status 1, no traceback; `message` says what is kept."""
+    stop_like_ctrl_c()
+    try:
+        yield
+    except KeyboardInterrupt:
+        sys.exit(f"\ninterrupted: {message}")
 
 
 def make_parser(description: str) -> argparse.ArgumentParser:

@@ -28,14 +28,13 @@ import multiprocessing
 import os
 import resource
 import shlex
-import signal
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 from worldmodels import __version__, layout
-from worldmodels.cli import add_backend_arguments, make_parser, positive_int
+from worldmodels.cli import add_backend_arguments, make_parser, positive_int, stop_like_ctrl_c
 from worldmodels.params import PRESETS, Config, ConfigError, config_from_dict
 
 # Settings a rerun may change: the run's budgets. Any other change would mix two runs.
@@ -213,15 +212,6 @@ def agent_home(home: str | None = None) -> Path:
     if not trained(tiny):
         main(["--preset", "tiny", "--home", str(tiny)])
     return tiny
-
-
-def stop_like_ctrl_c() -> None:
-    """`kill -TERM`, and `kill -INT` of a run started in the background (where the shell set
-    SIGINT to be ignored), stop the recipe as Ctrl-C does: the step in progress stops at a
-    whole point and its time is recorded, rather than the process ending where it stands."""
-    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, lambda number, frame: signal.raise_signal(signal.SIGINT))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -19,18 +19,26 @@ from worldmodels.pool import Pool, WorkerError
 
 
 def _serve(make_handler: Callable, connection) -> None:
-    """A worker process: build the handler, then run jobs until the pool hangs up."""
+    """A worker process: build the handler, then run jobs until the pool hangs up. It ends
+    quietly when the pool hangs up mid-job and on Ctrl-C (which a terminal sends to the whole
+    process group): stopping the command, with its one line, is the driver's."""
+    try:
+        _serve_jobs(make_handler, connection)
+    except (KeyboardInterrupt, EOFError, OSError):  # OSError: a broken pipe
+        return
+
+
+def _serve_jobs(make_handler: Callable, connection) -> None:
     try:
         handler = make_handler()
-    except BaseException:
+    except KeyboardInterrupt:
+        raise
+    except BaseException:  # SystemExit too: the driver reports why the worker cannot start
         connection.send(("failed", None, traceback.format_exc()))
         return
     connection.send(("ready", None, None))
     while True:
-        try:
-            job_index, job = connection.recv()
-        except (EOFError, OSError):
-            return
+        job_index, job = connection.recv()
         try:
             connection.send(("done", job_index, handler(job)))
         except Exception:

@@ -14,7 +14,13 @@ names the report `...-zmode...` or `...-zsample...`.
 from __future__ import annotations
 
 from worldmodels import layout
-from worldmodels.cli import add_rollout_arguments, make_parser, non_negative_int, positive_int
+from worldmodels.cli import (
+    add_rollout_arguments,
+    ctrl_c_ends_with,
+    make_parser,
+    non_negative_int,
+    positive_int,
+)
 from worldmodels.params import LATENT_READINGS, EnvParams
 from worldmodels.seeds import TEST_TRACKS_SEED
 
@@ -59,8 +65,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     from worldmodels.control.evaluation import evaluate_agent  # after parsing: fast --help
 
-    print(
-        evaluate_agent(
+    with ctrl_c_ends_with("no report written (it is written whole at the end); rerun to evaluate"):
+        summary = evaluate_agent(
             layout.resolve_home(args.home),
             args.generation,
             args.candidate,
@@ -74,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
             backend=args.backend,
             ray_address=args.ray_address,
         )
-    )
+    print(summary)
 
 
 if __name__ == "__main__":

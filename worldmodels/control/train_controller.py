@@ -22,6 +22,7 @@ from worldmodels import layout
 from worldmodels.cli import (
     add_rollout_arguments,
     add_settings,
+    ctrl_c_ends_with,
     make_parser,
     settings_from_args,
 )
@@ -52,16 +53,18 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     from worldmodels.control.controller_training import train_controller  # fast --help
 
-    print(
-        train_controller(
-            layout.resolve_home(args.home),
+    home = layout.resolve_home(args.home)
+    saved = f"every complete generation is in {layout.generations(home)}; rerun the same "
+    with ctrl_c_ends_with(saved + "command to go on after the last one"):
+        summary = train_controller(
+            home,
             settings_from_args(ControllerParams, args),
             env_params=EnvParams(env=args.env, episode_length=args.episode_length),
             num_process=args.num_process,
             backend=args.backend,
             ray_address=args.ray_address,
         )
-    )
+    print(summary)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from worldmodels import layout
 from worldmodels.cli import (
     add_rollout_arguments,
     add_settings,
+    ctrl_c_ends_with,
     dataset_name,
     make_parser,
     non_negative_int,
@@ -80,9 +81,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     from worldmodels.control.sampling import sample_episodes  # after parsing: fast --help
 
-    print(
-        sample_episodes(
-            layout.resolve_home(args.home),
+    home = layout.resolve_home(args.home)
+    kept = f"every episode written is in {layout.rollouts(home, args.dataset)}; rerun the same "
+    with ctrl_c_ends_with(kept + "command to sample the rest"):
+        summary = sample_episodes(
+            home,
             args.policy,
             args.dataset,
             args.episodes,
@@ -98,7 +101,7 @@ def main(argv: list[str] | None = None) -> None:
             backend=args.backend,
             ray_address=args.ray_address,
         )
-    )
+    print(summary)
 
 
 if __name__ == "__main__":
