@@ -73,8 +73,8 @@ def test_later_iterations_apply_their_changes_in_order():
         "mode", 8, 10
     )  # fmt: skip
     assert (third.controller.latent, third.controller.popsize, third.vae.epochs) == ("mode", 4, 1)
-    assert PRESETS["budget"].for_iteration(3).controller.latent == "mode"
-    assert PRESETS["budget"].for_iteration(2).controller.latent == "sample"
+    # The budget preset reads mu from the first generation (scripts/ab_controller_levers.py).
+    assert all(PRESETS["budget"].for_iteration(k).controller.latent == "mode" for k in (1, 2, 3))
 
 
 @pytest.mark.parametrize(

@@ -564,12 +564,17 @@ PRESETS: dict[str, Config] = {
                 "eval_every": 5,
                 # The whole recipe's cap; iterations end by the rules below before it.
                 "generations": 400,
+                # The controller reads mu from generation 0. Measured by
+                # scripts/ab_controller_levers.py on the first iteration of the recipe's own
+                # run (same V, M, seeds and tracks; docs/recipe.md): the mean on the same 16
+                # unseen tracks at generation 4: 341 ± 115 against 113 ± 105 reading a draw
+                # of z; at generation 9: 662 ± 145 against 294 ± 108 (the draw's run first
+                # reached 656 at generation 39). The first agent, switched late, gained 20.4.
+                "latent": "mode",
             },
             # Three iterations, as the first agent's path (docs/history.md): its second
             # iteration took the mean on 100 unseen tracks from 698 to 770 (generations 74 and
-            # 144), its third to 813.6 (229). The controller reads mu from the third on: the
-            # first agent's run, continued reading mu, validated +20.4 ± 7.3 over its sampled
-            # self (100 paired tracks) eleven generations after the change.
+            # 144), its third to 813.6 (229).
             "recipe": {
                 "iterations": 3,
                 "agent_episodes": 500,
@@ -577,7 +582,6 @@ PRESETS: dict[str, Config] = {
                 # The whole run's budget: the first agent's card counts 44 core-hours for its
                 # 250 generations, evaluations during training left out (this counts them).
                 "core_hours": 50.0,
-                "changes": {"3": {"controller": {"latent": "mode"}}},
             },
         }
     ),
