@@ -59,14 +59,14 @@ def children_cpu_seconds() -> float:
 
 
 def curve(home: Path, generations: int) -> dict:
-    """Evaluations of the mean by generation and the training episodes' steps, through
-    generation `generations` - 1."""
-    from worldmodels.control.generations import load_summary
+    """Evaluations of the mean by generation and each generation's training steps, through
+    generation `generations` - 1 or the last complete one."""
+    from worldmodels.control.generations import complete_generations, load_summary
 
-    evaluations, steps = {}, 0
-    for generation in range(generations):
+    evaluations, steps = {}, []
+    for generation in [g for g in complete_generations(home) if g < generations]:
         summary = load_summary(home, generation)
-        steps += summary["steps"]
+        steps.append(summary["steps"])
         if "evaluation" in summary:
             evaluation = summary["evaluation"]
             evaluations[generation] = (evaluation["mean"], evaluation["std"])
@@ -94,6 +94,9 @@ def main() -> None:
     parser.add_argument("--generations", type=int, default=20)
     parser.add_argument("--arms", nargs="+", default=["mu", "stall-100"])
     parser.add_argument("--num-process", type=int, default=None, help="default: the recipe's")
+    parser.add_argument(
+        "--report", action="store_true", help="print the table of what the arms hold, train nothing"
+    )
     args = parser.parse_args()
 
     from worldmodels.control import train_controller
@@ -122,16 +125,18 @@ def main() -> None:
             if not stage(home).exists():
                 shutil.copytree(stage(args.recipe_home), stage(home))
         spent = home / "ab-cpu-seconds.json"  # summed over resumes
-        cpu = json.loads(spent.read_text())["cpu_seconds"] if spent.exists() else 0.0
-        started = children_cpu_seconds()
-        flags = command_flags(command, args.generations, home, changes)
-        print(f"== {arm}: train_controller {' '.join(flags)}", flush=True)
-        subprocess.run(
-            [sys.executable, "-m", "worldmodels.control.train_controller", *flags], check=True
-        )
-        cpu += children_cpu_seconds() - started
-        spent.write_text(json.dumps({"cpu_seconds": cpu}))
-        results[arm] = {**curve(home, args.generations), "cpu_hours": cpu / 3600, **changes}
+        cpu = json.loads(spent.read_text())["cpu_seconds"] if spent.exists() else None
+        if not args.report:
+            started = children_cpu_seconds()
+            flags = command_flags(command, args.generations, home, changes)
+            print(f"== {arm}: train_controller {' '.join(flags)}", flush=True)
+            subprocess.run(
+                [sys.executable, "-m", "worldmodels.control.train_controller", *flags], check=True
+            )
+            cpu = (cpu or 0.0) + children_cpu_seconds() - started
+            spent.write_text(json.dumps({"cpu_seconds": cpu}))
+        hours = None if cpu is None else cpu / 3600  # None: stopped before it was recorded
+        results[arm] = {**curve(home, args.generations), "cpu_hours": hours, **changes}
 
     (args.out / "ab.json").write_text(json.dumps(results, indent=2) + "\n")
     generations = sorted({g for r in results.values() for g in r["evaluations"]})
@@ -149,8 +154,9 @@ def main() -> None:
             for g in generations
         )
         hours = f"{result['cpu_hours']:.2f}" if result["cpu_hours"] is not None else "?"
-        share = result["steps"] / baseline_steps
-        print(f"{arm:<10}{cells}  {result['steps']:>9}  {share:>10.0%}  {hours}")
+        steps = result["steps"]  # against the baseline's over the same generations
+        share = sum(steps) / sum(baseline_steps[: len(steps)])
+        print(f"{arm:<10}{cells}  {sum(steps):>9}  {share:>10.0%}  {hours}  ({len(steps)} gens)")
 
 
 if __name__ == "__main__":
