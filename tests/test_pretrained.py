@@ -230,12 +230,14 @@ def test_pretrained_sh_without_arguments_installs_the_shipped_agent_checksum_ver
     card = json.loads((shipped / "evaluation.json").read_text())
     controller = load_agent_controller(home, "best")
     assert (controller.generation, controller.latent) == (card["generation"], card["latent"])
-    # And it still drives as its card says: its first test episode (stock CarRacing-v3, the
-    # test tracks, 1000 steps) scores what the card recorded.
-    evaluate.main(["--home", str(home), "--episodes", "1", "--env", "stock", "--num-process", "1"])
+    # And it still drives as its card says: its first two test episodes (stock CarRacing-v3,
+    # the test tracks, 1000 steps) score what the card recorded. Two, stepped as one batch: a
+    # batch of one takes other float paths in V and M, and the trajectory drifts (measured:
+    # 483.1 instead of 805.5 on the first track).
+    evaluate.main(["--home", str(home), "--episodes", "2", "--env", "stock", "--num-process", "1"])
     report = json.loads(layout.evaluation_file(home, card["generation"]).read_text())
-    assert report["track_seeds"] == card["track_seeds"][:1]
-    assert report["rewards"] == pytest.approx(card["rewards"][:1], abs=1e-6)
+    assert report["track_seeds"] == card["track_seeds"][:2]
+    assert report["rewards"] == pytest.approx(card["rewards"][:2], abs=1e-6)
 
     repository = tmp_path / "repository"
     (repository / "pretrained").mkdir(parents=True)
