@@ -1,5 +1,5 @@
 """The recipe (`python -m worldmodels.pipeline`): its rules on hand cases, its config, and the
-tiny recipe killed mid-iteration and resumed against an uninterrupted run."""
+tiny recipe killed mid-iteration and resumed against the numbers an uninterrupted run recorded."""
 
 import json
 import os
