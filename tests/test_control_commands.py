@@ -611,6 +611,21 @@ def test_tiny_pipeline_runs_all_stages_and_every_setting_reaches_its_stage(tmp_p
     assert recipe["iterations"]["1"]["reason"].startswith("the run's 2 generations")
     assert (layout.shipped(home) / "card.md").exists()
 
+    # A dream warm start: the run resumed without --in-dream (and reading mu) goes on in
+    # CarRacing from the distribution its dream generations reached, recorded as a new phase.
+    train_controller.main(
+        ["--home", str(home), "--generations", "3", "--popsize", "5", "--seed", "5"]
+        + ["--episodes-per-candidate", "2", "--sigma0", "0.2", "--cma-diagonal"]
+        + ["--stall-steps", "5", "--env", "stock", "--episode-length", "30", "--latent", "mode"]
+        + ["--eval-every", "0", "--num-process", "1", "--envs-per-worker", "3"]
+    )
+    assert "fitness from CarRacing from generation 2 on" in capsys.readouterr().out
+    expected = np.asarray(load_optimizer(home, 1).ask())
+    np.testing.assert_array_equal(np.load(layout.generation(home, 2) / "population.npy"), expected)
+    assert "dream" not in load_summary(home, 2) and load_summary(home, 2)["latent"] == "mode"
+    phase = layout.recorded_run(layout.control(home))["earlier_phases"][-1]
+    assert phase["until_generation"] == 2 and phase["command"]["in_dream"] is True
+
 
 def test_pipeline_overrides_are_strict(tmp_path):
     with pytest.raises(SystemExit):

@@ -132,4 +132,11 @@ def test_a_run_records_and_checks_every_setting_but_its_length_and_machinery():
     assert not {"generations", "eval_every", "envs_per_worker", "worker_timeout"} & set(
         run_settings(ControllerParams())
     )
-    assert new_phase_settings(ControllerParams) == ("popsize", "episodes_per_candidate", "latent")
+    assert new_phase_settings(ControllerParams) == (
+        "popsize",
+        "episodes_per_candidate",
+        "latent",
+        "in_dream",
+        "dream_temperature",
+        "dream_horizon",
+    )

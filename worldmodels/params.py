@@ -355,12 +355,15 @@ class ControllerParams:
     in_dream: bool = setting(
         False,
         "fitness from dream episodes in M (needs train_memory --reward-done-heads), all run in "
-        "this process; mid-training evaluations still drive CarRacing",
+        "this process; mid-training evaluations still drive CarRacing. May change on resume: "
+        "a run dreamed first goes on in CarRacing from its distribution (a dream warm start)",
+        resume=NEW_PHASE,
     )
     # The paper's knob against a controller exploiting M's mistakes (VizDoom: 1.15).
     dream_temperature: float = setting(
         1.0,
         "with --in-dream: temperature of M's mixture (logits / tau, sigma * sqrt(tau))",
+        resume=NEW_PHASE,
     )
     # Not in the paper: a remedy against M drifting from what it saw (docs/dream.md).
     dream_horizon: int = setting(
@@ -368,6 +371,7 @@ class ControllerParams:
         "with --in-dream: steps of each dream episode (0: --episode-length); a shorter dream "
         "leaves M less room to drift from the driving it was trained on",
         check="non_negative",
+        resume=NEW_PHASE,
     )
 
 

@@ -36,6 +36,7 @@ from pathlib import Path
 from worldmodels import __version__, layout
 from worldmodels.cli import add_backend_arguments, make_parser, positive_int, stop_like_ctrl_c
 from worldmodels.params import PRESETS, Config, ConfigError, config_from_dict
+from worldmodels.records import step_core_seconds
 
 # Settings a rerun may change: the run's budgets. Any other change would mix two runs.
 BUDGETS = {("recipe", "core_hours"), ("controller", "generations")}
@@ -152,7 +153,7 @@ class RecipeRecord:
         interrupted ones: the CPU time each used, where measured, else its wall time times the
         cores it kept busy."""
         spans = [*self.data["steps"].values(), *self.data.get("interrupted", [])]
-        return sum(s.get("cpu_seconds") or s["seconds"] * s["cores"] for s in spans) / 3600
+        return sum(step_core_seconds(span) for span in spans) / 3600
 
     def iteration(self, number: int) -> dict | None:
         """The record of iteration `number`'s end, None while it runs."""

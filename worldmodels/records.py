@@ -118,3 +118,9 @@ def memory_settings(home: Path | None) -> dict:
     if not recorded:
         return {key: getattr(MemoryParams(), key) for key in keys}
     return {key: recorded["settings"][key] for key in keys}
+
+
+def step_core_seconds(step: dict) -> float:
+    """The core-seconds a step of recipe.json (finished or interrupted) used: its CPU seconds,
+    where measured, else its wall seconds times the cores it kept busy."""
+    return step.get("cpu_seconds") or step["seconds"] * step["cores"]

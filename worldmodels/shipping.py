@@ -25,6 +25,7 @@ from worldmodels.control.generations import (
 )
 from worldmodels.control.rendering import render_episode
 from worldmodels.params import EnvParams
+from worldmodels.records import step_core_seconds
 from worldmodels.seeds import SEED_SCHEME, TEST_TRACKS_SEED
 
 PAUSE_SECONDS = 600  # files written further apart than this: the command was stopped between
@@ -49,8 +50,8 @@ def recipe_hours(recipe: dict) -> dict[str, tuple[float, float]]:
         stage = next((label for key, label in RECIPE_STAGES if key in name), None)
         if stage is not None:
             wall, cpu = hours.get(stage, (0.0, 0.0))
-            used = step.get("cpu_seconds") or step["seconds"] * step["cores"]
-            hours[stage] = (wall + step["seconds"] / 3600, cpu + used / 3600)
+            used = step_core_seconds(step) / 3600
+            hours[stage] = (wall + step["seconds"] / 3600, cpu + used)
     return dict(sorted(hours.items()))
 
 

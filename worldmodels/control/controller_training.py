@@ -197,6 +197,9 @@ def resume(home: Path, settings: dict, params: ControllerParams, world_model: st
         )
     if saved["latent"] != params.latent:
         print(f"the controllers read z's {params.latent} from generation {first} on")
+    if saved["in_dream"] != params.in_dream:
+        where = "M's dream" if params.in_dream else "CarRacing"
+        print(f"fitness from {where} from generation {first} on")
     if saved["popsize"] != params.popsize:
         optimizer = restart_with_popsize(
             optimizer, params.popsize, derive_seed(params.seed, Stream.OPTIMIZER, first)
