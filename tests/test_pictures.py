@@ -1,13 +1,15 @@
 """What users look at: the episode GIF, TensorBoard summaries and PNG training curves."""
 
+import json
+
 import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
 
-from worldmodels import figures, plots
+from worldmodels import figures, layout, plots
 from worldmodels.control import render, rendering
-from worldmodels.control.generations import load_summaries
+from worldmodels.control.generations import MARKER, load_summaries
 from worldmodels.images import image_grid, uint8_images, unit_frames
 
 
@@ -160,3 +162,62 @@ def test_a_shipped_generation_s_plots_end_with_it(trained_controller_home, tmp_p
     assert [s["generation"] for s in load_summaries(trained_controller_home, 0)] == [0]
     figures.plot_fitness(trained_controller_home, tmp_path / "fitness.png", until=0)
     assert Image.open(tmp_path / "fitness.png").size == (700, 400)
+
+
+def fake_run(home, seconds, recipe_steps, interrupted=(), workers=2):
+    """A home with complete generations of the given wall `seconds` (summaries only), a
+    control/run.json on `workers` workers and, when given, a recipe.json of `recipe_steps`."""
+    for number, wall in enumerate(seconds):
+        folder = layout.generation(home, number)
+        folder.mkdir(parents=True)
+        summary = {"generation": number, "seconds": wall, "episodes": 8}
+        (folder / "summary.json").write_text(json.dumps(summary))
+        (folder / MARKER).write_text("")
+    layout.control_run_file(home).write_text(json.dumps({"command": {"num_process": workers}}))
+    if recipe_steps is not None:
+        recipe = {"steps": recipe_steps, "interrupted": list(interrupted)}
+        layout.recipe_record(home).write_text(json.dumps(recipe))
+
+
+def test_a_pipeline_run_s_core_hours_count_every_step_before_each_generation(tmp_path):
+    def step(cpu):
+        return {"seconds": 1.0, "cores": 2, "cpu_seconds": cpu}
+
+    steps = {
+        "iteration 1: sample episodes with policy agent-random": {"seconds": 50.0, "cores": 2},
+        "iteration 1: train the VAE on agent-random": step(200.0),
+        "iteration 1: CMA-ES through generation 1": step(60.0),
+        "iteration 1: CMA-ES through generation 3": step(40.0),
+    }
+    # The chunk through generation 3 was interrupted once (10 s) before it finished; the
+    # chunk through generation 5 is running: its generation 4 counts wall x 2 workers.
+    interrupted = [{"step": "iteration 1: CMA-ES through generation 3", **step(10.0)}]
+    fake_run(tmp_path, [1.0, 2.0, 3.0, 1.0, 5.0], steps, interrupted)
+    summaries = load_summaries(tmp_path)
+    hours, counted = figures.run_core_hours(tmp_path, summaries)
+    before = 50 * 2 + 200  # sampling measured no CPU time: wall x cores
+    expected = [before + 20, before + 60, before + 60 + 37.5, before + 110, before + 120]
+    np.testing.assert_allclose(hours * 3600, expected)
+    assert counted == "the whole run"
+    # Cut at generation 2, it still gets its share of the chunk it trained in, not all of it.
+    np.testing.assert_allclose(figures.run_core_hours(tmp_path, summaries[:3])[0][-1] * 3600, 397.5)
+
+
+def test_a_run_no_pipeline_made_counts_controller_training(tmp_path):
+    fake_run(tmp_path, [1.0, 2.0], None)
+    hours, counted = figures.run_core_hours(tmp_path, load_summaries(tmp_path))
+    np.testing.assert_allclose(hours * 3600, [2.0, 6.0])
+    assert counted == "controller training"
+
+
+def test_runs_are_drawn_side_by_side(tmp_path):
+    fake_run(tmp_path / "a", [1.0, 2.0], None)
+    fake_run(tmp_path / "b", [1.0, 2.0], None)
+    evaluation = {"mean": 100.0, "std": 10.0, "rewards": [90.0, 110.0]}
+    summary_path = layout.generation(tmp_path / "a", 1) / "summary.json"
+    summary = json.loads(summary_path.read_text())
+    summary_path.write_text(json.dumps({**summary, "evaluation": evaluation}))
+    runs = {"a": (tmp_path / "a", None), "b": (tmp_path / "b", None)}
+    assert figures.plot_learning_curves(runs, tmp_path / "runs.png")
+    assert Image.open(tmp_path / "runs.png").size[0] == 1100
+    assert not figures.plot_learning_curves({"b": (tmp_path / "b", None)}, tmp_path / "no.png")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from matplotlib.ticker import MaxNLocator
 from worldmodels import layout
 from worldmodels.control.generations import load_summaries
 from worldmodels.images import save_figure
+from worldmodels.records import step_core_seconds
 
 
 def read_losses(path: Path) -> dict[str, np.ndarray]:
@@ -56,7 +58,7 @@ def plot_fitness(home: Path, path: Path, until: int | None = None) -> None:
     V and M changed."""
     summaries = load_summaries(home, until)
     generations = [s["generation"] for s in summaries]
-    hours = core_hours(home, summaries)
+    hours, hours_label = run_core_hours(home, summaries)
     figure = Figure(figsize=(7, 4))
     axes = figure.subplots()
     for name in ("best", "mean", "worst"):  # markers too: a single generation is a point
@@ -84,7 +86,7 @@ def plot_fitness(home: Path, path: Path, until: int | None = None) -> None:
         )
         ticks = MaxNLocator(8).tick_values(0, hours[-1])
         top.set_xticks(ticks[ticks <= hours[-1]])  # ticks past the end would pile up there
-        top.set_xlabel("core-hours of controller training")
+        top.set_xlabel(f"core-hours of {hours_label}")
     axes.legend(fontsize="small")
     save_figure(figure, path)
 
@@ -103,6 +105,52 @@ def core_hours(home: Path, summaries: list[dict]) -> np.ndarray:
     workers = json.loads(layout.control_run_file(home).read_text())["command"]["num_process"]
     cores = [1 if "dream" in s else workers for s in summaries]
     return np.cumsum([s["seconds"] * n for s, n in zip(summaries, cores)]) / 3600
+
+
+def recipe_core_hours(home: Path, summaries: list[dict]) -> np.ndarray | None:
+    """Cumulative core-hours of a pipeline run after each generation of `summaries`, from its
+    recipe.json: every step before the generation counts, sampling, V and M included (CPU
+    time, `records.step_core_seconds`). A CMA-ES chunk's time is shared among its generations
+    by their wall seconds; generations past the last finished chunk (one still running) count
+    their wall seconds times the run's workers. None for a home no pipeline ran."""
+    path = layout.recipe_record(home)
+    if not path.exists():
+        return None
+    recipe = json.loads(path.read_text())
+    cost = {name: step_core_seconds(step) for name, step in recipe["steps"].items()}
+    for span in recipe.get("interrupted", []):  # the time of a try its rerun finished
+        if span["step"] in cost:
+            cost[span["step"]] += step_core_seconds(span)
+    # Every generation's wall seconds, those past `summaries` too: a chunk is shared whole.
+    seconds = {s["generation"]: s["seconds"] for s in load_summaries(home)}
+    spent, first, ends = 0.0, 0, {}  # generation -> core-seconds spent when it finished
+    for name, step_cost in cost.items():
+        chunk = re.search(r"CMA-ES through generation (\d+)$", name)
+        if chunk:
+            generations = range(first, int(chunk.group(1)) + 1)
+            walls = np.cumsum([seconds.get(g, 0.0) for g in generations])
+            ends |= dict(zip(generations, spent + step_cost * walls / max(walls[-1], 1e-9)))
+            first = generations[-1] + 1
+        spent += step_cost
+    workers = json.loads(layout.control_run_file(home).read_text())["command"]["num_process"]
+    hours, after = [], spent
+    for s in summaries:
+        if s["generation"] in ends:
+            hours.append(ends[s["generation"]])
+        else:
+            after += s["seconds"] * (1 if "dream" in s else workers)
+            hours.append(after)
+    return np.array(hours) / 3600
+
+
+def run_core_hours(home: Path, summaries: list[dict]) -> tuple[np.ndarray, str]:
+    """Cumulative core-hours after each generation of `summaries` and what they count: the
+    whole run's for a pipeline run (`recipe_core_hours`), else controller training's
+    (`core_hours`)."""
+    hours = recipe_core_hours(home, summaries)
+    if hours is not None:
+        return hours, "the whole run"
+    return core_hours(home, summaries), "controller training"
 
 
 def world_model_changes(summaries: list[dict]) -> list[int]:
@@ -138,37 +186,61 @@ def mark_phases(axes, summaries: list[dict], position) -> None:
 
 def plot_learning_curve(home: Path, path: Path, until: int | None = None) -> bool:
     """The mean's evaluations on fresh tracks (through generation `until`) against the episodes
-    and the core-hours spent, beside the official run's published points; False when nothing
-    was evaluated."""
-    summaries = load_summaries(home, until)
-    evaluated = [i for i, s in enumerate(summaries) if "evaluation" in s]
-    if not evaluated:
+    and the core-hours spent, beside the official run's published points, with the run's
+    phases marked; False when nothing was evaluated."""
+    return plot_learning_curves({"this run: mean controller": (home, until)}, path)
+
+
+def plot_learning_curves(runs: dict[str, tuple[Path, int | None]], path: Path) -> bool:
+    """Each run's (label -> (home, last generation or None)) mean evaluated on fresh tracks
+    against the episodes of controller training and the core-hours spent (`run_core_hours`),
+    beside the official run's published points; a single run's phases are marked. False when
+    no run was evaluated."""
+    curves = []
+    for label, (home, until) in runs.items():
+        summaries = load_summaries(home, until)
+        evaluated = [i for i, s in enumerate(summaries) if "evaluation" in s]
+        if evaluated:
+            hours, hours_label = run_core_hours(home, summaries)
+            curves.append((label, summaries, evaluated, hours, hours_label))
+    if not curves:
         return False
-    episodes = np.cumsum([s["episodes"] for s in summaries])
-    hours = core_hours(home, summaries)
-    scores = [summaries[i]["evaluation"]["mean"] for i in evaluated]
-    errors = [summaries[i]["evaluation"]["std"] for i in evaluated]
     official = {
         "episodes": [g * OFFICIAL_EPISODES_PER_GENERATION for g in OFFICIAL_RUN],
         "core-hours": [h * OFFICIAL_CPUS for _, h in OFFICIAL_RUN.values()],
     }
     official_scores = [score for score, _ in OFFICIAL_RUN.values()]
-    figure = Figure(figsize=(11, 4))
-    for axes, (name, ours) in zip(
-        figure.subplots(1, 2), (("episodes", episodes), ("core-hours", hours))
-    ):
-        axes.errorbar(
-            ours[evaluated], scores, yerr=errors, fmt="o-", label="this run: mean controller"
-        )
+    several = len(curves) > 1
+    figure = Figure(figsize=(11, 4 + 0.3 * len(curves) * several), layout="constrained")
+    for axes, name in zip(figure.subplots(1, 2), ("episodes", "core-hours")):
+        for label, summaries, evaluated, hours, hours_label in curves:
+            ours = np.cumsum([s["episodes"] for s in summaries]) if name == "episodes" else hours
+            if several:
+                label = f"{label} (core-hours of {hours_label})"
+            x = ours[evaluated]
+            means = np.array([summaries[i]["evaluation"]["mean"] for i in evaluated])
+            stds = np.array([summaries[i]["evaluation"]["std"] for i in evaluated])
+            if not several:
+                axes.errorbar(x, means, yerr=stds, fmt="o-", label=label)
+                mark_phases(axes, summaries, lambda i: ours[i - 1])  # noqa: B023, called at once
+            else:  # bands, not bars: several runs' bars hide each other
+                (line,) = axes.plot(x, means, ".-", label=label)
+                axes.fill_between(x, means - stds, means + stds, color=line.get_color(), alpha=0.15)
         axes.plot(official[name], official_scores, "s", color="black", label="official run")
         for generation, x, score in zip(OFFICIAL_RUN, official[name], official_scores):
             axes.annotate(
                 f"gen {generation}", (x, score), textcoords="offset points", xytext=(4, -12)
             )
         axes.axhline(900, color="grey", linestyle="--", label="solved (900)")
-        mark_phases(axes, summaries, lambda i: ours[i - 1])  # noqa: B023, called at once
-        axes.set(xscale="log", xlabel=f"{name} of controller training (log)", ylabel="score")
-        axes.legend(loc="lower right", fontsize="small", framealpha=0.9)
+        xlabel = "episodes of controller training"
+        if name == "core-hours":
+            counted = {curve[4] for curve in curves}
+            xlabel = f"core-hours of {counted.pop()}" if len(counted) == 1 else "core-hours"
+        axes.set(xscale="log", xlabel=f"{xlabel} (log)", ylabel="score (mean ± std over tracks)")
+        if not several:
+            axes.legend(loc="lower right", fontsize="small", framealpha=0.9)
+    if several:  # one legend below both panels: the curves fill them
+        figure.legend(*axes.get_legend_handles_labels(), loc="outside lower center", ncol=2)
     figure.suptitle("the distribution mean's score on fresh tracks")
     save_figure(figure, path)
     return True

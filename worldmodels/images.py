@@ -43,6 +43,7 @@ def save_png(path: str | os.PathLike, image: np.ndarray) -> None:
 
 def save_figure(figure, path: str | os.PathLike) -> None:
     """Writes the matplotlib `figure` as a PNG at `path`, atomically."""
-    figure.tight_layout()
+    if figure.get_layout_engine() is None:  # one set at construction places things itself
+        figure.tight_layout()
     with atomic_path(path) as temporary:
         figure.savefig(temporary, format="png", dpi=100)
