@@ -3,7 +3,8 @@
     python scripts/compare_dream.py --real ~/world-models-runs/budget2 \
         --dream ~/world-models-runs/dream2-t100 ~/world-models-runs/dream2-t115 --out dream.png
 
-Every home is a controller run of `train_controller` (the dream homes with `--in-dream`). The
+Every home is a controller run of `train_controller` (the dream homes with `--in-dream`; a
+dream home resumed without it, a warm start, goes on in CarRacing and is labelled so). The
 figure has two panels. Left: the distribution mean's score in the real CarRacing during
 training (its evaluations every `--eval-every` generations) against the core-hours of
 controller training (`figures.core_hours`: a dream generation counts one core); a 100-track
@@ -24,6 +25,7 @@ from matplotlib.figure import Figure
 from worldmodels import figures, layout
 from worldmodels.control.generations import load_summaries
 from worldmodels.images import save_figure
+from worldmodels.records import read_run
 
 
 def controller_run(home: Path) -> dict:
@@ -39,14 +41,22 @@ def controller_run(home: Path) -> dict:
         generation = int(path.stem.split("_")[1].split("-")[0])
         if len(rewards) >= 100 and generation <= summaries[-1]["generation"]:
             final[generation] = rewards
-    dream = summaries[-1].get("dream")
+    dreamed = [s for s in summaries if "dream" in s]
     label = "real CarRacing"
-    if dream:
+    if dreamed:
+        dream = dreamed[-1]["dream"]
         datasets = " + ".join(layout.trained_datasets(layout.memory_training(home)))
         label = f"dream, M on {datasets} data, tau {dream['temperature']}"
+        weight = read_run(layout.memory_training(home))["settings"]["reward_overprediction_weight"]
+        if weight != 1:
+            label += f", over-prediction x{weight:g}"
+        if "horizon" in dream:
+            label += f", {dream['horizon']} steps"
+        if len(dreamed) < len(summaries):  # a warm start: on in CarRacing from the dream's end
+            label += f"; CarRacing from generation {dreamed[-1]['generation'] + 1}"
     return {
         "label": label,
-        "dream": dream is not None,
+        "dream": bool(dreamed),
         "generation": np.array([s["generation"] for s in summaries]),
         "hours": hours,
         "fitness": np.array([s["mean_fitness"] for s in summaries]),
