@@ -138,23 +138,19 @@ def test_cma_es_maximises_reward(home, monkeypatch):
     assert fitness[-1] > fitness[0]
 
 
-def test_evaluate_writes_rewards_and_histogram(trained_controller_home, capsys):
+def test_evaluate_writes_rewards_and_histogram(trained_controller_home, tmp_path, capsys):
+    from worldmodels.seeds import TEST_TRACKS_SEED, Stream, derive_seed
+
     home = trained_controller_home
+    # Another agent's report on the same 3 tracks, scoring -100 on each.
+    seeds = [derive_seed(TEST_TRACKS_SEED, Stream.EVALUATION_TRACKS, j) for j in range(3)]
+    other = {"mean": -100.0, "rewards": [-100.0] * 3, "track_seeds": seeds, "seed": 0}
+    other_path = tmp_path / "other.json"
+    other_path.write_text(json.dumps({**other, "env": "fast", "episode_length": 30}))
     evaluate.main(
-        [
-            "--home",
-            str(home),
-            "--generation",
-            "best",
-            "--episodes",
-            "3",
-            "--episode-length",
-            "30",
-            "--num-process",
-            "2",
-            "--envs-per-worker",
-            "2",
-        ]
+        ["--home", str(home), "--generation", "best", "--episodes", "3", "--episode-length"]
+        + ["30", "--num-process", "2", "--envs-per-worker", "2"]
+        + ["--compare-with", str(other_path)]
     )
     best = max((0, 1), key=lambda n: load_summary(home, n)["evaluation"]["mean"])
     report = json.loads(
@@ -183,6 +179,42 @@ def test_evaluate_writes_rewards_and_histogram(trained_controller_home, capsys):
     assert (home / "control" / "evaluations" / f"generation_{best}-mean.png").stat().st_size > 0
     out = capsys.readouterr().out
     assert "over 3 episodes, 0 finished their lap within 30 steps" in out
+    difference = np.mean(recomputed) + 100
+    error = np.std(recomputed, ddof=1) / np.sqrt(3)
+    assert f"this minus it {difference:+.1f} ± {error:.1f} (paired standard error)" in out
+
+
+def test_a_comparison_says_whether_it_is_beyond_two_paired_standard_errors(tmp_path):
+    tracks = {"track_seeds": [11, 12, 13], "env": "fast", "episode_length": 1000, "seed": 1}
+    report = {"mean": 30.0, "rewards": [10.0, 30.0, 50.0], **tracks}
+    # Differences 10, 2, 10: mean 7.3, standard error 2.7.
+    other = {"mean": 22.7, "rewards": [0.0, 28.0, 40.0], **tracks}
+    assert evaluation.compared(report, "A", other) == (
+        "against A (22.7 on the same 3 tracks): this minus it +7.3 ± 2.7 (paired standard "
+        "error), better by more than two standard errors"
+    )
+    # Differences 10, -8, 10: mean 4, standard error 6.
+    assert "+4.0 ± 6.0 (paired standard error), within two" in evaluation.compared(
+        report, "A", {**other, "rewards": [0.0, 38.0, 40.0]}
+    )
+    assert "worse by more than" in evaluation.compared(other, "B", report)
+    assert "not paired, it ran other tracks (its seed 1, env stock" in evaluation.compared(
+        report, "C", {**other, "env": "stock"}
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [(None, "cannot read it"), ("{not json", "cannot read it"), ("{}", "not an evaluation")],
+)
+def test_a_report_to_compare_with_is_checked_before_evaluating(
+    trained_controller_home, tmp_path, content, expected
+):
+    path = tmp_path / "other.json"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(SystemExit, match=f"--compare-with {path}: {expected}"):
+        evaluate.main(["--home", str(trained_controller_home), "--compare-with", str(path)])
 
 
 def test_evaluations_on_other_tracks_keep_their_own_report(

@@ -8,10 +8,13 @@ Uses the VAE and MDN-RNN of the experiments home and a controller from
 whether the car finished its lap: a lap finished at step T scores 1000 - 0.1 T, so a score of
 900 or more needs one) and a histogram PNG next to it. The controller reads z as it was
 trained to (`train_controller --latent`); `--latent` reading it the other way, a diagnostic,
-names the report `...-zmode...` or `...-zsample...`.
+names the report `...-zmode...` or `...-zsample...`. `--compare-with` pairs the evaluation
+with other agents' reports on the same tracks (the rule that replaces a shipped agent).
 """
 
 from __future__ import annotations
+
+import sys
 
 from worldmodels import layout
 from worldmodels.cli import (
@@ -57,14 +60,42 @@ def parse_args(argv: list[str] | None = None):
         "diagnostic of how much a controller relies on the draw's noise (report named "
         "...-zmode... or ...-zsample...)",
     )
+    parser.add_argument(
+        "--compare-with",
+        nargs="+",
+        default=[],
+        metavar="REPORT",
+        help="evaluation reports (evaluate's JSON) of other agents, e.g. another home's on the "
+        "same --seed and --episodes: prints this minus each, paired track by track, and "
+        "whether it is more than two standard errors",
+    )
     add_rollout_arguments(parser)
     return parser.parse_args(argv)
+
+
+def read_reports(paths: list[str]) -> dict[str, dict]:
+    """The reports of --compare-with by path, checked before anything runs."""
+    from worldmodels.control.evaluation import load_report
+
+    reports = {}
+    for path in paths:
+        try:
+            reports[path] = load_report(path)
+        except (OSError, ValueError) as error:
+            sys.exit(f"error: --compare-with {path}: cannot read it as JSON ({error})")
+        if not {"rewards", "mean"} <= reports[path].keys():
+            sys.exit(
+                f"error: --compare-with {path}: not an evaluation report (expected evaluate's "
+                "JSON, with its rewards and track seeds)"
+            )
+    return reports
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     from worldmodels.control.evaluation import evaluate_agent  # after parsing: fast --help
 
+    others = read_reports(args.compare_with)
     with ctrl_c_ends_with("no report written (it is written whole at the end); rerun to evaluate"):
         summary = evaluate_agent(
             layout.resolve_home(args.home),
@@ -79,6 +110,7 @@ def main(argv: list[str] | None = None) -> None:
             worker_timeout=args.worker_timeout,
             backend=args.backend,
             ray_address=args.ray_address,
+            compare_with=others,
         )
     print(summary)
 

@@ -41,11 +41,13 @@ def evaluate_agent(
     worker_timeout: float = 600.0,
     backend: str = "local",
     ray_address: str | None = None,
+    compare_with: dict[str, dict] | None = None,
 ) -> str:
     """Runs `candidate` of the home's `generation` (N, max or best) on `episodes` tracks of
     `seed`'s stream, its z read by `latent` (None: as it was trained), writes the report and
     its histogram, and returns the summary lines (with the paired differences to reports on
-    the same tracks)."""
+    the same tracks beside it, and to the reports of `compare_with`, name -> report, from
+    anywhere: another home's agent, say)."""
     generation, controller, trained_latent = load_agent_controller(home, generation, candidate)
     latent = latent or trained_latent
 
@@ -100,6 +102,7 @@ def evaluate_agent(
     comparisons = same_track_comparisons(record, report)
     if comparisons:
         lines.append(f"on the same tracks, this minus {', '.join(comparisons)} (± standard error)")
+    lines += [compared(record, name, other) for name, other in (compare_with or {}).items()]
     lines.append(
         f"generation {generation} ({agent_name(record)}): "
         f"{rewards.mean():.1f} ± {rewards.std():.1f} "
@@ -137,6 +140,27 @@ def paired_difference(report: dict, other: dict) -> tuple[float, float] | None:
     if len(differences) < 2:
         return None
     return float(differences.mean()), float(differences.std(ddof=1) / np.sqrt(len(differences)))
+
+
+def compared(report: dict, name: str, other: dict) -> str:
+    """`report` against `other` (named `name`) track by track, with the verdict a replacement
+    rule reads: better or worse by more than two paired standard errors, or within them."""
+    difference = paired_difference(report, other)
+    if difference is None:
+        return (
+            f"against {name}: not paired, it ran other tracks (its seed {other.get('seed')}, "
+            f"env {other.get('env')}, {len(other['rewards'])} episodes of "
+            f"{other.get('episode_length')} steps)"
+        )
+    mean, error = difference
+    if abs(mean) > 2 * error:
+        verdict = f"{'better' if mean > 0 else 'worse'} by more than two standard errors"
+    else:
+        verdict = "within two standard errors"
+    return (
+        f"against {name} ({other['mean']:.1f} on the same {len(other['rewards'])} tracks): "
+        f"this minus it {mean:+.1f} ± {error:.1f} (paired standard error), {verdict}"
+    )
 
 
 def same_track_comparisons(report: dict, report_path: Path) -> list[str]:
