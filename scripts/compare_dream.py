@@ -47,9 +47,14 @@ def controller_run(home: Path) -> dict:
         dream = dreamed[-1]["dream"]
         datasets = " + ".join(layout.trained_datasets(layout.memory_training(home)))
         label = f"dream, M on {datasets} data, tau {dream['temperature']}"
-        weight = read_run(layout.memory_training(home))["settings"]["reward_overprediction_weight"]
-        if weight != 1:
-            label += f", over-prediction x{weight:g}"
+        memory = read_run(layout.memory_training(home))["settings"]
+        if memory["reward_overprediction_weight"] != 1:
+            label += f", over-prediction x{memory['reward_overprediction_weight']:g}"
+        if dream.get("disagreement_penalty"):
+            label += (
+                f", {memory['reward_done_ensemble']} heads, penalty "
+                f"{dream['disagreement_penalty']:g} x their std"
+            )
         if "horizon" in dream:
             label += f", {dream['horizon']} steps"
         if len(dreamed) < len(summaries):  # a warm start: on in CarRacing from the dream's end

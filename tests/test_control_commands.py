@@ -489,6 +489,7 @@ PIPELINE_OVERRIDES = {
     "memory.attention_window": 4,
     "memory.reward_done_heads": True,
     "memory.reward_overprediction_weight": 2.0,
+    "memory.reward_done_ensemble": 2,
     "memory.lstm_units": 16,
     "memory.num_mixtures": 2,
     "memory.learning_rate": 0.002,
@@ -514,6 +515,7 @@ PIPELINE_OVERRIDES = {
     "controller.in_dream": True,
     "controller.dream_temperature": 1.2,
     "controller.dream_horizon": 20,
+    "controller.dream_disagreement_penalty": 0.5,
     # One iteration here (the tiny recipe's two: tests/test_recipe.py), shipped after validating
     # its best generation on 3 tracks of seed 4.
     "recipe.iterations": 1,
@@ -596,6 +598,7 @@ def test_tiny_pipeline_runs_all_stages_and_every_setting_reaches_its_stage(tmp_p
     assert memory_run["gradient_clip"] == 0.5 and memory_run["batch_size"] == 3
     assert memory_run["seed"] == 5 and memory_run["reward_overprediction_weight"] == 2.0
     assert memory.reward_done_heads and memory.reward_done.built
+    assert memory.reward_done_ensemble == 2 and memory.reward_done.heads == 2
     with open(home / "memory-training" / "losses.csv", newline="") as file:
         memory_losses = list(csv.DictReader(file))
     assert {"nll", "reward_loss", "done_loss"} <= set(memory_losses[0])
@@ -621,7 +624,11 @@ def test_tiny_pipeline_runs_all_stages_and_every_setting_reaches_its_stage(tmp_p
     assert load_summary(home, 1)["evaluation"]["laps_finished"] == 0
     # Trained in M's dream (its heads), evaluated on CarRacing.
     # Dreams of 20 steps (the real episodes' 30 aside): no dream episode runs longer.
-    assert load_summary(home, 1)["dream"] == {"temperature": 1.2, "horizon": 20}
+    assert load_summary(home, 1)["dream"] == {
+        "temperature": 1.2,
+        "horizon": 20,
+        "disagreement_penalty": 0.5,
+    }
     assert load_summary(home, 1)["steps"] <= 5 * 2 * 20
     assert control["settings"]["dream_horizon"] == 20
     assert control["settings"]["in_dream"] is True

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from worldmodels.control.controller import parameter_count
-from worldmodels.control.dream import DreamEngine, FirstFrames
+from worldmodels.control.dream import DreamEngine, FirstFrames, dream_reward_done
 from worldmodels.control.rollouts import EpisodeTask
 from worldmodels.memory.memory import MDNRNN
 from worldmodels.memory.numpy_memory import mixture_draws, sample_mixture
@@ -72,7 +72,7 @@ def test_a_dream_step_equals_the_sequence_model_on_the_same_inputs(agent, first_
     memory = agent.memory
     features, _ = memory.sequence_features(np.concatenate([z[:-1], actions], -1)[None])
     reward, _ = memory.predict_reward_done(features)
-    np.testing.assert_allclose(rewards, reward.numpy()[0], atol=1e-5)
+    np.testing.assert_allclose(rewards, reward.numpy()[0, :, 0], atol=1e-5)
     # Replaying the episode's generator on the sequence model's mixtures gives the same z's.
     generator = np.random.default_rng(task.seed)
     start = generator.integers(len(first_frames.mu))
@@ -125,3 +125,40 @@ def test_a_dream_episode_without_positive_predicted_reward_stalls(first_frames):
     assert result.stalled and result.steps == 4
     assert result.total_reward == pytest.approx(-0.5 * 4 - 0.1 * (30 - 4))
     assert engine.run([task])[0].steps == 30
+
+
+def test_a_dream_step_reads_the_heads_mean_less_the_penalty_on_their_spread():
+    reward = np.array([[1.0, 3.0], [2.0, 2.0]])
+    done_logit = np.array([[3.0, -1.0], [-3.0, -4.0]])  # mean P(done) 0.61 and 0.03
+    stepped_reward, done = dream_reward_done(reward, done_logit, penalty=0.5)
+    np.testing.assert_allclose(stepped_reward, [2.0 - 0.5 * 1.0, 2.0])
+    np.testing.assert_array_equal(done, [True, False])
+    alone, done_alone = dream_reward_done(reward[:, :1], done_logit[:, :1], penalty=0.5)
+    np.testing.assert_allclose(alone, [1.0, 2.0])  # one head: no spread to penalise
+    np.testing.assert_array_equal(done_alone, [True, False])
+
+
+def test_a_dream_on_an_ensemble_is_charged_for_the_heads_disagreement(first_frames):
+    memory = MDNRNN(
+        lstm_units=UNITS, num_mixtures=MIXTURES, reward_done_heads=True, reward_done_ensemble=3
+    )
+    memory(tf.zeros((1, 1, 35)))
+    weights = memory.reward_done.get_weights()
+    weights[-1][:, 1] = -50.0  # every head's done logit far below 0: episodes run to the end
+    memory.reward_done.set_weights(weights)
+    agent = WorldModel(memory=memory)
+    engine = DreamEngine(agent, first_frames, 1.0, episode_length=10, disagreement_penalty=0.7)
+    trajectories = {}
+    (task,) = tasks(1)
+    (result,) = engine.run([task], trajectories)
+    z, actions, rewards = (trajectories[task.key][k] for k in ("z", "action", "reward"))
+    features, _ = memory.sequence_features(np.concatenate([z[:-1], actions], -1)[None])
+    heads = memory.predict_reward_done(features)[0].numpy()[0].astype(np.float64)  # [T, 3]
+    np.testing.assert_allclose(rewards, heads.mean(1) - 0.7 * heads.std(1), atol=1e-5)
+    assert heads.std(1).min() > 0
+    assert result.total_reward == pytest.approx(rewards.sum(), rel=1e-5)
+
+    with pytest.raises(ValueError, match="--reward-done-ensemble"):
+        single = MDNRNN(lstm_units=UNITS, num_mixtures=MIXTURES, reward_done_heads=True)
+        single(tf.zeros((1, 1, 35)))
+        DreamEngine(WorldModel(memory=single), first_frames, 1.0, 10, disagreement_penalty=0.7)

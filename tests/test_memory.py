@@ -199,7 +199,8 @@ def test_reward_and_done_losses_equal_numpy_references():
     done = rng.uniform(size=(3, 7)) < 0.3
     mask = np.ones((3, 7), np.float32)
     mask[2, 4:] = 0
-    losses = reward_done_losses(predicted, logit, reward, done, mask)
+    # One head: predictions carry a head axis of 1.
+    losses = reward_done_losses(predicted[..., None], logit[..., None], reward, done, mask)
     kept = mask == 1
     probability = 1 / (1 + np.exp(-logit.astype(np.float64)))
     cross_entropy = -(done * np.log(probability) + (1 - done) * np.log(1 - probability))
@@ -209,7 +210,9 @@ def test_reward_and_done_losses_equal_numpy_references():
     np.testing.assert_allclose(float(losses["done_loss"]), cross_entropy[kept].mean(), rtol=1e-5)
 
     # Over-predictions weighted 3 times: the squared error, 3x where predicted > reward.
-    weighted = reward_done_losses(predicted, logit, reward, done, mask, overprediction_weight=3.0)
+    weighted = reward_done_losses(
+        predicted[..., None], logit[..., None], reward, done, mask, overprediction_weight=3.0
+    )
     error = (predicted - reward)[kept].astype(np.float64)
     expected = np.mean(np.where(error > 0, 3.0, 1.0) * error**2)
     assert (error > 0).any() and (error < 0).any()
@@ -217,12 +220,62 @@ def test_reward_and_done_losses_equal_numpy_references():
     assert float(weighted["done_loss"]) == pytest.approx(float(losses["done_loss"]))
 
 
+def test_an_ensemble_s_losses_are_the_mean_of_each_head_s_own():
+    rng = np.random.default_rng(1)
+    predicted, logit = rng.normal(size=(2, 3, 7, 4)).astype(np.float32)  # 4 heads
+    reward = rng.normal(size=(3, 7)).astype(np.float32)
+    done = rng.uniform(size=(3, 7)) < 0.3
+    mask = np.ones((3, 7), np.float32)
+    mask[1, 2:] = 0
+    losses = reward_done_losses(predicted, logit, reward, done, mask, overprediction_weight=2.0)
+    kept = mask == 1
+    per_head = []
+    for k in range(4):
+        alone = reward_done_losses(
+            predicted[..., k : k + 1], logit[..., k : k + 1], reward, done, mask, 2.0
+        )
+        error = (predicted[..., k] - reward)[kept].astype(np.float64)
+        np.testing.assert_allclose(
+            float(alone["reward_loss"]),
+            np.mean(np.where(error > 0, 2.0, 1.0) * error**2),
+            rtol=1e-5,
+        )
+        per_head.append(alone)
+    for name in ("reward_loss", "done_loss"):
+        expected = np.mean([float(alone[name]) for alone in per_head])
+        np.testing.assert_allclose(float(losses[name]), expected, rtol=1e-5)
+
+
+def test_an_ensemble_of_heads_is_k_small_networks_that_numpy_steps_alike():
+    from worldmodels.memory.numpy_memory import NumpyMemory
+
+    memory = MDNRNN(lstm_units=8, num_mixtures=2, reward_done_heads=True, reward_done_ensemble=3)
+    inputs = np.random.default_rng(3).normal(size=(2, 5, 35)).astype(np.float32)
+    memory(inputs)  # builds the mixture's layer too, which NumpyMemory copies
+    features, _ = memory.sequence_features(inputs)
+    reward, done_logit = memory.predict_reward_done(features)
+    assert reward.shape == done_logit.shape == (2, 5, 3)
+    hidden_kernel, hidden_bias, output_kernel, output_bias = memory.reward_done.get_weights()
+    assert hidden_kernel.shape == (3, 8, 64) and output_kernel.shape == (3, 64, 2)
+    for k in range(3):  # each head its own network: tanh(f W1 + b1) W2 + b2
+        head = np.tanh(features.numpy() @ hidden_kernel[k] + hidden_bias[k]) @ output_kernel[k]
+        head += output_bias[k]
+        np.testing.assert_allclose(reward[..., k], head[..., 0], atol=1e-5)
+        np.testing.assert_allclose(done_logit[..., k], head[..., 1], atol=1e-5)
+    assert not np.allclose(reward[..., 0], reward[..., 1])  # their own initial weights
+    stepped = NumpyMemory(memory).reward_done(features.numpy()[:, 2])
+    np.testing.assert_allclose(stepped[0], reward[:, 2], atol=1e-5)
+    np.testing.assert_allclose(stepped[1], done_logit[:, 2], atol=1e-5)
+
+
 def test_the_heads_read_the_features_and_a_memory_without_them_says_so():
     memory = MDNRNN(lstm_units=8, num_mixtures=2, reward_done_heads=True)
     features, _ = memory.sequence_features(tf.zeros((2, 5, 35)))
     reward, done_logit = memory.predict_reward_done(features)
-    assert reward.shape == done_logit.shape == (2, 5)
+    assert reward.shape == done_logit.shape == (2, 5, 1)
     weights, bias = memory.reward_done.get_weights()
-    np.testing.assert_allclose(reward, features.numpy() @ weights[:, 0] + bias[0], atol=1e-6)
+    np.testing.assert_allclose(
+        reward[..., 0], features.numpy() @ weights[:, 0] + bias[0], atol=1e-6
+    )
     with pytest.raises(ValueError, match="--reward-done-heads"):
         MDNRNN(lstm_units=8).predict_reward_done(features)

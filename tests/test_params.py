@@ -139,4 +139,5 @@ def test_a_run_records_and_checks_every_setting_but_its_length_and_machinery():
         "in_dream",
         "dream_temperature",
         "dream_horizon",
+        "dream_disagreement_penalty",
     )

@@ -70,17 +70,24 @@ def test_old_records_read_as_the_paper_s_agent(first_agent):
         "lstm_units": 256,
         "num_mixtures": 5,
         "reward_done_heads": False,
+        "reward_done_ensemble": 1,
     }
 
 
-# What schema 3 changed, with what every earlier run had: each run records all its params'
-# kept settings, the discrete VAE's schedules and the dream's temperature included (recorded
-# before only where they applied), and the dream's remedies, new.
+# What schemas 3 and 4 changed, with what every earlier run had: each run records all its
+# params' kept settings, the discrete VAE's schedules and the dream's temperature included
+# (recorded before only where they applied), and the dream's remedies, new (3: the
+# over-prediction weight and the horizon; 4: the ensemble of heads and its penalty).
 SCHEDULES = {key: getattr(VAEParams(), key) for key in VAE_SCHEDULES}
-FILLED_BY_SCHEMA_3 = {
+FILLED_BY_SCHEMA_4 = {
+    layout.VAE_TRAINING: {},
+    layout.MEMORY_TRAINING: {"reward_done_ensemble": 1},
+    layout.CONTROL: {"dream_disagreement_penalty": 0.0},
+}
+FILLED_SINCE_SCHEMA_2 = {
     layout.VAE_TRAINING: SCHEDULES,
-    layout.MEMORY_TRAINING: {"reward_overprediction_weight": 1.0},
-    layout.CONTROL: {},
+    layout.MEMORY_TRAINING: {"reward_overprediction_weight": 1.0, "reward_done_ensemble": 1},
+    layout.CONTROL: FILLED_BY_SCHEMA_4[layout.CONTROL],
 }
 NOT_DREAMING = {"dream_temperature": 1.0, "dream_horizon": 0}
 
@@ -89,7 +96,7 @@ NOT_DREAMING = {"dream_temperature": 1.0, "dream_horizon": 0}
 def test_a_record_with_every_setting_of_its_day_gains_only_the_later_ones(shipped_agent, stage):
     # The shipped agent's records: schema 1 in form, every setting schema 2 knows.
     old, migrated = raw(shipped_agent, stage), read_run(shipped_agent / stage)
-    settings = {**FILLED_BY_SCHEMA_3[stage], **old["settings"]}
+    settings = {**FILLED_SINCE_SCHEMA_2[stage], **old["settings"]}
     if stage == layout.CONTROL:
         assert old["settings"]["dream_temperature"] is None  # it did not dream
         settings.update(NOT_DREAMING)
@@ -97,14 +104,23 @@ def test_a_record_with_every_setting_of_its_day_gains_only_the_later_ones(shippe
 
 
 @pytest.mark.parametrize("stage", STAGES)
-def test_a_schema_2_record_reads_as_schema_3(tmp_path, stage):
+def test_a_schema_2_record_reads_as_the_current_schema(tmp_path, stage):
     (tmp_path / stage).mkdir()
     record = {"schema": 2, "settings": {"seed": 3, "dream_temperature": None}}
     (tmp_path / stage / layout.RUN_FILE).write_text(json.dumps(record))
-    expected = {**FILLED_BY_SCHEMA_3[stage], "seed": 3, "dream_temperature": None}
+    expected = {**FILLED_SINCE_SCHEMA_2[stage], "seed": 3, "dream_temperature": None}
     if stage == layout.CONTROL:
         expected.update(NOT_DREAMING)
-    assert read_run(tmp_path / stage) == {"schema": 3, "settings": expected}
+    assert read_run(tmp_path / stage) == {"schema": RUN_SCHEMA, "settings": expected}
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_a_schema_3_record_gains_the_ensemble_and_its_penalty(tmp_path, stage):
+    (tmp_path / stage).mkdir()
+    record = {"schema": 3, "settings": {"seed": 3, "reward_done_ensemble": 5}}
+    (tmp_path / stage / layout.RUN_FILE).write_text(json.dumps(record))
+    expected = {**FILLED_BY_SCHEMA_4[stage], "seed": 3, "reward_done_ensemble": 5}
+    assert read_run(tmp_path / stage) == {"schema": 4, "settings": expected}
 
 
 def test_a_dream_run_keeps_its_recorded_temperature(tmp_path):

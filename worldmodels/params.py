@@ -232,6 +232,15 @@ class MemoryParams:
         "with --reward-done-heads: weight of the squared reward error where M predicts more "
         "reward than the step got (1: the plain squared error; above 1, M errs low)",
     )
+    # Not in the paper: a remedy against a dream controller steering where M never saw the
+    # driving (docs/dream.md measures it; train_controller --dream-disagreement-penalty).
+    reward_done_ensemble: int = setting(
+        1,
+        "with --reward-done-heads: heads predicting reward and done; 1, one linear layer; K > 1, "
+        "K small networks (a hidden layer of 64 tanh units) with their own initial weights, "
+        "which disagree where M has not seen the driving",
+        check="positive",
+    )
     lstm_units: int = setting(256, "LSTM width (h)", check="positive")
     num_mixtures: int = setting(
         5, "Gaussians in the mixture of each latent dimension", check="positive"
@@ -371,6 +380,15 @@ class ControllerParams:
         "with --in-dream: steps of each dream episode (0: --episode-length); a shorter dream "
         "leaves M less room to drift from the driving it was trained on",
         check="non_negative",
+        resume=NEW_PHASE,
+    )
+    # Not in the paper: the ensemble's disagreement as a cost (MOPO, Yu et al., 2020, penalises
+    # a model-based return by the model ensemble's uncertainty the same way).
+    dream_disagreement_penalty: float = setting(
+        0.0,
+        "with --in-dream on M with an ensemble of heads (train_memory --reward-done-ensemble): "
+        "each dream step's reward is the heads' mean minus this times their standard deviation "
+        "(0: the mean)",
         resume=NEW_PHASE,
     )
 

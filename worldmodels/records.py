@@ -15,7 +15,7 @@ from pathlib import Path
 from worldmodels import layout
 from worldmodels.params import VAE_SCHEDULES, ControllerParams, MemoryParams, VAEParams
 
-RUN_SCHEMA = 3
+RUN_SCHEMA = 4
 SCHEMA = "schema"
 
 # Schema 1 -> 2: the settings each stage's runs recorded only once they existed, with the
@@ -65,7 +65,17 @@ def _settings_of_schema_3(stage: str, settings: dict) -> dict:
     return settings
 
 
-_STEPS = {2: _settings_of_schema_2, 3: _settings_of_schema_3}
+def _settings_of_schema_4(stage: str, settings: dict) -> dict:
+    """Schema 3 -> 4: the ensemble of reward and done heads and the dream's penalty on their
+    disagreement, new: what runs before them had (one linear head, no penalty)."""
+    if stage == layout.MEMORY_TRAINING:
+        return {"reward_done_ensemble": 1, **settings}
+    if stage == layout.CONTROL:
+        return {"dream_disagreement_penalty": 0.0, **settings}
+    return settings
+
+
+_STEPS = {2: _settings_of_schema_2, 3: _settings_of_schema_3, 4: _settings_of_schema_4}
 
 
 def read_run(directory: Path) -> dict:
@@ -111,9 +121,16 @@ def vae_latent(home: Path | None) -> str:
 
 def memory_settings(home: Path | None) -> dict:
     """The kind and sizes of the home's MDN-RNN (`memory`, `attention_window`, `lstm_units`,
-    `num_mixtures`, `reward_done_heads`), from its run.json: the paper's plain 256-unit LSTM
-    with 5 mixtures without a home or a trained one."""
-    keys = ("memory", "attention_window", "lstm_units", "num_mixtures", "reward_done_heads")
+    `num_mixtures`, `reward_done_heads`, `reward_done_ensemble`), from its run.json: the
+    paper's plain 256-unit LSTM with 5 mixtures without a home or a trained one."""
+    keys = (
+        "memory",
+        "attention_window",
+        "lstm_units",
+        "num_mixtures",
+        "reward_done_heads",
+        "reward_done_ensemble",
+    )
     recorded = read_run(layout.memory_training(home)) if home is not None else {}
     if not recorded:
         return {key: getattr(MemoryParams(), key) for key in keys}

@@ -87,7 +87,9 @@ def train_controller(
     if params.in_dream:  # once the run's settings are known to fit, before it is recorded
         try:
             length = params.dream_horizon or env_params.episode_length
-            dream = home_dream(home, spec, params.dream_temperature, length)
+            dream = home_dream(
+                home, spec, params.dream_temperature, length, params.dream_disagreement_penalty
+            )
         except (ValueError, FileNotFoundError) as error:
             sys.exit(f"error: --in-dream: {error}")
     atomic_write_text(
@@ -136,6 +138,7 @@ def train_controller(
                     summary["dream"] = {
                         "temperature": params.dream_temperature,
                         "horizon": params.dream_horizon or env_params.episode_length,
+                        "disagreement_penalty": params.dream_disagreement_penalty,
                     }
                 mean = np.asarray(start.optimizer.result.xfavorite)
                 if params.eval_every and (generation + 1) % params.eval_every == 0:

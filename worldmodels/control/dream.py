@@ -5,8 +5,10 @@ statistics of a recorded episode) and then, each step t:
 
     a_t = C(z_t, h_t)                     the controller, as in a real rollout
     h_{t+1} = LSTM(z_t, a_t, h_t)         M's memory, carried as in a real rollout
-    r_t, done_t from M's heads on h_{t+1} (train_memory --reward-done-heads); done when the
-                                          predicted probability of done_t exceeds one half
+    r_t, done_t from M's heads on h_{t+1} (train_memory --reward-done-heads): with an
+                                          ensemble of K heads, r_t = their mean - penalty x
+                                          their std; done when the (mean) predicted
+                                          probability of done_t exceeds one half
     z_{t+1} ~ M's mixture on h_{t+1} at `temperature`: logits / tau, sigma * sqrt(tau)
 
 until done or `episode_length` steps. No frame is rendered or encoded: a step costs one LSTM
@@ -56,6 +58,7 @@ class DreamEngine:
         temperature: float,
         episode_length: int,
         actions: int = ACTION_DIM,
+        disagreement_penalty: float = 0.0,
     ):
         memory = world_model.numpy_memory
         if memory is None or not memory.reward_done_heads:
@@ -65,6 +68,14 @@ class DreamEngine:
             )
         if temperature <= 0:
             raise ValueError(f"the temperature must be positive, got {temperature}")
+        if disagreement_penalty and memory.reward_done_ensemble == 1:
+            raise ValueError(
+                "a penalty on the heads' disagreement needs an MDN-RNN with an ensemble of "
+                "them: train_memory --reward-done-heads --reward-done-ensemble K (K > 1)"
+            )
+        if disagreement_penalty < 0:
+            raise ValueError(f"the penalty must be 0 or more, got {disagreement_penalty}")
+        self.disagreement_penalty = disagreement_penalty
         self.world_model = world_model
         self.memory = memory
         self.first_frames = first_frames
@@ -111,7 +122,9 @@ class DreamEngine:
             for name, value in stepped.items():
                 state[name][active] = value
             logit_pi, mixture_mu, log_sigma = self.memory.mixture(stepped["features"])
-            reward, done_logit = self.memory.reward_done(stepped["features"])
+            reward, done = dream_reward_done(
+                *self.memory.reward_done(stepped["features"]), self.disagreement_penalty
+            )
             draws = [mixture_draws(generators[episode], *logit_pi.shape[1:]) for episode in active]
             z[active] = sample_mixture(
                 logit_pi,
@@ -128,7 +141,6 @@ class DreamEngine:
                     history[episode]["z"].append(z[episode].copy())
             totals[active] += reward
             steps[active] += 1
-            done = done_logit > 0  # P(done) > 1/2
             without_new_tile[active], stalls = count_stall(
                 without_new_tile[active], reward, stall_limits[active]
             )
@@ -147,7 +159,23 @@ class DreamEngine:
         ]
 
 
-def home_dream(home, spec: ControllerSpec, temperature: float, episode_length: int) -> DreamEngine:
+def dream_reward_done(
+    reward: np.ndarray, done_logit: np.ndarray, penalty: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """A dream step's reward and done from M's heads (each [B, K]): the heads' mean reward
+    minus `penalty` times their standard deviation, and done where their mean probability of
+    done exceeds one half (with one head: its reward, and its logit above 0)."""
+    probability = 0.5 * (np.tanh(0.5 * done_logit) + 1.0)
+    return reward.mean(axis=1) - penalty * reward.std(axis=1), probability.mean(axis=1) > 0.5
+
+
+def home_dream(
+    home,
+    spec: ControllerSpec,
+    temperature: float,
+    episode_length: int,
+    disagreement_penalty: float = 0.0,
+) -> DreamEngine:
     """The DreamEngine of `home`'s V and M, starting from the first frames of the episodes M
     was trained on (their latent statistics). Raises ValueError or FileNotFoundError saying
     what is missing."""
@@ -171,4 +199,5 @@ def home_dream(home, spec: ControllerSpec, temperature: float, episode_length: i
         temperature,
         episode_length,
         spec.actions,
+        disagreement_penalty,
     )

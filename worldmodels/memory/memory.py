@@ -23,9 +23,10 @@ LOG_SQRT_TWO_PI = 0.5 * math.log(2.0 * math.pi)
 class MDNRNN(keras.Model):
     """LSTM(lstm_units) -> Dense(latent_dim * num_mixtures * 3): logit pi, mu, log sigma.
 
-    With `reward_done_heads`, a linear layer on the same features also predicts the reward r_t
-    and the logit of done_t of the step whose input was (z_t, a_t): what a dream needs besides
-    z_{t+1}.
+    With `reward_done_heads`, a head on the same features also predicts the reward r_t and the
+    logit of done_t of the step whose input was (z_t, a_t): what a dream needs besides z_{t+1}.
+    One linear layer; or, with `reward_done_ensemble` K > 1, K small networks
+    (`RewardDoneEnsemble`) whose disagreement marks where M has not seen the driving.
     """
 
     kind = "lstm"
@@ -37,6 +38,7 @@ class MDNRNN(keras.Model):
         lstm_units: int = 256,
         num_mixtures: int = 5,
         reward_done_heads: bool = False,
+        reward_done_ensemble: int = 1,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -45,11 +47,15 @@ class MDNRNN(keras.Model):
         self.lstm_units = lstm_units
         self.num_mixtures = num_mixtures
         self.reward_done_heads = reward_done_heads
+        self.reward_done_ensemble = reward_done_ensemble
         self.lstm = keras.layers.LSTM(lstm_units, return_sequences=True, return_state=True)
         self.mdn = keras.layers.Dense(latent_dim * num_mixtures * 3)
         self.reward_done = None
         if reward_done_heads:
-            self.reward_done = keras.layers.Dense(2, name="reward_done")
+            if reward_done_ensemble > 1:
+                self.reward_done = RewardDoneEnsemble(reward_done_ensemble, name="reward_done")
+            else:
+                self.reward_done = keras.layers.Dense(2, name="reward_done")
             self.reward_done.build((None, self.feature_dim))
 
     def call(self, inputs: tf.Tensor, initial_state=None):
@@ -67,12 +73,15 @@ class MDNRNN(keras.Model):
         return self.features(outputs), (h, c)
 
     def predict_reward_done(self, features: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        """Features [..., feature_dim] -> (r_t [...], logit of done_t [...]); needs the heads."""
+        """Features [..., feature_dim] -> (r_t [..., K], logit of done_t [..., K]), one column
+        per head of the ensemble (K = 1 without one); needs the heads."""
         if self.reward_done is None:
             raise ValueError(
                 "this MDN-RNN has no reward and done heads (train_memory --reward-done-heads)"
             )
         predicted = self.reward_done(features)
+        if self.reward_done_ensemble == 1:
+            predicted = predicted[..., None, :]  # the linear head: an ensemble of one
         return predicted[..., 0], predicted[..., 1]
 
     @property
@@ -100,6 +109,45 @@ class MDNRNN(keras.Model):
         """One LSTM step on B x latent and B x action: (h, c) -> new (h, c). No head."""
         _, (h, c) = self.lstm.cell(tf.concat([z, action], axis=-1), list(state))
         return h, c
+
+
+# Small enough to cost little beside the LSTM; a hidden layer at all, because linear heads on
+# the same features and data converge to one least-squares solution and never disagree.
+ENSEMBLE_HIDDEN_UNITS = 64
+
+
+class RewardDoneEnsemble(keras.layers.Layer):
+    """K networks on the same features, each Dense(64, tanh) -> Dense(2) (reward, done logit)
+    with its own initial weights: trained on the same data they agree where the data is and
+    extrapolate apart away from it (deep ensembles, Lakshminarayanan et al., 2017). Maps
+    [..., F] -> [..., K, 2]."""
+
+    def __init__(self, heads: int, **kwargs):
+        super().__init__(**kwargs)
+        self.heads = heads
+
+    def build(self, input_shape):
+        features, units = input_shape[-1], ENSEMBLE_HIDDEN_UNITS
+        init = keras.initializers.GlorotUniform
+        # Each head's kernels drawn on their own, as K separate Dense layers would be.
+        self.hidden_kernel = self.add_weight(
+            shape=(self.heads, features, units), initializer=init(), name="hidden_kernel"
+        )
+        self.hidden_bias = self.add_weight(
+            shape=(self.heads, units), initializer="zeros", name="hidden_bias"
+        )
+        self.output_kernel = self.add_weight(
+            shape=(self.heads, units, 2), initializer=init(), name="output_kernel"
+        )
+        self.output_bias = self.add_weight(
+            shape=(self.heads, 2), initializer="zeros", name="output_bias"
+        )
+
+    def call(self, features: tf.Tensor) -> tf.Tensor:
+        hidden = tf.tanh(
+            tf.einsum("...f,kfu->...ku", features, self.hidden_kernel) + self.hidden_bias
+        )
+        return tf.einsum("...ku,kuo->...ko", hidden, self.output_kernel) + self.output_bias
 
 
 class AttentiveMDNRNN(MDNRNN):
@@ -196,13 +244,17 @@ def reward_done_losses(
     """`reward_loss`: mean squared error of the predicted rewards, each error where the
     prediction exceeds the reward weighted by `overprediction_weight` (1: the plain squared
     error); `done_loss`: mean sigmoid cross-entropy of the done logits against the done flags;
-    both over the steps where `mask` is 1 (all inputs [...])."""
-    mask = tf.cast(mask, reward_predicted.dtype)
-    steps = tf.maximum(tf.reduce_sum(mask), 1.0)
+    both over the steps where `mask` is 1 and the heads (predictions [..., K], the rest [...]):
+    each head of an ensemble learns the same targets on its own."""
+    reward, done = reward[..., None], done[..., None]
+    heads = tf.cast(tf.shape(reward_predicted)[-1], reward_predicted.dtype)
+    mask = tf.cast(mask, reward_predicted.dtype)[..., None]
+    steps = tf.maximum(tf.reduce_sum(mask), 1.0) * heads
     error = reward_predicted - reward
     squared_error = tf.square(error) * tf.where(error > 0, overprediction_weight, 1.0)
     cross_entropy = tf.nn.sigmoid_cross_entropy_with_logits(
-        labels=tf.cast(done, done_logit.dtype), logits=done_logit
+        labels=tf.broadcast_to(tf.cast(done, done_logit.dtype), tf.shape(done_logit)),
+        logits=done_logit,
     )
     return {
         "reward_loss": tf.reduce_sum(squared_error * mask) / steps,

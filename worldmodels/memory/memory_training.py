@@ -119,6 +119,7 @@ def train_memory(
             lstm_units=params.lstm_units,
             num_mixtures=params.num_mixtures,
             reward_done_heads=params.reward_done_heads,
+            reward_done_ensemble=params.reward_done_ensemble,
         )
         memory(tf.zeros((1, 2, memory.latent_dim + ACTION_DIM)))
         steps = params.epochs * math.ceil(episodes / params.batch_size)

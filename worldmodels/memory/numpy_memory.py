@@ -39,8 +39,9 @@ class NumpyMemory:
         self._mixture_kernel, self._mixture_bias = (w.numpy() for w in memory.mdn.weights)
         self._mixture_shape = (memory.latent_dim, memory.num_mixtures, 3)
         self.reward_done_heads = memory.reward_done_heads
+        self.reward_done_ensemble = memory.reward_done_ensemble
         if self.reward_done_heads:
-            self._heads_kernel, self._heads_bias = (w.numpy() for w in memory.reward_done.weights)
+            self._heads = [w.numpy() for w in memory.reward_done.weights]
 
     def initial_state(self, batch: int) -> dict[str, np.ndarray]:
         """The state before the first step of `batch` episodes: all zeros."""
@@ -104,9 +105,16 @@ class NumpyMemory:
         return mixture[..., 0], mixture[..., 1], mixture[..., 2]
 
     def reward_done(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """M's reward and done heads on features [B, F]: (reward [B], logit of done [B])."""
-        heads = features @ self._heads_kernel + self._heads_bias
-        return heads[:, 0], heads[:, 1]
+        """M's reward and done heads on features [B, F]: (reward [B, K], logit of done [B, K]),
+        a column per head of the ensemble (one without)."""
+        if self.reward_done_ensemble == 1:
+            kernel, bias = self._heads
+            heads = (features @ kernel + bias)[:, None]
+        else:
+            hidden_kernel, hidden_bias, output_kernel, output_bias = self._heads
+            hidden = np.tanh(np.einsum("bf,kfu->bku", features, hidden_kernel) + hidden_bias)
+            heads = np.einsum("bku,kuo->bko", hidden, output_kernel) + output_bias
+        return heads[..., 0], heads[..., 1]
 
 
 def mixture_draws(
