@@ -138,14 +138,17 @@ def test_memory_batches_pad_and_mask_short_episodes_without_mixing(tmp_path):
     assert sorted(int(m) for m in step_mask.numpy().sum(1)) == [5, 40]
 
 
-def test_reward_and_done_heads_train_and_log_their_losses(trained_home, tmp_path):
+@pytest.mark.parametrize("ensemble", [1, 3])
+def test_reward_and_done_heads_train_and_log_their_losses(trained_home, tmp_path, ensemble):
     from worldmodels.world_model import build_world_model
 
     home = tmp_path / "home"
     shutil.copytree(trained_home, home)
     flags = ["--home", str(home), "--epochs", "1", "--batch-size", "2", "--validation-share", "0.5"]
+    flags += ["--reward-done-ensemble", str(ensemble)]
     with pytest.raises(SystemExit, match="reward_done_heads: False -> True"):
         train_memory.main([*flags, "--reward-done-heads"])
+    # M without heads, loaded into one with them: its LSTM and mixture, the heads new.
     train_memory.main([*flags, "--reward-done-heads", "--load-model"])
     logged = rows(home / "memory-training" / "losses.csv")
     validated = rows(home / "memory-training" / "validation.csv")
@@ -154,6 +157,7 @@ def test_reward_and_done_heads_train_and_log_their_losses(trained_home, tmp_path
         assert float(row["loss"]) == pytest.approx(parts, rel=1e-5)
     _, memory = build_world_model(home)  # every later stage builds M with its heads
     assert memory.reward_done_heads and memory.reward_done.built
+    assert memory.reward_done_ensemble == ensemble
 
 
 def test_an_mdn_rnn_run_recorded_before_the_heads_existed_resumes(trained_home, tmp_path, capsys):
@@ -163,7 +167,7 @@ def test_an_mdn_rnn_run_recorded_before_the_heads_existed_resumes(trained_home, 
     run = json.loads(run_file.read_text())
     settings = run["settings"]
     del run["schema"], settings["reward_done_heads"]  # a record of schema 1, before the heads
-    del settings["reward_overprediction_weight"]  # and before the dream's remedies
+    del settings["reward_overprediction_weight"], settings["reward_done_ensemble"]  # remedies
     run_file.write_text(json.dumps(run))
     steps = len(rows(home / "memory-training" / "losses.csv"))
     train_memory.main(
