@@ -11,8 +11,9 @@ controller training (`figures.core_hours`: a dream generation counts one core); 
 evaluation of a home (`evaluate --episodes 100`) is drawn as a larger marker at the hours its
 generation was reached. Right, for the dream runs: the population's mean fitness as M
 predicts it beside the mean's real score, generation by generation; where the first climbs and
-the second does not, the controller exploits M. Prints one line per run with its best real
-evaluation, its 100-track evaluations and its core-hours.
+the second does not, the controller exploits M. Prints a Markdown table, a row per run: its
+generations and core-hours, its last dream fitness, its best real evaluation and its 100-track
+evaluations.
 """
 
 import argparse
@@ -119,18 +120,28 @@ def main() -> None:
     right.legend(loc="upper left")
     save_figure(figure, Path(args.out))
 
+    print("| run | generations | core-hours | dream fitness, last generation | "
+          "best mean on 16 tracks | on 100 tracks |")  # fmt: skip
+    print("|---|---|---|---|---|---|")
     for run in runs:
         best = int(np.argmax(run["score"])) if len(run["score"]) else None
-        line = f"{run['label']:>40}: {run['generation'][-1] + 1} generations, "
-        line += f"{run['hours'][-1]:.2f} core-hours"
-        if best is not None:
-            generation = run["generation"][run["evaluated"][best]]
-            line += f"; best on 16 tracks {run['score'][best]:.0f} ± {run['score_std'][best]:.0f}"
-            line += f" (generation {generation})"
-        for generation, rewards in run["final"].items():
-            line += f"; generation {generation} on {len(rewards)} tracks: "
-            line += f"{rewards.mean():.0f} ± {rewards.std():.0f}"
-        print(line)
+        cells = [
+            run["label"],
+            str(run["generation"][-1] + 1),
+            f"{run['hours'][-1]:.2f}",
+            f"{run['fitness'][-1]:.1f}" if run["dream"] else "",
+            (
+                f"{run['score'][best]:.0f} ± {run['score_std'][best]:.0f} (generation "
+                f"{run['generation'][run['evaluated'][best]]})"
+            )
+            if best is not None
+            else "",
+            "; ".join(
+                f"generation {generation}: {rewards.mean():.0f} ± {rewards.std():.0f}"
+                for generation, rewards in run["final"].items()
+            ),
+        ]
+        print(f"| {' | '.join(cells)} |")
     print(f"wrote {args.out}")
 
 
