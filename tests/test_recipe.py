@@ -194,6 +194,10 @@ def test_the_tiny_recipe_killed_mid_iteration_ends_as_an_uninterrupted_one(tmp_p
     os.kill(killed.pid, signal.SIGKILL)
     killed.wait()
     assert not (layout.shipped(home) / "card.md").exists()
+    status = pipeline.status(home).splitlines()
+    assert status[1].startswith("iteration 1: generations 0-1, ended by its cap of 2")
+    assert status[2].startswith("iteration 2: running; last finished step: iteration 2: ")
+    assert status[3].startswith("CMA-ES: generations 0-1 complete; the mean's latest evaluation")
     # And resumed without the first iteration's episodes, as on another machine from a snapshot
     # of the home: they are sampled again, the same ones.
     for path in list_episodes(layout.rollouts(home, "random")):
@@ -233,6 +237,13 @@ def test_the_tiny_recipe_killed_mid_iteration_ends_as_an_uninterrupted_one(tmp_p
     assert second["first_generation"] == 2 and second["ends_run"]
     card = (layout.shipped(home) / "card.md").read_text()
     assert f"generation {recipe['ship']['generation']}" in card
+    status = subprocess.run(
+        [sys.executable, "-m", "worldmodels.pipeline", "--status", "--home", str(home)],
+        check=True, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    test = json.loads((layout.shipped(home) / "evaluation.json").read_text())
+    assert f"shipped: generation {recipe['ship']['generation']}, {test['mean']:.1f}" in status
+    assert "running" not in status and "iteration 2: generations 2-3, ended by" in status
     assert "From `recipe.json`" in card and "| 6. validation of the candidates |" in card
 
 

@@ -149,11 +149,7 @@ class RecipeRecord:
         self.save()
 
     def core_hours(self) -> float:
-        """Core-hours of every finished step (the controller's chunks included) and of the
-        interrupted ones: the CPU time each used, where measured, else its wall time times the
-        cores it kept busy."""
-        spans = [*self.data["steps"].values(), *self.data.get("interrupted", [])]
-        return sum(step_core_seconds(span) for span in spans) / 3600
+        return recorded_core_hours(self.data)
 
     def iteration(self, number: int) -> dict | None:
         """The record of iteration `number`'s end, None while it runs."""
@@ -162,6 +158,67 @@ class RecipeRecord:
     def end_iteration(self, number: int, **record) -> None:
         self.data["iterations"][str(number)] = record
         self.save()
+
+
+def recorded_core_hours(recipe: dict) -> float:
+    """Core-hours of every step recipe.json records finished (the controller's chunks included)
+    and of the interrupted ones: the CPU time each used, where measured, else its wall time
+    times the cores it kept busy."""
+    spans = [*recipe["steps"].values(), *recipe.get("interrupted", [])]
+    return sum(step_core_seconds(span) for span in spans) / 3600
+
+
+def status(home: Path) -> str:
+    """Where the recipe run in `home` stands, from its recipe.json and its generations: the
+    core-hours recorded, each iteration's end or the step it last finished, the latest
+    evaluation of the mean, and the shipped agent's score once there is one."""
+    from worldmodels.control.generations import load_summaries
+
+    path = layout.recipe_record(home)
+    if not path.exists():
+        sys.exit(f"error: {path} does not exist: no recipe has run in {home}")
+    recipe = json.loads(path.read_text())
+    lines = [
+        f"recipe ({recipe['preset']}) in {home}: {recorded_core_hours(recipe):.2f} core-hours "
+        "recorded (a step in progress counts once it ends)"
+    ]
+    ended = recipe["iterations"]
+    for number, end in ended.items():
+        lines.append(
+            f"iteration {number}: generations {end['first_generation']}-"
+            f"{end['last_generation']}, ended by {end['reason']}"
+            + ("" if end["ends_run"] else f"; generation {end['sampling_generation']} sampled "
+               "the next iteration's episodes")
+        )  # fmt: skip
+    if not any(end["ends_run"] for end in ended.values()):
+        running = len(ended) + 1
+        started = [name for name in recipe["steps"] if name.startswith(f"iteration {running}:")]
+        lines.append(
+            f"iteration {running}: running; "
+            + (f"last finished step: {started[-1]}" if started else "no step finished yet")
+        )
+    summaries = load_summaries(home)
+    if summaries:
+        evaluated = [s for s in summaries if "evaluation" in s]
+        line = f"CMA-ES: generations 0-{summaries[-1]['generation']} complete"
+        if evaluated:
+            latest, best = evaluated[-1], max(evaluated, key=lambda s: s["evaluation"]["mean"])
+            line += (
+                f"; the mean's latest evaluation {latest['evaluation']['mean']:.1f} ± "
+                f"{latest['evaluation']['std']:.1f} on {len(latest['evaluation']['rewards'])} "
+                f"tracks at generation {latest['generation']} (best "
+                f"{best['evaluation']['mean']:.1f} at {best['generation']})"
+            )
+        lines.append(line)
+    card = layout.shipped(home) / "evaluation.json"
+    if "ship" in recipe and card.exists():
+        test = json.loads(card.read_text())
+        lines.append(
+            f"shipped: generation {recipe['ship']['generation']}, {test['mean']:.1f} ± "
+            f"{test['std']:.1f} over {len(test['rewards'])} test episodes; card in "
+            f"{layout.shipped(home)}"
+        )
+    return "\n".join(lines)
 
 
 def cpu_seconds() -> float:
@@ -237,8 +294,17 @@ def main(argv: list[str] | None = None) -> None:
         default=multiprocessing.cpu_count(),
         help="worker processes for sampling, training and evaluating",
     )
+    parser.add_argument(
+        "--status",
+        action="store_true",
+        help="print where the run in --home stands (its iterations, generations, latest "
+        "evaluation, core-hours) and exit; the run itself is untouched",
+    )
     add_backend_arguments(parser)
     args = parser.parse_args(argv)
+    if args.status:
+        print(status(layout.resolve_home(args.home)))
+        return
     try:
         config = config_from_dict(parse_overrides(args.set), base=PRESETS[args.preset])
         config = seeded_by_the_run(config)
