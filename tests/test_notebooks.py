@@ -1,5 +1,11 @@
-"""Every notebook runs top to bottom (on a tiny home it trains itself when there is no agent)."""
+"""Every notebook runs top to bottom, on a home with a trained tiny agent.
 
+On a home without one a notebook trains a tiny agent first (`pipeline.agent_home`, tested
+apart in test_control_commands.py): the tests give them the session's trained home instead of
+spending a tiny pipeline run (about 80 s of CI) on it.
+"""
+
+import shutil
 from pathlib import Path
 
 import nbformat
@@ -14,8 +20,10 @@ def test_there_are_notebooks():
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[n.name for n in NOTEBOOKS])
-def test_notebook_executes(path, tmp_path, monkeypatch):
-    monkeypatch.setenv("WORLD_MODELS_HOME", str(tmp_path / "empty-home"))
+def test_notebook_executes(path, trained_controller_home, tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    shutil.copytree(trained_controller_home, home)  # notebooks may write into it
+    monkeypatch.setenv("WORLD_MODELS_HOME", str(home))
     notebook = nbformat.read(path, as_version=4)
     NotebookClient(
         notebook,
