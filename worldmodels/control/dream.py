@@ -34,7 +34,7 @@ from worldmodels.control.rollouts import (
     count_stall,
 )
 from worldmodels.data.tf_records import LATENT_STATS, list_episodes, readable_records
-from worldmodels.memory.numpy_memory import mixture_draws, sample_mixture
+from worldmodels.memory.numpy_memory import mixture_draws, sample_mixture, sigmoid
 from worldmodels.world_model import WorldModel
 
 
@@ -165,8 +165,8 @@ def dream_reward_done(
     """A dream step's reward and done from M's heads (each [B, K]): the heads' mean reward
     minus `penalty` times their standard deviation, and done where their mean probability of
     done exceeds one half (with one head: its reward, and its logit above 0)."""
-    probability = 0.5 * (np.tanh(0.5 * done_logit) + 1.0)
-    return reward.mean(axis=1) - penalty * reward.std(axis=1), probability.mean(axis=1) > 0.5
+    done = sigmoid(done_logit).mean(axis=1) > 0.5
+    return reward.mean(axis=1) - penalty * reward.std(axis=1), done
 
 
 def home_dream(

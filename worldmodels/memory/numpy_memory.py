@@ -14,7 +14,7 @@ import numpy as np
 from worldmodels.memory.memory import MDNRNN
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
+def sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (np.tanh(0.5 * x) + 1.0)
 
 
@@ -93,8 +93,8 @@ class NumpyMemory:
             + self._bias
         )
         input_gate, forget_gate, candidate, output_gate = np.split(gates, 4, axis=-1)
-        c = _sigmoid(forget_gate) * c + _sigmoid(input_gate) * np.tanh(candidate)
-        h = _sigmoid(output_gate) * np.tanh(c)
+        c = sigmoid(forget_gate) * c + sigmoid(input_gate) * np.tanh(candidate)
+        h = sigmoid(output_gate) * np.tanh(c)
         return h.astype(np.float32), c.astype(np.float32)
 
     def mixture(self, features: np.ndarray) -> tuple[np.ndarray, ...]:
