@@ -28,6 +28,7 @@ import sys
 from pathlib import Path
 
 from worldmodels import layout
+from worldmodels.records import cma_es_step_last_generation, step_core_seconds
 
 # What an arm changes in the recipe's command, by name ("stall-K": --stall-steps K).
 ARMS = {"mu": {"latent": "mode"}}
@@ -79,11 +80,10 @@ def baseline_cpu_hours(recipe_home: Path, generations: int) -> float | None:
     steps = json.loads(layout.recipe_record(recipe_home).read_text())["steps"]
     total, last = 0.0, -1
     for name, step in steps.items():
-        if "CMA-ES through generation" in name:
-            through = int(name.rsplit(" ", 1)[1])
-            if through < generations:
-                total += step["cpu_seconds"] or step["seconds"] * step["cores"]
-                last = max(last, through)
+        through = cma_es_step_last_generation(name)
+        if through is not None and through < generations:
+            total += step_core_seconds(step)
+            last = max(last, through)
     return total / 3600 if last == generations - 1 else None
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import json
-import re
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,7 @@ from matplotlib.ticker import MaxNLocator
 from worldmodels import layout
 from worldmodels.control.generations import load_summaries
 from worldmodels.images import save_figure
-from worldmodels.records import step_core_seconds
+from worldmodels.records import cma_es_step_last_generation, step_core_seconds
 
 
 def read_losses(path: Path) -> dict[str, np.ndarray]:
@@ -125,9 +124,9 @@ def recipe_core_hours(home: Path, summaries: list[dict]) -> np.ndarray | None:
     seconds = {s["generation"]: s["seconds"] for s in load_summaries(home)}
     spent, first, ends = 0.0, 0, {}  # generation -> core-seconds spent when it finished
     for name, step_cost in cost.items():
-        chunk = re.search(r"CMA-ES through generation (\d+)$", name)
-        if chunk:
-            generations = range(first, int(chunk.group(1)) + 1)
+        last = cma_es_step_last_generation(name)
+        if last is not None:
+            generations = range(first, last + 1)
             walls = np.cumsum([seconds.get(g, 0.0) for g in generations])
             ends |= dict(zip(generations, spent + step_cost * walls / max(walls[-1], 1e-9)))
             first = generations[-1] + 1

@@ -36,7 +36,7 @@ from pathlib import Path
 from worldmodels import __version__, layout
 from worldmodels.cli import add_backend_arguments, make_parser, positive_int, stop_like_ctrl_c
 from worldmodels.params import PRESETS, Config, ConfigError, config_from_dict
-from worldmodels.records import step_core_seconds
+from worldmodels.records import cma_es_step_name, step_core_seconds
 
 # Settings a rerun may change: the run's budgets. Any other change would mix two runs.
 BUDGETS = {("recipe", "core_hours"), ("controller", "generations")}
@@ -445,7 +445,7 @@ class Recipe:
                 return ended
             target = self.next_stop(config, first)
             self.step(
-                f"{prefix} CMA-ES through generation {target - 1}",
+                cma_es_step_name(iteration, target - 1),
                 lambda target=target: train_controller(
                     home,
                     dataclasses.replace(controller, generations=target),

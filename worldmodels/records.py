@@ -10,6 +10,7 @@ its step to `_migrate`.
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 from worldmodels import layout
@@ -141,3 +142,14 @@ def step_core_seconds(step: dict) -> float:
     """The core-seconds a step of recipe.json (finished or interrupted) used: its CPU seconds,
     where measured, else its wall seconds times the cores it kept busy."""
     return step.get("cpu_seconds") or step["seconds"] * step["cores"]
+
+
+def cma_es_step_name(iteration: int, last_generation: int) -> str:
+    """recipe.json's name for an iteration's CMA-ES step that trains through `last_generation`."""
+    return f"iteration {iteration}: CMA-ES through generation {last_generation}"
+
+
+def cma_es_step_last_generation(name: str) -> int | None:
+    """The last generation a recipe.json step named `name` trains; None for other steps."""
+    match = re.fullmatch(r"iteration \d+: CMA-ES through generation (\d+)", name)
+    return int(match.group(1)) if match else None
