@@ -24,7 +24,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from worldmodels import figures, layout
-from worldmodels.control.generations import load_summaries
+from worldmodels.control.generations import best_evaluated, load_summaries
 from worldmodels.images import save_figure
 from worldmodels.records import read_run
 
@@ -70,6 +70,7 @@ def controller_run(home: Path) -> dict:
         "score": np.array([summaries[i]["evaluation"]["mean"] for i in evaluated]),
         "score_std": np.array([summaries[i]["evaluation"]["std"] for i in evaluated]),
         "final": final,
+        "best": next((s for s in summaries if s["generation"] == best_evaluated(summaries)), None),
     }
 
 
@@ -124,15 +125,15 @@ def main() -> None:
           "best mean on 16 tracks | on 100 tracks |")  # fmt: skip
     print("|---|---|---|---|---|---|")
     for run in runs:
-        best = int(np.argmax(run["score"])) if len(run["score"]) else None
+        best = run["best"]
         cells = [
             run["label"],
             str(run["generation"][-1] + 1),
             f"{run['hours'][-1]:.2f}",
             f"{run['fitness'][-1]:.1f}" if run["dream"] else "",
             (
-                f"{run['score'][best]:.0f} ± {run['score_std'][best]:.0f} (generation "
-                f"{run['generation'][run['evaluated'][best]]})"
+                f"{best['evaluation']['mean']:.0f} ± {best['evaluation']['std']:.0f} "
+                f"(generation {best['generation']})"
             )
             if best is not None
             else "",

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from worldmodels import figures
-from worldmodels.control.generations import load_summaries
+from worldmodels.control.generations import best_evaluated, load_summaries
 
 
 def parse_run(text: str) -> tuple[str, tuple[Path, int | None]]:
@@ -46,11 +46,11 @@ def main() -> None:
         summaries = load_summaries(home, until)
         hours, counted = figures.run_core_hours(home, summaries)
         episodes = np.cumsum([s["episodes"] for s in summaries])
-        evaluated = [i for i, s in enumerate(summaries) if "evaluation" in s]
-        if not evaluated:
+        generation = best_evaluated(summaries)
+        if generation is None:
             print(f"{label}: {len(summaries)} generations, none evaluated")
             continue
-        best = max(evaluated, key=lambda i: summaries[i]["evaluation"]["mean"])
+        best = [s["generation"] for s in summaries].index(generation)
         evaluation = summaries[best]["evaluation"]
         print(
             f"{label}: best {evaluation['mean']:.1f} ± {evaluation['std']:.1f} on "

@@ -13,7 +13,12 @@ import numpy as np
 import pytest
 
 from worldmodels import layout, pipeline
-from worldmodels.control.generations import complete_generations, load_summary
+from worldmodels.control.generations import (
+    best_evaluated,
+    complete_generations,
+    load_summary,
+    ship_candidates,
+)
 from worldmodels.data.tf_records import list_episodes
 from worldmodels.params import PRESETS, ConfigError, config_from_dict
 
@@ -48,11 +53,11 @@ def summaries(means: dict) -> list[dict]:
 
 def test_the_best_evaluated_generation_and_the_ship_candidates():
     history = summaries({0: None, 1: 10.0, 2: None, 3: 30.0, 4: 20.0, 5: 30.0})
-    assert pipeline.best_evaluated(history) == 5  # the later of a tie
-    assert pipeline.best_evaluated(summaries({0: None})) is None
-    assert pipeline.ship_candidates(history, 2) == [3, 5]
-    assert pipeline.ship_candidates(history, 3) == [3, 4, 5]
-    assert pipeline.ship_candidates(history, 10) == [1, 3, 4, 5]
+    assert best_evaluated(history) == 5  # the later of a tie
+    assert best_evaluated(summaries({0: None})) is None
+    assert ship_candidates(history, 2) == [3, 5]
+    assert ship_candidates(history, 3) == [3, 4, 5]
+    assert ship_candidates(history, 10) == [1, 3, 4, 5]
 
 
 def test_later_iterations_apply_their_changes_in_order():
@@ -223,9 +228,7 @@ def test_the_tiny_recipe_killed_mid_iteration_ends_as_an_uninterrupted_one(tmp_p
     # its 3 episodes, V and M retrained on both datasets, the controller reading mu.
     recipe = json.loads(layout.recipe_record(home).read_text())
     first, second = (recipe["iterations"][k] for k in ("1", "2"))
-    assert first["sampling_generation"] == pipeline.best_evaluated(
-        [load_summary(home, g) for g in (0, 1)]
-    )
+    assert first["sampling_generation"] == best_evaluated([load_summary(home, g) for g in (0, 1)])
     assert len(list_episodes(layout.rollouts(home, "controller-2"))) == 3
     sampling = json.loads(layout.sampling_config(home, "controller-2").read_text())
     assert sampling["command"]["generation"] == str(first["sampling_generation"])

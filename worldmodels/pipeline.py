@@ -84,27 +84,6 @@ def plateaued(means: list[float], patience: int) -> bool:
     return len(means) > patience and max(means[-patience:]) <= max(means[:-patience])
 
 
-def ranked_by_evaluation(summaries: list[dict]) -> list[int]:
-    """The evaluated generations of `summaries`, worst mid-training evaluation first (the
-    later generation ranks higher on a tie)."""
-    evaluated = [s for s in summaries if "evaluation" in s]
-    ranked = sorted(evaluated, key=lambda s: (s["evaluation"]["mean"], s["generation"]))
-    return [s["generation"] for s in ranked]
-
-
-def best_evaluated(summaries: list[dict]) -> int | None:
-    """The generation whose mean scored best in its mid-training evaluation, among
-    `summaries`; None when none was evaluated."""
-    ranked = ranked_by_evaluation(summaries)
-    return ranked[-1] if ranked else None
-
-
-def ship_candidates(summaries: list[dict], count: int) -> list[int]:
-    """The `count` generations of `summaries` whose mid-training evaluations scored best,
-    ascending."""
-    return sorted(ranked_by_evaluation(summaries)[-count:])
-
-
 class RecipeRecord:
     """<home>/recipe.json: the run's config, every finished step (wall and CPU seconds), each
     iteration's end (why, which generation samples the next one's data), the ship decision.
@@ -172,7 +151,7 @@ def status(home: Path) -> str:
     """Where the recipe run in `home` stands, from its recipe.json and its generations: the
     core-hours recorded, each iteration's end or the step it last finished, the latest
     evaluation of the mean, and the shipped agent's score once there is one."""
-    from worldmodels.control.generations import load_summaries
+    from worldmodels.control.generations import best_evaluated, load_summaries
 
     path = layout.recipe_record(home)
     if not path.exists():
@@ -202,7 +181,8 @@ def status(home: Path) -> str:
         evaluated = [s for s in summaries if "evaluation" in s]
         line = f"CMA-ES: generations 0-{summaries[-1]['generation']} complete"
         if evaluated:
-            latest, best = evaluated[-1], max(evaluated, key=lambda s: s["evaluation"]["mean"])
+            by_generation = {s["generation"]: s for s in evaluated}
+            latest, best = evaluated[-1], by_generation[best_evaluated(evaluated)]
             line += (
                 f"; the mean's latest evaluation {latest['evaluation']['mean']:.1f} ± "
                 f"{latest['evaluation']['std']:.1f} on {len(latest['evaluation']['rewards'])} "
@@ -538,7 +518,7 @@ class Recipe:
         """Why iteration `iteration` (its first generation `first`) ends now, as its record;
         None while it goes on. Decided from the generations' recorded evaluations, so a resumed
         run decides as an uninterrupted one did."""
-        from worldmodels.control.generations import load_summaries
+        from worldmodels.control.generations import best_evaluated, load_summaries
 
         recipe = config.recipe
         count = self.generations_done()
@@ -583,6 +563,7 @@ class Recipe:
         """Runs the last iteration's best evaluated generations on the validation tracks and
         returns the one that scores best there (recorded in recipe.json with the evidence)."""
         from worldmodels.control.evaluation import evaluate_agent
+        from worldmodels.control.generations import ship_candidates
 
         recipe = self.config.recipe
         first = self.record.iteration(iteration)["first_generation"]

@@ -89,6 +89,27 @@ def load_summaries(home: Path, until: int | None = None) -> list[dict]:
     ]
 
 
+def ranked_by_evaluation(summaries: list[dict]) -> list[int]:
+    """The evaluated generations of `summaries`, worst mid-training evaluation first (the
+    later generation ranks higher on a tie)."""
+    evaluated = [s for s in summaries if "evaluation" in s]
+    ranked = sorted(evaluated, key=lambda s: (s["evaluation"]["mean"], s["generation"]))
+    return [s["generation"] for s in ranked]
+
+
+def best_evaluated(summaries: list[dict]) -> int | None:
+    """The generation whose mean scored best in its mid-training evaluation, among
+    `summaries`; None when none was evaluated."""
+    ranked = ranked_by_evaluation(summaries)
+    return ranked[-1] if ranked else None
+
+
+def ship_candidates(summaries: list[dict], count: int) -> list[int]:
+    """The `count` generations of `summaries` whose mid-training evaluations scored best,
+    ascending."""
+    return sorted(ranked_by_evaluation(summaries)[-count:])
+
+
 def prune_optimizer_states(home: Path, keep: int) -> None:
     """Deletes optimizer.pkl of all but the latest `keep` complete generations (0: keep all).
 
