@@ -49,6 +49,16 @@ def test_overrides_nested_and_ints_widen_to_floats():
         ({"memory": {"temperature": 1.5}}, "memory.temperature"),
         ({"controller": {"latent": "mean"}}, "controller.latent"),
         ({"controller": {"latent": "mode", "in_dream": True}}, "controller.latent"),
+        # A setting's choices and range hold for configs as for its flag.
+        ({"env": {"env": "gpu"}}, "env.env"),
+        ({"controller": {"actions": 4}}, "controller.actions"),
+        ({"vae": {"epochs": 0}}, "vae.epochs"),
+        ({"controller": {"stall_steps": -1}}, "controller.stall_steps"),
+        ({"memory": {"validation_share": 1.0}}, "memory.validation_share"),
+        (
+            {"recipe": {"iterations": 2, "changes": {"2": {"controller": {"popsize": 0}}}}},
+            "recipe.changes.2.controller.popsize",
+        ),
     ],
 )
 def test_unknown_keys_and_wrong_types_are_errors_naming_the_key(values, named):

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Iterator
 
 from worldmodels import layout
+from worldmodels.params import CHECKS
 
 
 def stop_like_ctrl_c() -> None:
@@ -72,12 +73,23 @@ def add_strategy_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def share(text: str) -> float:
-    """argparse type: a fraction in [0, 1)."""
-    value = float(text)
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {text}")
-    return value
+def checked(check: str, number: type):
+    """argparse type: a `number` (int or float) in the range `params.CHECKS[check]` states."""
+    test, meaning = CHECKS[check]
+
+    def parse(text: str):
+        value = number(text)
+        if not test(value):
+            raise argparse.ArgumentTypeError(f"expected {meaning}, got {text}")
+        return value
+
+    parse.__name__ = number.__name__  # argparse names it in "invalid int value: ..."
+    return parse
+
+
+positive_int = checked("positive", int)
+non_negative_int = checked("non_negative", int)
+share = checked("fraction", float)
 
 
 def add_training_arguments(
@@ -101,26 +113,6 @@ def add_training_arguments(
     )
     add_strategy_argument(parser)
     add_on_corrupt_argument(parser)
-
-
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text}")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    """argparse type: an integer >= 0."""
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text}")
-    return value
-
-
-# `setting(check=...)` -> the argparse type that enforces it.
-CHECKS = {"positive": positive_int, "non_negative": non_negative_int, "fraction": share}
 
 
 def add_settings(
@@ -150,7 +142,7 @@ def add_settings(
         parser.add_argument(
             *flags,
             dest=name,
-            type=CHECKS.get(metadata["check"], type(default)),
+            type=checked(metadata["check"], type(default)) if metadata["check"] else type(default),
             choices=metadata["choices"],
             default=default,
             help=metadata["doc"],

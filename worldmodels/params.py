@@ -3,9 +3,9 @@
 Defaults are the paper's (Ha & Schmidhuber, 2018) unless a comment says they follow the
 TF2 write-up instead. `Config` groups one dataclass per part of the agent; `PRESETS` holds the
 full-size `paper` config, the `budget` run of the project's first agent and a `tiny` one for
-tests and quick tries. Configs are strict: unknown keys and values of the wrong type are
-errors, never silently ignored, and every key reaches the stage that uses it (the pipeline
-passes each one on as its stage's flag).
+tests and quick tries. Configs are strict: unknown keys, values of the wrong type and values
+outside a setting's choices or range are errors, never silently ignored, and every key
+reaches the stage that uses it (the pipeline passes each one on as its stage's flag).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 
 class ConfigError(ValueError):
-    """A config has an unknown key or a value of the wrong type."""
+    """A config has an unknown key, a value of the wrong type, or one its setting refuses."""
 
 
 RANDOM_POLICIES = ("random", "brownian", "agent-random")
@@ -56,6 +56,28 @@ def setting(
         "doc": doc, "choices": choices, "check": check, "aliases": aliases, "resume": resume
     }  # fmt: skip
     return field(default=default, metadata=metadata)
+
+
+# `setting(check=...)`: the range a number must lie in, as (test, what the test asks for).
+CHECKS = {
+    "positive": (lambda value: value >= 1, "at least 1"),
+    "non_negative": (lambda value: value >= 0, "at least 0"),
+    "fraction": (lambda value: 0 <= value < 1, "a fraction in [0, 1)"),
+}
+
+
+def check_settings(params, prefix: str) -> None:
+    """Raises ConfigError naming the key (`prefix` + field) for a field of `params` outside its
+    setting's choices or range: what its flag enforces, enforced for configs too."""
+    for f in dataclasses.fields(params):
+        if "doc" not in f.metadata:  # not declared with `setting`
+            continue
+        value, name = getattr(params, f.name), f"{prefix}{f.name}"
+        choices, check = f.metadata["choices"], f.metadata["check"]
+        if choices is not None and value not in choices:
+            raise ConfigError(f"config key {name!r} expects one of {choices}, got {value!r}")
+        if check is not None and not CHECKS[check][0](value):
+            raise ConfigError(f"config key {name!r} must be {CHECKS[check][1]}, got {value!r}")
 
 
 def run_settings(params) -> dict:
@@ -119,13 +141,6 @@ class SamplingParams:
         "base seed; episode i's env seed is derived from (seed, i)",
         check="non_negative",
     )
-
-    def __post_init__(self):
-        if self.policy not in RANDOM_POLICIES:
-            raise ConfigError(
-                f"config key 'sampling.policy' expects one of {RANDOM_POLICIES}, "
-                f"got {self.policy!r}"
-            )
 
 
 # The discrete VAE's annealing schedules, each a start, an end and a half-life (VAEParams).
@@ -195,12 +210,6 @@ class VAEParams:
         check="non_negative",
     )
 
-    def __post_init__(self):
-        if self.latent not in LATENTS:
-            raise ConfigError(
-                f"config key 'vae.latent' expects one of {LATENTS}, got {self.latent!r}"
-            )
-
 
 @dataclass(frozen=True)
 class MemoryParams:
@@ -266,12 +275,6 @@ class MemoryParams:
         "seeds the initial weights, the held-out episodes, the episode order and the z draws",
         check="non_negative",
     )
-
-    def __post_init__(self):
-        if self.memory not in MEMORIES:
-            raise ConfigError(
-                f"config key 'memory.memory' expects one of {MEMORIES}, got {self.memory!r}"
-            )
 
 
 @dataclass(frozen=True)
@@ -462,21 +465,8 @@ class Config:
     recipe: RecipeParams = field(default_factory=RecipeParams)
 
     def __post_init__(self):
-        if self.controller.controller_inputs not in CONTROLLER_INPUTS:
-            raise ConfigError(
-                "config key 'controller.controller_inputs' expects one of "
-                f"{CONTROLLER_INPUTS}, got {self.controller.controller_inputs!r}"
-            )
-        if self.controller.actions not in ACTION_MODES:
-            raise ConfigError(
-                f"config key 'controller.actions' expects one of {ACTION_MODES}, got "
-                f"{self.controller.actions}"
-            )
-        if self.controller.latent not in LATENT_READINGS:
-            raise ConfigError(
-                f"config key 'controller.latent' expects one of {LATENT_READINGS}, got "
-                f"{self.controller.latent!r}"
-            )
+        for section in dataclasses.fields(self):
+            check_settings(getattr(self, section.name), prefix=f"{section.name}.")
         if self.controller.latent == "mode" and self.controller.in_dream:
             raise ConfigError(
                 "controller.latent=mode reads the mode of q(z|x) of real frames; a dream's z "
@@ -495,9 +485,8 @@ class Config:
                         f"config key 'recipe.changes.{iteration}.{section}.seed': a run keeps "
                         "its seeds across iterations"
                     )
-                _replace_strict(
-                    getattr(self, section), values, prefix=f"recipe.changes.{iteration}.{section}."
-                )
+                prefix = f"recipe.changes.{iteration}.{section}."
+                check_settings(_replace_strict(getattr(self, section), values, prefix), prefix)
 
     def for_iteration(self, iteration: int) -> Config:
         """The config iteration `iteration` (from 1) trains with: `recipe.changes` of every
