@@ -170,6 +170,46 @@ def test_an_interrupted_steps_time_counts_in_the_runs_core_hours(tmp_path):
     assert record.done("a step") and record.core_hours() >= 0.3 / 3600
 
 
+def test_a_killed_steps_time_up_to_its_last_heartbeat_counts(tmp_path, monkeypatch):
+    """A running step's wall time reaches recipe.json every HEARTBEAT_SECONDS; a run killed in
+    it (no Ctrl-C, no error: its entry stays) counts that time, × its cores, when it resumes."""
+    from types import SimpleNamespace
+
+    monkeypatch.setattr(pipeline, "HEARTBEAT_SECONDS", 0.05)
+    record = pipeline.RecipeRecord(tmp_path, PRESETS["tiny"], "tiny")
+    recipe = pipeline.Recipe(
+        PRESETS["tiny"],
+        tmp_path,
+        record,
+        SimpleNamespace(backend="local", num_process=1, ray_address=None),
+    )
+    path = layout.recipe_record(tmp_path)
+    seen = []
+
+    def stage():
+        time.sleep(0.5)
+        seen.append(json.loads(path.read_text())["running"])
+        return "done"
+
+    recipe.step("a step", stage, cores=2)
+    (running,) = seen
+    assert running["step"] == "a step" and running["cores"] == 2
+    assert 0.2 < running["seconds"] <= 0.5
+    finished = json.loads(path.read_text())
+    assert "running" not in finished and finished["steps"]["a step"]["seconds"] >= 0.5
+
+    finished["running"] = {**running, "step": "a killed step"}  # as kill -9 leaves it
+    path.write_text(json.dumps(finished))
+    assert "in progress: a killed step" in pipeline.status(tmp_path)
+    resumed = pipeline.RecipeRecord(tmp_path, PRESETS["tiny"], "tiny")
+    (killed,) = json.loads(path.read_text())["interrupted"]
+    assert killed == {**running, "step": "a killed step"}
+    finished_step = finished["steps"]["a step"]
+    assert resumed.core_hours() * 3600 == pytest.approx(
+        finished_step["cpu_seconds"] + 2 * running["seconds"]
+    )
+
+
 def recipe_command(home):
     flags = [f"--set={key}={json.dumps(value)}" for key, value in RECIPE_OVERRIDES.items()]
     return [sys.executable, "-m", "worldmodels.pipeline", "--preset", "tiny"] + [
@@ -191,8 +231,9 @@ def test_the_tiny_recipe_killed_mid_iteration_ends_as_an_uninterrupted_one(tmp_p
     deadline = time.monotonic() + 600
     # Killed once iteration two has its episodes: in the middle of retraining V and M.
     while time.monotonic() < deadline and killed.poll() is None:
-        steps = json.loads(record.read_text())["steps"] if record.exists() else {}
-        if any(step.startswith("iteration 2: sample") for step in steps):
+        recorded = json.loads(record.read_text()) if record.exists() else {"steps": {}}
+        sampled = any(step.startswith("iteration 2: sample") for step in recorded["steps"])
+        if sampled and "running" in recorded:
             break
         time.sleep(0.2)
     assert killed.poll() is None, "the recipe ended before it could be killed"
@@ -202,7 +243,8 @@ def test_the_tiny_recipe_killed_mid_iteration_ends_as_an_uninterrupted_one(tmp_p
     status = pipeline.status(home).splitlines()
     assert status[1].startswith("iteration 1: generations 0-1, ended by its cap of 2")
     assert status[2].startswith("iteration 2: running; last finished step: iteration 2: ")
-    assert status[3].startswith("CMA-ES: generations 0-1 complete; the mean's latest evaluation")
+    assert status[3].startswith("in progress: iteration 2: ")
+    assert status[4].startswith("CMA-ES: generations 0-1 complete; the mean's latest evaluation")
     # And resumed without the first iteration's episodes, as on another machine from a snapshot
     # of the home: they are sampled again, the same ones.
     for path in list_episodes(layout.rollouts(home, "random")):
@@ -228,6 +270,8 @@ def test_the_tiny_recipe_killed_mid_iteration_ends_as_an_uninterrupted_one(tmp_p
     # its 3 episodes, V and M retrained on both datasets, the controller reading mu.
     recipe = json.loads(layout.recipe_record(home).read_text())
     first, second = (recipe["iterations"][k] for k in ("1", "2"))
+    (killed,) = recipe["interrupted"]  # the try kill -9 ended, its time kept
+    assert killed["step"].startswith("iteration 2: ") and killed["step"] in recipe["steps"]
     assert first["sampling_generation"] == best_evaluated([load_summary(home, g) for g in (0, 1)])
     assert len(list_episodes(layout.rollouts(home, "controller-2"))) == 3
     sampling = json.loads(layout.sampling_config(home, "controller-2").read_text())
@@ -308,10 +352,14 @@ def test_the_cards_hours_of_a_pipeline_run_sum_its_recorded_steps():
             },
             "validate generation 4": {**step, "seconds": 90, "cpu_seconds": 180},
             "test generation 4 and write its card": {**step, "seconds": 90, "cpu_seconds": 180},
-        }
+        },
+        "interrupted": [  # a try of sampling killed at its last heartbeat: wall time x cores
+            {"step": "iteration 1: sample episodes with policy random", **step, "seconds": 900,
+             "cpu_seconds": None},
+        ],
     }  # fmt: skip
     assert shipping.recipe_hours(recipe) == {
-        "1. sampling episodes": (1.5, 2.0),
+        "1. sampling episodes": (1.75, 2.5),
         "2. VAE training": (0.5, 1.0),  # no CPU time recorded: wall time x cores
         "5. controller training": (0.1, 0.2),
         "6. validation of the candidates": (0.025, 0.05),

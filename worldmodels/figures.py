@@ -16,7 +16,7 @@ from matplotlib.ticker import MaxNLocator
 from worldmodels import layout
 from worldmodels.control.generations import load_summaries
 from worldmodels.images import save_figure
-from worldmodels.records import cma_es_step_last_generation, step_core_seconds
+from worldmodels.records import cma_es_step_last_generation, recipe_spans, step_core_seconds
 
 
 def read_losses(path: Path) -> dict[str, np.ndarray]:
@@ -116,10 +116,10 @@ def recipe_core_hours(home: Path, summaries: list[dict]) -> np.ndarray | None:
     if not path.exists():
         return None
     recipe = json.loads(path.read_text())
-    cost = {name: step_core_seconds(step) for name, step in recipe["steps"].items()}
-    for span in recipe.get("interrupted", []):  # the time of a try its rerun finished
-        if span["step"] in cost:
-            cost[span["step"]] += step_core_seconds(span)
+    cost = dict.fromkeys(recipe["steps"], 0.0)  # a step's tries, counted once it finished
+    for name, span in recipe_spans(recipe):
+        if name in cost:
+            cost[name] += step_core_seconds(span)
     # Every generation's wall seconds, those past `summaries` too: a chunk is shared whole.
     seconds = {s["generation"]: s["seconds"] for s in load_summaries(home)}
     spent, first, ends = 0.0, 0, {}  # generation -> core-seconds spent when it finished

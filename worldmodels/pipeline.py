@@ -21,6 +21,7 @@ budgets aside (`recipe.core_hours`, `controller.generations`).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -30,16 +31,21 @@ import resource
 import shlex
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from worldmodels import __version__, layout
 from worldmodels.cli import add_backend_arguments, make_parser, positive_int, stop_like_ctrl_c
 from worldmodels.params import PRESETS, Config, ConfigError, config_from_dict
-from worldmodels.records import cma_es_step_name, step_core_seconds
+from worldmodels.records import cma_es_step_name, recipe_spans, step_core_seconds
 
 # Settings a rerun may change: the run's budgets. Any other change would mix two runs.
 BUDGETS = {("recipe", "core_hours"), ("controller", "generations")}
+# How often recipe.json records a running step's time: at most this much of it is lost to a
+# kill -9 (the machine's end of a session), against a 2 KB write each time.
+HEARTBEAT_SECONDS = 60.0
 
 
 def parse_overrides(assignments: list[str]) -> dict:
@@ -104,14 +110,44 @@ class RecipeRecord:
                 )
         else:
             self.data = {"preset": preset, "steps": {}, "iterations": {}}
+        # A step left running was killed (kill -9, the machine stopped): its time up to its
+        # last heartbeat counts as an interrupted try's.
+        if "running" in self.data:
+            self.data.setdefault("interrupted", []).append(self.data.pop("running"))
         # The latest command and config: the same settings, but a budget may have changed.
         self.data.update(command=command, config=requested)
+        self._lock = threading.Lock()  # the heartbeat's thread saves too
         self.save()
 
     def save(self) -> None:
         from worldmodels.files import atomic_write_text
 
-        atomic_write_text(self.path, json.dumps(self.data, indent=2) + "\n")
+        with self._lock:
+            atomic_write_text(self.path, json.dumps(self.data, indent=2) + "\n")
+
+    @contextlib.contextmanager
+    def running(self, step: str, cores: int) -> Iterator[None]:
+        """Within it, recipe.json names `step` as running and, every HEARTBEAT_SECONDS, the
+        wall seconds it has spent: what a kill -9 would otherwise lose of its time (its CPU
+        time is not known before its workers end, so such a try counts wall time × cores)."""
+        started, stop = time.monotonic(), threading.Event()
+        entry = {"step": step, "seconds": 0.0, "cores": cores, "cpu_seconds": None}
+
+        def beat() -> None:
+            while not stop.wait(HEARTBEAT_SECONDS):
+                entry["seconds"] = time.monotonic() - started
+                self.save()
+
+        self.data["running"] = entry
+        self.save()
+        heart = threading.Thread(target=beat, daemon=True)
+        heart.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            heart.join()
+            del self.data["running"]
 
     def done(self, step: str) -> bool:
         return step in self.data["steps"]
@@ -121,8 +157,8 @@ class RecipeRecord:
         self.save()
 
     def interrupted(self, step: str, seconds: float, cpu_seconds: float | None, cores: int) -> None:
-        """Keeps the time a step spent before it was interrupted (Ctrl-C, an error; not kill -9),
-        which its rerun does not redo and would not count."""
+        """Keeps the time a step spent before it was interrupted (Ctrl-C, an error; a kill -9:
+        `running`), which its rerun does not redo and would not count."""
         entry = {"step": step, "seconds": seconds, "cores": cores, "cpu_seconds": cpu_seconds}
         self.data.setdefault("interrupted", []).append(entry)
         self.save()
@@ -143,8 +179,7 @@ def recorded_core_hours(recipe: dict) -> float:
     """Core-hours of every step recipe.json records finished (the controller's chunks included)
     and of the interrupted ones: the CPU time each used, where measured, else its wall time
     times the cores it kept busy."""
-    spans = [*recipe["steps"].values(), *recipe.get("interrupted", [])]
-    return sum(step_core_seconds(span) for span in spans) / 3600
+    return sum(step_core_seconds(span) for _, span in recipe_spans(recipe)) / 3600
 
 
 def status(home: Path) -> str:
@@ -175,6 +210,11 @@ def status(home: Path) -> str:
         lines.append(
             f"iteration {running}: running; "
             + (f"last finished step: {started[-1]}" if started else "no step finished yet")
+        )
+    if "running" in recipe:  # a run at work, or one killed in this step
+        step = recipe["running"]
+        lines.append(
+            f"in progress: {step['step']}, {step['seconds'] / 60:.0f} min at its last heartbeat"
         )
     summaries = load_summaries(home)
     if summaries:
@@ -348,10 +388,12 @@ class Recipe:
             return time.monotonic() - started, cpu
 
         try:
-            print(stage(), flush=True)
+            with self.record.running(name, cores):
+                summary = stage()
         except (KeyboardInterrupt, SystemExit):  # Ctrl-C, or a stage's error: time spent
             self.record.interrupted(name, *spent(), cores)
             raise
+        print(summary, flush=True)
         if not self.record.done(name):
             seconds, cpu = spent()
             self.record.finish(name, seconds, cores, cpu)

@@ -138,6 +138,13 @@ def memory_settings(home: Path | None) -> dict:
     return {key: recorded["settings"][key] for key in keys}
 
 
+def recipe_spans(recipe: dict) -> list[tuple[str, dict]]:
+    """Every try of every step a recipe.json records, as (step name, its time): the finished
+    tries in order, then those interrupted (Ctrl-C, an error, kill -9), whose time counts too."""
+    finished = list(recipe["steps"].items())
+    return finished + [(span["step"], span) for span in recipe.get("interrupted", [])]
+
+
 def step_core_seconds(step: dict) -> float:
     """The core-seconds a step of recipe.json (finished or interrupted) used: its CPU seconds,
     where measured, else its wall seconds times the cores it kept busy."""

@@ -25,7 +25,7 @@ from worldmodels.control.generations import (
 )
 from worldmodels.control.rendering import render_episode
 from worldmodels.params import EnvParams
-from worldmodels.records import step_core_seconds
+from worldmodels.records import recipe_spans, step_core_seconds
 from worldmodels.seeds import SEED_SCHEME, TEST_TRACKS_SEED
 
 PAUSE_SECONDS = 600  # files written further apart than this: the command was stopped between
@@ -44,9 +44,10 @@ RECIPE_STAGES = (
 
 def recipe_hours(recipe: dict) -> dict[str, tuple[float, float]]:
     """(wall hours, core-hours) of each stage of a pipeline run, summed over the steps its
-    recipe.json records (every iteration's); the test and card, this step, not yet."""
+    recipe.json records (every iteration's, interrupted tries included); the test and card,
+    this step, not yet."""
     hours: dict[str, tuple[float, float]] = {}
-    for name, step in recipe["steps"].items():
+    for name, step in recipe_spans(recipe):
         stage = next((label for key, label in RECIPE_STAGES if key in name), None)
         if stage is not None:
             wall, cpu = hours.get(stage, (0.0, 0.0))
