@@ -18,13 +18,13 @@ import math
 
 import gymnasium
 import numpy as np
-from tqdm import tqdm
 
 from worldmodels import layout
 from worldmodels.control.generations import controller_spec, load_agent_controller
 from worldmodels.control.rollouts import EpisodeTask, RolloutEngine, episode_jobs, use_one_thread
 from worldmodels.data.car_racing import make_env
 from worldmodels.params import EnvParams
+from worldmodels.progress import progress
 from worldmodels.seeds import Stream, derive_seed
 from worldmodels.world_model import WorldModel
 
@@ -107,7 +107,7 @@ def main() -> None:
     seeds = [derive_seed(args.seed, Stream.EVALUATION_TRACKS, j) for j in range(args.episodes)]
     tasks = [EpisodeTask(j, controller, seed) for j, seed in enumerate(seeds)]
     results = {}
-    for job in tqdm(episode_jobs(tasks, args.envs_per_worker, args.num_process), desc="jobs"):
+    for job in progress(episode_jobs(tasks, args.envs_per_worker, args.num_process), desc="jobs"):
         results.update({result.key: result for result in engine.run(job)})
     episodes = [
         {"seed": seed, "reward": results[j].total_reward, "steps": results[j].steps,

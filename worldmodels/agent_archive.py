@@ -12,9 +12,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from tqdm import tqdm
-
 from worldmodels import layout
+from worldmodels.progress import progress
 
 
 class InstallError(RuntimeError):
@@ -80,7 +79,7 @@ def fetch(source: str, destination: Path, what: str) -> None:
             open(destination, "wb") as file,
         ):
             size = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(total=size, unit="B", unit_scale=True, desc=f"downloading {what}") as bar:
+            with progress(total=size, unit="B", unit_scale=True, desc=f"downloading {what}") as bar:
                 for block in iter(lambda: response.read(1 << 16), b""):
                     file.write(block)
                     bar.update(len(block))

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
-from tqdm import tqdm
 
 from worldmodels import layout
 from worldmodels.data.tf_records import (
@@ -28,6 +27,7 @@ from worldmodels.data.tf_records import (
 )
 from worldmodels.files import atomic_write_text
 from worldmodels.images import unit_frames
+from worldmodels.progress import progress
 from worldmodels.records import vae_latent
 from worldmodels.training import fingerprint, restore_latest_weights
 from worldmodels.vision.vae import FRAME_SHAPE, VAE
@@ -157,7 +157,7 @@ def encode_dataset(
         try:
             with corrupt_episodes_raise():
                 episodes = episode_dataset(paths, on_corrupt=on_corrupt)
-                for episode in tqdm(episodes, total=len(paths), unit="episode"):
+                for episode in progress(episodes, total=len(paths), unit="episode"):
                     observation = episode["observation"]
                     encoded = [
                         encode(observation[start : start + batch_size])

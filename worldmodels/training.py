@@ -31,11 +31,11 @@ from pathlib import Path
 import keras
 import numpy as np
 import tensorflow as tf
-from tqdm import tqdm
 
 from worldmodels import layout
 from worldmodels.data.tf_records import list_episodes
 from worldmodels.files import atomic_path, atomic_write_text
+from worldmodels.progress import progress
 from worldmodels.records import read_run, stamped
 from worldmodels.seeds import Model, Stream, derive_seed
 
@@ -410,7 +410,7 @@ class TrainingRun:
                 batches = batches_for_epoch(epoch).skip(int(self.batch_in_epoch))
                 if strategy is not None:
                     batches = strategy.experimental_distribute_dataset(batches)
-                progress = tqdm(
+                bar = progress(
                     batches,
                     desc=f"epoch {epoch + 1}/{epochs}",
                     unit="batch",
@@ -418,18 +418,18 @@ class TrainingRun:
                     total=int(self.batches_per_epoch) or None,
                 )
                 validated_at = None
-                for batch in progress:
+                for batch in bar:
                     losses = train_step(*batch) if isinstance(batch, tuple) else train_step(batch)
                     self.batch_in_epoch.assign_add(1)
                     self.log.write(self.step, epoch + 1, losses)
-                    progress.set_postfix(loss=f"{float(losses['loss']):.4g}")
+                    bar.set_postfix(loss=f"{float(losses['loss']):.4g}", refresh=False)
                     if validate is not None and validate_every and self.step % validate_every == 0:
                         self._log_validation(epoch, validate())
                         validated_at = self.step
                     if self.step % checkpoint_every == 0:
                         self.save()
                     if interrupted():  # between two batches, so that the checkpoint is exact
-                        progress.close()
+                        bar.close()
                         self.save()
                         checkpoints = self.directory / layout.CHECKPOINTS
                         raise SystemExit(

@@ -20,12 +20,12 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 from threadpoolctl import threadpool_limits
-from tqdm import tqdm
 
 from worldmodels.control.controller import ACTION_DIM, ControllerSpec, controller_actions
 from worldmodels.data.car_racing import make_env
 from worldmodels.data.tf_records import EPISODE, encode_record
 from worldmodels.params import LATENT_READINGS, EnvParams
+from worldmodels.progress import progress
 from worldmodels.seeds import latent_noise
 from worldmodels.world_model import WorldModel, pack_world_model, unpack_world_model
 
@@ -262,6 +262,6 @@ def run_episode_tasks(
     """Runs `tasks` on the pool (`worldmodels.workers.open_pool`; see `episode_jobs`), with a
     progress bar."""
     jobs = episode_jobs(tasks, envs_per_worker, pool.num_workers)
-    with tqdm(total=len(tasks), desc=description, unit="episode", leave=False) as progress:
-        finished = pool.map(jobs, on_result=lambda index, results: progress.update(len(results)))
+    with progress(total=len(tasks), desc=description, unit="episode", leave=False) as bar:
+        finished = pool.map(jobs, on_result=lambda index, results: bar.update(len(results)))
     return {result.key: result for job in finished for result in job}

@@ -15,7 +15,6 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from worldmodels import layout
 from worldmodels.control.controller import PARAMETER_COUNT
@@ -48,6 +47,7 @@ from worldmodels.data.tf_records import (
 )
 from worldmodels.files import atomic_write_text
 from worldmodels.params import EnvParams, SamplingParams
+from worldmodels.progress import progress
 from worldmodels.records import command_record
 from worldmodels.seeds import SEED_SCHEME, Stream, derive_seed
 from worldmodels.workers import WorkerError, open_pool
@@ -288,7 +288,7 @@ def sample_episodes(
             path = directory / episode_filename(result.key)
             written_bytes += write_record_file(path, result.record)
             frames += result.steps
-        progress.update(len(results))
+        bar.update(len(results))
 
     if tasks:
         make_handler = episode_handler(
@@ -305,7 +305,7 @@ def sample_episodes(
         # run one episode at a time (agent-random's V and M change with every episode).
         per_job = envs_per_worker if policy == "controller" else 1
         jobs = episode_jobs(tasks, per_job, num_process)
-        progress = tqdm(total=len(tasks), unit="episode")
+        bar = progress(total=len(tasks), unit="episode")
         try:
             with open_pool(
                 backend,
@@ -318,7 +318,7 @@ def sample_episodes(
         except WorkerError as error:
             sys.exit(f"error: {error}")
         finally:
-            progress.close()
+            bar.close()
 
     per_frame = f"{written_bytes / frames:.0f} bytes/frame" if frames else "no new frames"
     return (
