@@ -6,10 +6,11 @@ first iteration, one setting changed per arm, side by side with the run itself.
 
 Each arm is a copy of the recipe home's V and M (`<out>/<arm>/`) on which `train_controller`
 runs the recipe's own iteration-1 command (`control/run.json`'s), `--generations` of it, with
-the arm's change: `mu` reads mu from generation 0 (`--latent mode`); `stall-K` ends a training
-episode once it gains no tile for K steps (`--stall-steps K`). The baseline is the recipe's own
-run through the same generations, whose summaries and evaluations (on the same tracks: the same
-seed streams) are already in its home. Rerunning resumes each arm where it stopped.
+the arm's change: `mu` reads mu from generation 0 (`--latent mode`); `mu-32x4` does too with
+32 candidates of 4 episodes each (the same episodes per generation as 16 x 8); `stall-K` ends a
+training episode once it gains no tile for K steps (`--stall-steps K`). The baseline is the
+recipe's own run through the same generations, whose summaries and evaluations (on the same
+tracks: the same seed streams) are already in its home. Rerunning resumes each arm where it stopped.
 
 Prints, per arm, the evaluation of the distribution mean at every evaluated generation (16
 tracks of the training-evaluation stream, the same ones for every arm), the environment steps
@@ -31,7 +32,12 @@ from worldmodels import layout
 from worldmodels.records import cma_es_step_last_generation, step_core_seconds
 
 # What an arm changes in the recipe's command, by name ("stall-K": --stall-steps K).
-ARMS = {"mu": {"latent": "mode"}}
+ARMS = {
+    "mu": {"latent": "mode"},
+    # The budget preset's population (16 x 8 episodes) against twice the candidates, each on
+    # half the episodes: the same 128 episodes a generation, reading mu as the preset does.
+    "mu-32x4": {"latent": "mode", "popsize": 32, "episodes_per_candidate": 4},
+}
 
 
 def arm_changes(name: str) -> dict:
