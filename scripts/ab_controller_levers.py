@@ -106,6 +106,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from worldmodels.control import train_controller
+    from worldmodels.control.generations import complete_generations
 
     recorded = json.loads(layout.control_run_file(args.recipe_home).read_text())
     if recorded.get("earlier_phases"):
@@ -130,18 +131,24 @@ def main() -> None:
         for stage in (layout.vae_training, layout.memory_training):
             if not stage(home).exists():
                 shutil.copytree(stage(args.recipe_home), stage(home))
-        spent = home / "ab-cpu-seconds.json"  # summed over resumes
-        cpu = json.loads(spent.read_text())["cpu_seconds"] if spent.exists() else None
+        # CPU seconds summed over the tries that finished, and the generations they cover: a
+        # try that was killed leaves generations no record covers, and the arm's cost unknown.
+        spent = home / "ab-cpu-seconds.json"
+        fresh = {"cpu_seconds": 0.0, "generations": 0}
+        cost = json.loads(spent.read_text()) if spent.exists() else fresh
         if not args.report:
+            covered = cost.get("generations") == len(complete_generations(home))
             started = children_cpu_seconds()
             flags = command_flags(command, args.generations, home, changes)
             print(f"== {arm}: train_controller {' '.join(flags)}", flush=True)
             subprocess.run(
                 [sys.executable, "-m", "worldmodels.control.train_controller", *flags], check=True
             )
-            cpu = (cpu or 0.0) + children_cpu_seconds() - started
-            spent.write_text(json.dumps({"cpu_seconds": cpu}))
-        hours = None if cpu is None else cpu / 3600  # None: stopped before it was recorded
+            cpu = cost["cpu_seconds"] + children_cpu_seconds() - started if covered else None
+            cost = {"cpu_seconds": cpu, "generations": len(complete_generations(home))}
+            spent.write_text(json.dumps(cost))
+        measured = cost.get("generations") == len(complete_generations(home))
+        hours = cost["cpu_seconds"] / 3600 if measured and cost["cpu_seconds"] is not None else None
         results[arm] = {**curve(home, args.generations), "cpu_hours": hours, **changes}
 
     (args.out / "ab.json").write_text(json.dumps(results, indent=2) + "\n")
