@@ -143,16 +143,17 @@ def test_a_steps_cpu_seconds_count_the_processes_it_started():
     assert pipeline.cpu_seconds() - started >= 0.5
 
 
-def test_an_interrupted_steps_time_counts_in_the_runs_core_hours(tmp_path):
+def tiny_recipe(home) -> tuple[pipeline.RecipeRecord, pipeline.Recipe]:
+    """A tiny recipe in `home` and its record, to run single steps of."""
     from types import SimpleNamespace
 
-    record = pipeline.RecipeRecord(tmp_path, PRESETS["tiny"], "tiny")
-    recipe = pipeline.Recipe(
-        PRESETS["tiny"],
-        tmp_path,
-        record,
-        SimpleNamespace(backend="local", num_process=1, ray_address=None),
-    )
+    record = pipeline.RecipeRecord(home, PRESETS["tiny"], "tiny")
+    args = SimpleNamespace(backend="local", num_process=1, ray_address=None)
+    return record, pipeline.Recipe(PRESETS["tiny"], home, record, args)
+
+
+def test_an_interrupted_steps_time_counts_in_the_runs_core_hours(tmp_path):
+    record, recipe = tiny_recipe(tmp_path)
 
     def interrupted_stage():
         started = time.process_time()
@@ -173,16 +174,8 @@ def test_an_interrupted_steps_time_counts_in_the_runs_core_hours(tmp_path):
 def test_a_killed_steps_time_up_to_its_last_heartbeat_counts(tmp_path, monkeypatch):
     """A running step's wall time reaches recipe.json every HEARTBEAT_SECONDS; a run killed in
     it (no Ctrl-C, no error: its entry stays) counts that time, × its cores, when it resumes."""
-    from types import SimpleNamespace
-
     monkeypatch.setattr(pipeline, "HEARTBEAT_SECONDS", 0.05)
-    record = pipeline.RecipeRecord(tmp_path, PRESETS["tiny"], "tiny")
-    recipe = pipeline.Recipe(
-        PRESETS["tiny"],
-        tmp_path,
-        record,
-        SimpleNamespace(backend="local", num_process=1, ray_address=None),
-    )
+    record, recipe = tiny_recipe(tmp_path)
     path = layout.recipe_record(tmp_path)
     seen = []
 
