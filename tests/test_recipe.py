@@ -187,9 +187,9 @@ def test_a_killed_steps_time_up_to_its_last_heartbeat_counts(tmp_path, monkeypat
     recipe.step("a step", stage, cores=2)
     (running,) = seen
     assert running["step"] == "a step" and running["cores"] == 2
-    assert 0.2 < running["seconds"] <= 0.5
     finished = json.loads(path.read_text())
     assert "running" not in finished and finished["steps"]["a step"]["seconds"] >= 0.5
+    assert 0 < running["seconds"] <= finished["steps"]["a step"]["seconds"]  # a beat came
 
     finished["running"] = {**running, "step": "a killed step"}  # as kill -9 leaves it
     path.write_text(json.dumps(finished))
