@@ -29,7 +29,7 @@ import sys
 from pathlib import Path
 
 from worldmodels import layout
-from worldmodels.records import cma_es_step_last_generation, step_core_seconds
+from worldmodels.recipe_record import cma_es_step_last_generation, step_core_seconds
 
 # What an arm changes in the recipe's command, by name ("stall-K": --stall-steps K).
 ARMS = {

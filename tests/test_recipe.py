@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from worldmodels import layout, pipeline
+from worldmodels import layout, pipeline, recipe_record
 from worldmodels.control.generations import (
     best_evaluated,
     complete_generations,
@@ -21,6 +21,7 @@ from worldmodels.control.generations import (
 )
 from worldmodels.data.tf_records import list_episodes
 from worldmodels.params import PRESETS, ConfigError, config_from_dict
+from worldmodels.recipe_record import RecipeRecord
 
 # The recipe's settings the tiny recipe test overrides (the other pipeline tests cover the
 # rest of the preset's keys).
@@ -110,18 +111,18 @@ def test_the_run_seeds_every_stage_and_a_stage_seed_of_its_own_is_an_error():
 
 def test_a_rerun_with_other_settings_is_refused_budgets_aside(tmp_path):
     tiny = PRESETS["tiny"]
-    pipeline.RecipeRecord(tmp_path, tiny, "tiny")
+    RecipeRecord(tmp_path, tiny, "tiny")
     budgets = config_from_dict(
         {"recipe": {"core_hours": 3.0}, "controller": {"generations": 10}}, base=tiny
     )
-    pipeline.RecipeRecord(tmp_path, budgets, "tiny")  # accepted, and recorded
+    RecipeRecord(tmp_path, budgets, "tiny")  # accepted, and recorded
     assert (
         json.loads(layout.recipe_record(tmp_path).read_text())["config"]["recipe"]["core_hours"]
         == 3.0
     )
     other = config_from_dict({"vae": {"epochs": 3}}, base=budgets)
     with pytest.raises(ConfigError, match=r"vae.epochs: 1 -> 3"):
-        pipeline.RecipeRecord(tmp_path, other, "tiny")
+        RecipeRecord(tmp_path, other, "tiny")
     with pytest.raises(SystemExit, match="records a run with other settings"):
         pipeline.main(["--home", str(tmp_path), "--set", "vae.epochs=3"])
 
@@ -143,11 +144,11 @@ def test_a_steps_cpu_seconds_count_the_processes_it_started():
     assert pipeline.cpu_seconds() - started >= 0.5
 
 
-def tiny_recipe(home) -> tuple[pipeline.RecipeRecord, pipeline.Recipe]:
+def tiny_recipe(home) -> tuple[RecipeRecord, pipeline.Recipe]:
     """A tiny recipe in `home` and its record, to run single steps of."""
     from types import SimpleNamespace
 
-    record = pipeline.RecipeRecord(home, PRESETS["tiny"], "tiny")
+    record = RecipeRecord(home, PRESETS["tiny"], "tiny")
     args = SimpleNamespace(backend="local", num_process=1, ray_address=None)
     return record, pipeline.Recipe(PRESETS["tiny"], home, record, args)
 
@@ -174,7 +175,7 @@ def test_an_interrupted_steps_time_counts_in_the_runs_core_hours(tmp_path):
 def test_a_killed_steps_time_up_to_its_last_heartbeat_counts(tmp_path, monkeypatch):
     """A running step's wall time reaches recipe.json every HEARTBEAT_SECONDS; a run killed in
     it (no Ctrl-C, no error: its entry stays) counts that time, × its cores, when it resumes."""
-    monkeypatch.setattr(pipeline, "HEARTBEAT_SECONDS", 0.05)
+    monkeypatch.setattr(recipe_record, "HEARTBEAT_SECONDS", 0.05)
     record, recipe = tiny_recipe(tmp_path)
     path = layout.recipe_record(tmp_path)
     seen = []
@@ -193,8 +194,8 @@ def test_a_killed_steps_time_up_to_its_last_heartbeat_counts(tmp_path, monkeypat
 
     finished["running"] = {**running, "step": "a killed step"}  # as kill -9 leaves it
     path.write_text(json.dumps(finished))
-    assert "in progress: a killed step" in pipeline.status(tmp_path)
-    resumed = pipeline.RecipeRecord(tmp_path, PRESETS["tiny"], "tiny")
+    assert "in progress: a killed step" in recipe_record.status(tmp_path)
+    resumed = RecipeRecord(tmp_path, PRESETS["tiny"], "tiny")
     (killed,) = json.loads(path.read_text())["interrupted"]
     assert killed == {**running, "step": "a killed step"}
     finished_step = finished["steps"]["a step"]
@@ -233,7 +234,7 @@ def test_the_tiny_recipe_killed_mid_iteration_ends_as_an_uninterrupted_one(tmp_p
     os.kill(killed.pid, signal.SIGKILL)
     killed.wait()
     assert not (layout.shipped(home) / "card.md").exists()
-    status = pipeline.status(home).splitlines()
+    status = recipe_record.status(home).splitlines()
     assert status[1].startswith("iteration 1: generations 0-1, ended by its cap of 2")
     assert status[2].startswith("iteration 2: running; last finished step: iteration 2: ")
     assert status[3].startswith("in progress: iteration 2: ")

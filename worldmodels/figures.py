@@ -16,7 +16,7 @@ from matplotlib.ticker import MaxNLocator
 from worldmodels import layout
 from worldmodels.control.generations import load_summaries
 from worldmodels.images import save_figure
-from worldmodels.records import cma_es_step_last_generation, recipe_spans, step_core_seconds
+from worldmodels.recipe_record import cma_es_step_last_generation, recipe_spans, step_core_seconds
 
 
 def read_losses(path: Path) -> dict[str, np.ndarray]:
@@ -109,9 +109,10 @@ def core_hours(home: Path, summaries: list[dict]) -> np.ndarray:
 def recipe_core_hours(home: Path, summaries: list[dict]) -> np.ndarray | None:
     """Cumulative core-hours of a pipeline run after each generation of `summaries`, from its
     recipe.json: every step before the generation counts, sampling, V and M included (CPU
-    time, `records.step_core_seconds`). A CMA-ES chunk's time is shared among its generations
-    by their wall seconds; generations past the last finished chunk (one still running) count
-    their wall seconds times the run's workers. None for a home no pipeline ran."""
+    time, `recipe_record.step_core_seconds`). A CMA-ES chunk's time is shared among its
+    generations by their wall seconds; generations past the last finished chunk (one still
+    running) count their wall seconds times the run's workers. None for a home no pipeline
+    ran."""
     path = layout.recipe_record(home)
     if not path.exists():
         return None

@@ -21,7 +21,6 @@ budgets aside (`recipe.core_hours`, `controller.generations`).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import json
@@ -31,21 +30,13 @@ import resource
 import shlex
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 from worldmodels import __version__, layout
 from worldmodels.cli import add_backend_arguments, make_parser, positive_int, stop_like_ctrl_c
 from worldmodels.params import PRESETS, Config, ConfigError, config_from_dict
-from worldmodels.records import cma_es_step_name, recipe_spans, step_core_seconds
-
-# Settings a rerun may change: the run's budgets. Any other change would mix two runs.
-BUDGETS = {("recipe", "core_hours"), ("controller", "generations")}
-# How often recipe.json records a running step's time: at most this much of it is lost to a
-# kill -9 (the machine's end of a session), against a 2 KB write each time.
-HEARTBEAT_SECONDS = 60.0
+from worldmodels.recipe_record import RecipeRecord, cma_es_step_name, status
 
 
 def parse_overrides(assignments: list[str]) -> dict:
@@ -90,157 +81,6 @@ def plateaued(means: list[float], patience: int) -> bool:
     return len(means) > patience and max(means[-patience:]) <= max(means[:-patience])
 
 
-class RecipeRecord:
-    """<home>/recipe.json: the run's config, every finished step (wall and CPU seconds), each
-    iteration's end (why, which generation samples the next one's data), the ship decision.
-    Written atomically after every change, so a killed run loses at most its step in progress.
-    """
-
-    def __init__(self, home: Path, config: Config, preset: str, command: str = ""):
-        self.path = layout.recipe_record(home)
-        requested = config.to_dict()
-        if self.path.exists():
-            self.data = json.loads(self.path.read_text())
-            changes = differing_settings(self.data["config"], requested)
-            if changes:
-                raise ConfigError(
-                    f"{self.path} records a run with other settings ({'; '.join(changes)}); "
-                    "rerun with the same preset and --set flags to resume it, or use another "
-                    "--home"
-                )
-        else:
-            self.data = {"preset": preset, "steps": {}, "iterations": {}}
-        # A step left running was killed (kill -9, the machine stopped): its time up to its
-        # last heartbeat counts as an interrupted try's.
-        if "running" in self.data:
-            self.data.setdefault("interrupted", []).append(self.data.pop("running"))
-        # The latest command and config: the same settings, but a budget may have changed.
-        self.data.update(command=command, config=requested)
-        self._lock = threading.Lock()  # the heartbeat's thread saves too
-        self.save()
-
-    def save(self) -> None:
-        from worldmodels.files import atomic_write_text
-
-        with self._lock:
-            atomic_write_text(self.path, json.dumps(self.data, indent=2) + "\n")
-
-    @contextlib.contextmanager
-    def running(self, step: str, cores: int) -> Iterator[None]:
-        """Within it, recipe.json names `step` as running and, every HEARTBEAT_SECONDS, the
-        wall seconds it has spent: what a kill -9 would otherwise lose of its time (its CPU
-        time is not known before its workers end, so such a try counts wall time × cores)."""
-        started, stop = time.monotonic(), threading.Event()
-        entry = {"step": step, "seconds": 0.0, "cores": cores, "cpu_seconds": None}
-
-        def beat() -> None:
-            while not stop.wait(HEARTBEAT_SECONDS):
-                entry["seconds"] = time.monotonic() - started
-                self.save()
-
-        self.data["running"] = entry
-        self.save()
-        heart = threading.Thread(target=beat, daemon=True)
-        heart.start()
-        try:
-            yield
-        finally:
-            stop.set()
-            heart.join()
-            del self.data["running"]
-
-    def done(self, step: str) -> bool:
-        return step in self.data["steps"]
-
-    def finish(self, step: str, seconds: float, cores: int, cpu_seconds: float | None) -> None:
-        self.data["steps"][step] = {"seconds": seconds, "cores": cores, "cpu_seconds": cpu_seconds}
-        self.save()
-
-    def interrupted(self, step: str, seconds: float, cpu_seconds: float | None, cores: int) -> None:
-        """Keeps the time a step spent before it was interrupted (Ctrl-C, an error; a kill -9:
-        `running`), which its rerun does not redo and would not count."""
-        entry = {"step": step, "seconds": seconds, "cores": cores, "cpu_seconds": cpu_seconds}
-        self.data.setdefault("interrupted", []).append(entry)
-        self.save()
-
-    def core_hours(self) -> float:
-        return recorded_core_hours(self.data)
-
-    def iteration(self, number: int) -> dict | None:
-        """The record of iteration `number`'s end, None while it runs."""
-        return self.data["iterations"].get(str(number))
-
-    def end_iteration(self, number: int, **record) -> None:
-        self.data["iterations"][str(number)] = record
-        self.save()
-
-
-def recorded_core_hours(recipe: dict) -> float:
-    """Core-hours of every step recipe.json records finished (the controller's chunks included)
-    and of the interrupted ones: the CPU time each used, where measured, else its wall time
-    times the cores it kept busy."""
-    return sum(step_core_seconds(span) for _, span in recipe_spans(recipe)) / 3600
-
-
-def status(home: Path) -> str:
-    """Where the recipe run in `home` stands, from its recipe.json and its generations: the
-    core-hours recorded, each iteration's end or the step it last finished, the latest
-    evaluation of the mean, and the shipped agent's score once there is one."""
-    from worldmodels.control.generations import best_evaluated, load_summaries
-
-    path = layout.recipe_record(home)
-    if not path.exists():
-        sys.exit(f"error: {path} does not exist: no recipe has run in {home}")
-    recipe = json.loads(path.read_text())
-    lines = [
-        f"recipe ({recipe['preset']}) in {home}: {recorded_core_hours(recipe):.2f} core-hours "
-        "recorded (a step in progress counts once it ends)"
-    ]
-    ended = recipe["iterations"]
-    for number, end in ended.items():
-        lines.append(
-            f"iteration {number}: generations {end['first_generation']}-"
-            f"{end['last_generation']}, ended by {end['reason']}"
-            + ("" if end["ends_run"] else f"; generation {end['sampling_generation']} sampled "
-               "the next iteration's episodes")
-        )  # fmt: skip
-    if not any(end["ends_run"] for end in ended.values()):
-        running = len(ended) + 1
-        started = [name for name in recipe["steps"] if name.startswith(f"iteration {running}:")]
-        lines.append(
-            f"iteration {running}: running; "
-            + (f"last finished step: {started[-1]}" if started else "no step finished yet")
-        )
-    if "running" in recipe:  # a run at work, or one killed in this step
-        step = recipe["running"]
-        lines.append(
-            f"in progress: {step['step']}, {step['seconds'] / 60:.0f} min at its last heartbeat"
-        )
-    summaries = load_summaries(home)
-    if summaries:
-        evaluated = [s for s in summaries if "evaluation" in s]
-        line = f"CMA-ES: generations 0-{summaries[-1]['generation']} complete"
-        if evaluated:
-            by_generation = {s["generation"]: s for s in evaluated}
-            latest, best = evaluated[-1], by_generation[best_evaluated(evaluated)]
-            line += (
-                f"; the mean's latest evaluation {latest['evaluation']['mean']:.1f} ± "
-                f"{latest['evaluation']['std']:.1f} on {len(latest['evaluation']['rewards'])} "
-                f"tracks at generation {latest['generation']} (best "
-                f"{best['evaluation']['mean']:.1f} at {best['generation']})"
-            )
-        lines.append(line)
-    card = layout.shipped(home) / "evaluation.json"
-    if "ship" in recipe and card.exists():
-        test = json.loads(card.read_text())
-        lines.append(
-            f"shipped: generation {recipe['ship']['generation']}, {test['mean']:.1f} ± "
-            f"{test['std']:.1f} over {len(test['rewards'])} test episodes; card in "
-            f"{layout.shipped(home)}"
-        )
-    return "\n".join(lines)
-
-
 def cpu_seconds() -> float:
     """CPU seconds used so far by this process and by its child processes that have ended (a
     stage's rollout workers, once its pool closes). Unlike wall time times cores, it does not
@@ -249,16 +89,6 @@ def cpu_seconds() -> float:
         resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
     )
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
-
-
-def differing_settings(recorded: dict, requested: dict) -> list[str]:
-    """ "section.key: old -> new" for every setting that differs, budgets aside."""
-    return [
-        f"{section}.{key}: {value!r} -> {requested[section].get(key)!r}"
-        for section, values in recorded.items()
-        for key, value in values.items()
-        if (section, key) not in BUDGETS and requested.get(section, {}).get(key) != value
-    ]
 
 
 def agent_home(home: str | None = None) -> Path:

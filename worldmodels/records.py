@@ -10,7 +10,6 @@ its step to `_migrate`.
 from __future__ import annotations
 
 import dataclasses
-import re
 from pathlib import Path
 
 from worldmodels import layout
@@ -136,27 +135,3 @@ def memory_settings(home: Path | None) -> dict:
     if not recorded:
         return {key: getattr(MemoryParams(), key) for key in keys}
     return {key: recorded["settings"][key] for key in keys}
-
-
-def recipe_spans(recipe: dict) -> list[tuple[str, dict]]:
-    """Every try of every step a recipe.json records, as (step name, its time): the finished
-    tries in order, then those interrupted (Ctrl-C, an error, kill -9), whose time counts too."""
-    finished = list(recipe["steps"].items())
-    return finished + [(span["step"], span) for span in recipe.get("interrupted", [])]
-
-
-def step_core_seconds(step: dict) -> float:
-    """The core-seconds a step of recipe.json (finished or interrupted) used: its CPU seconds,
-    where measured, else its wall seconds times the cores it kept busy."""
-    return step.get("cpu_seconds") or step["seconds"] * step["cores"]
-
-
-def cma_es_step_name(iteration: int, last_generation: int) -> str:
-    """recipe.json's name for an iteration's CMA-ES step that trains through `last_generation`."""
-    return f"iteration {iteration}: CMA-ES through generation {last_generation}"
-
-
-def cma_es_step_last_generation(name: str) -> int | None:
-    """The last generation a recipe.json step named `name` trains; None for other steps."""
-    match = re.fullmatch(r"iteration \d+: CMA-ES through generation (\d+)", name)
-    return int(match.group(1)) if match else None

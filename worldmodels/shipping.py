@@ -25,7 +25,7 @@ from worldmodels.control.generations import (
 )
 from worldmodels.control.rendering import render_episode
 from worldmodels.params import EnvParams
-from worldmodels.records import recipe_spans, step_core_seconds
+from worldmodels.recipe_record import recipe_spans, step_core_seconds
 from worldmodels.seeds import SEED_SCHEME, TEST_TRACKS_SEED
 
 PAUSE_SECONDS = 600  # files written further apart than this: the command was stopped between
