@@ -147,9 +147,11 @@ def status(home: Path) -> str:
     if not path.exists():
         sys.exit(f"error: {path} does not exist: no recipe has run in {home}")
     recipe = json.loads(path.read_text())
+    budget = recipe["config"]["recipe"]["core_hours"]
     lines = [
         f"recipe ({recipe['preset']}) in {home}: {recorded_core_hours(recipe):.2f} core-hours "
-        "recorded (a step in progress counts once it ends)"
+        + (f"of its budget of {budget:g} " if budget else "")
+        + "recorded (a step in progress counts once it ends)"
     ]
     ended = recipe["iterations"]
     for number, end in ended.items():
