@@ -73,7 +73,9 @@ def training_hours(run_directory: Path) -> float:
     spans = []
     for run in training_runs(run_directory):
         for path in (run / layout.TENSORBOARD).glob("events.out.tfevents.*"):
-            times = [event.wall_time for event in tf.compat.v1.train.summary_iterator(str(path))]
+            # TensorBoard's event records, read as tf.train.summary_iterator (deprecated) did.
+            records = tf.data.TFRecordDataset(str(path), buffer_size=2**18)
+            times = [tf.compat.v1.Event.FromString(r.numpy()).wall_time for r in records]
             spans.append(max(times) - min(times))
     return sum(spans) / 3600
 
