@@ -123,10 +123,21 @@ def test_plots_draw_no_run_curves_for_an_installed_agents_single_generation(tmp_
     assert not (tmp_path / "plots" / "controller-learning-curve.png").exists()
 
 
-def test_core_hours_are_wall_seconds_times_workers(trained_controller_home):
+def test_core_hours_are_each_generation_s_cpu_seconds(trained_controller_home):
     from worldmodels.control.generations import load_summary
 
     summaries = [load_summary(trained_controller_home, n) for n in (0, 1)]
+    assert all(0 < s["cpu_seconds"] and 0 < s["evaluation"]["cpu_seconds"] for s in summaries)
+    hours = figures.core_hours(trained_controller_home, summaries)
+    np.testing.assert_allclose(hours * 3600, np.cumsum([s["cpu_seconds"] for s in summaries]))
+
+
+def test_core_hours_without_cpu_seconds_are_wall_seconds_times_workers(trained_controller_home):
+    from worldmodels.control.generations import load_summary
+
+    summaries = [load_summary(trained_controller_home, n) for n in (0, 1)]
+    for summary in summaries:  # as generations recorded before 2026-12-07
+        del summary["cpu_seconds"]
     hours = figures.core_hours(trained_controller_home, summaries)
     # The fixture trained on 2 workers.
     np.testing.assert_allclose(
@@ -134,10 +145,13 @@ def test_core_hours_are_wall_seconds_times_workers(trained_controller_home):
     )
 
 
-def test_core_hours_of_dream_generations_count_one_core(trained_controller_home):
+def test_core_hours_of_dream_generations_without_cpu_seconds_count_one_core(
+    trained_controller_home,
+):
     from worldmodels.control.generations import load_summary
 
     real, dreamed = (load_summary(trained_controller_home, n) for n in (0, 1))
+    del real["cpu_seconds"], dreamed["cpu_seconds"]
     dreamed["dream"] = {"temperature": 1.0}
     hours = figures.core_hours(trained_controller_home, [real, dreamed])
     np.testing.assert_allclose(

@@ -5,6 +5,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import gymnasium
 import numpy as np
@@ -219,6 +220,32 @@ def test_a_rollout_worker_killed_mid_generation_does_not_lose_episodes(agent_hom
         assert pool.replaced == 1
     assert sorted(results) == list(range(8))
     assert all(result.steps == 60 for result in results.values())
+
+
+def test_a_worker_s_results_carry_the_cpu_time_the_kernel_counted_for_its_jobs(agent_home):
+    """The CPU seconds results report, summed, equal what the kernel counts for the worker
+    process over the jobs (/proc/PID/stat, an independent clock), each job's split evenly."""
+    from functools import partial
+
+    from worldmodels.control.rollouts import RolloutConfig, RolloutWorker, run_episode_tasks
+
+    def kernel_cpu_seconds(pid: int) -> float:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+    config = RolloutConfig(str(agent_home), EnvParams(episode_length=200), envs_per_worker=2)
+    rng = np.random.default_rng(2)
+    tasks = [EpisodeTask(i, 0.1 * rng.standard_normal(PARAMETER_COUNT), seed=i) for i in range(4)]
+    with WorkerPool(partial(RolloutWorker, config), num_workers=1, timeout=300) as pool:
+        run_episode_tasks(pool, tasks[:1], envs_per_worker=2, description="warm-up")
+        pid = pool.workers[0].process.pid
+        before = kernel_cpu_seconds(pid)
+        results = run_episode_tasks(pool, tasks, envs_per_worker=2, description="measured")
+        counted = kernel_cpu_seconds(pid) - before
+    reported = [result.cpu_seconds for result in results.values()]
+    assert counted > 0.2
+    assert sum(reported) == pytest.approx(counted, rel=0.1, abs=0.05)
+    assert reported[0] == reported[1] and reported[2] == reported[3]  # two jobs of two
 
 
 def test_a_rollout_worker_runs_tensorflow_and_blas_on_one_thread():

@@ -98,12 +98,16 @@ OFFICIAL_CPUS = 64
 
 
 def core_hours(home: Path, summaries: list[dict]) -> np.ndarray:
-    """Cumulative core-hours after each generation: its wall seconds times the rollout workers
-    the run held (control/run.json), or times one for a generation trained in the dream (its
-    episodes run in the driver alone); evaluations of the mean excluded."""
+    """Cumulative core-hours after each generation, evaluations of the mean excluded: its CPU
+    seconds, driver and workers (`cpu_seconds`, recorded since 2026-12-07), else its wall
+    seconds times the rollout workers the run held (control/run.json), or times one for a
+    generation trained in the dream (its episodes run in the driver alone)."""
     workers = json.loads(layout.control_run_file(home).read_text())["command"]["num_process"]
-    cores = [1 if "dream" in s else workers for s in summaries]
-    return np.cumsum([s["seconds"] * n for s, n in zip(summaries, cores)]) / 3600
+    seconds = [
+        s["cpu_seconds"] if "cpu_seconds" in s else s["seconds"] * (1 if "dream" in s else workers)
+        for s in summaries
+    ]
+    return np.cumsum(seconds) / 3600
 
 
 def recipe_core_hours(home: Path, summaries: list[dict]) -> np.ndarray | None:
@@ -138,7 +142,7 @@ def recipe_core_hours(home: Path, summaries: list[dict]) -> np.ndarray | None:
         if s["generation"] in ends:
             hours.append(ends[s["generation"]])
         else:
-            after += s["seconds"] * (1 if "dream" in s else workers)
+            after += s.get("cpu_seconds", s["seconds"] * (1 if "dream" in s else workers))
             hours.append(after)
     return np.array(hours) / 3600
 

@@ -125,13 +125,18 @@ def train_controller(
             ray_address,
         ) as pool:
             for generation in range(start.first, params.generations):
-                started = time.monotonic()
+                started, cpu_started = time.monotonic(), time.process_time()
                 population = np.asarray(start.optimizer.ask())
                 rewards, results = candidate_rewards(pool, dream, population, generation, params)
                 fitness = rewards.mean(axis=1)
                 start.optimizer.tell(list(population), list(-fitness))  # CMA-ES minimises
                 summary = generation_summary(
-                    generation, start.optimizer, rewards, results, time.monotonic() - started
+                    generation,
+                    start.optimizer,
+                    rewards,
+                    results,
+                    time.monotonic() - started,
+                    time.process_time() - cpu_started,
                 )
                 summary.update(world_model=world_model, latent=params.latent)
                 if dream is not None:  # fitness predicted by M, not scored by CarRacing
@@ -246,9 +251,17 @@ def candidate_rewards(
 
 
 def generation_summary(
-    generation: int, optimizer, rewards: np.ndarray, episodes: dict, seconds: float
+    generation: int,
+    optimizer,
+    rewards: np.ndarray,
+    episodes: dict,
+    seconds: float,
+    driver_cpu_seconds: float,
 ) -> dict:
-    """What summary.json records of a generation after CMA-ES was told its fitness."""
+    """What summary.json records of a generation after CMA-ES was told its fitness: among it
+    `cpu_seconds`, the CPU time of the driver (`driver_cpu_seconds`: CMA-ES, a dream's
+    episodes) and of the workers over the generation's episodes, which unlike `seconds` times
+    the workers does not grow when other work shares the machine."""
     fitness = rewards.mean(axis=1)
     results = episodes["results"].values()
     return {
@@ -262,6 +275,7 @@ def generation_summary(
         "stalled_episodes": int(sum(result.stalled for result in results)),
         "fitness_noise": fitness_noise(rewards),
         "seconds": seconds,
+        "cpu_seconds": driver_cpu_seconds + sum(result.cpu_seconds for result in results),
         "episodes_per_second": len(results) / seconds,
         "track_seeds": episodes["track_seeds"],
         "seed_scheme": SEED_SCHEME,
@@ -299,14 +313,15 @@ def fitness_noise(rewards: np.ndarray) -> dict | None:
 
 
 def evaluate_mean(pool, mean, generation: int, params: ControllerParams) -> dict:
-    """Total rewards of the distribution mean on `eval_episodes` tracks never trained on, and
-    on how many of them it finished the lap."""
+    """Total rewards of the distribution mean on `eval_episodes` tracks never trained on, on
+    how many of them it finished the lap, and the CPU seconds the evaluation took."""
     tasks = [
         EpisodeTask(
             j, mean, derive_seed(params.seed, Stream.TRAINING_EVALUATION_TRACKS, generation, j)
         )
         for j in range(params.eval_episodes)
     ]
+    cpu_started = time.process_time()
     results = run_episode_tasks(pool, tasks, params.envs_per_worker, "evaluating the mean")
     episodes = [results[j] for j in range(params.eval_episodes)]
     rewards = [episode.total_reward for episode in episodes]
@@ -316,6 +331,7 @@ def evaluate_mean(pool, mean, generation: int, params: ControllerParams) -> dict
         "std": float(np.std(rewards)),
         "rewards": rewards,
         "laps_finished": laps,
+        "cpu_seconds": time.process_time() - cpu_started + sum(e.cpu_seconds for e in episodes),
     }
 
 

@@ -13,8 +13,9 @@ from __future__ import annotations
 import collections
 import math
 import tempfile
+import time
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +62,9 @@ class EpisodeResult:
     record: bytes | None = None  # `encode_record` of the episode, with EpisodeTask.keep_record
     stalled: bool = False  # ended by EpisodeTask.stall_steps
     lap_finished: bool = False  # CarRacing ended it because the car completed the lap
+    # CPU seconds of the worker process that ran it, its job's shared evenly among the job's
+    # episodes (they step together); 0.0 where not measured (episodes run in the caller).
+    cpu_seconds: float = 0.0
 
 
 @dataclass
@@ -245,7 +249,10 @@ class RolloutWorker:
         self.engine = RolloutEngine(world_model, envs, config.latent, config.controller.actions)
 
     def __call__(self, tasks: Sequence[EpisodeTask]) -> list[EpisodeResult]:
-        return self.engine.run(tasks)
+        started = time.process_time()
+        results = self.engine.run(tasks)
+        share = (time.process_time() - started) / max(len(results), 1)
+        return [replace(result, cpu_seconds=share) for result in results]
 
 
 def episode_jobs(tasks: Sequence, envs_per_worker: int, num_workers: int) -> list[Sequence]:
