@@ -14,15 +14,16 @@ tracks: the same seed streams) are already in its home. Rerunning resumes each a
 
 Prints, per arm, the evaluation of the distribution mean at every evaluated generation (16
 tracks of the training-evaluation stream, the same ones for every arm), the environment steps
-the training episodes took and the CPU-hours they cost (the arm's processes; for the baseline
-the recipe's recorded CPU seconds of its CMA-ES steps), and writes it all to `<out>/ab.json`.
+the training episodes took and the CPU-hours they cost (each generation's recorded CPU seconds
+with its evaluation's, over the generations that recorded them, "(k of n gens)"; for the
+baseline the recipe's recorded CPU seconds of its CMA-ES steps), and writes it all to
+`<out>/ab.json`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
 import shutil
 import subprocess
 import sys
@@ -60,24 +61,24 @@ def command_flags(recorded: dict, generations: int, home: Path, changes: dict) -
     return flags
 
 
-def children_cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
 def curve(home: Path, generations: int) -> dict:
-    """Evaluations of the mean by generation and each generation's training steps, through
+    """Evaluations of the mean by generation, each generation's training steps and its CPU
+    seconds with its evaluation's (None for a generation recorded before they were), through
     generation `generations` - 1 or the last complete one."""
     from worldmodels.control.generations import complete_generations, load_summary
 
-    evaluations, steps = {}, []
+    evaluations, steps, cpu = {}, [], []
     for generation in [g for g in complete_generations(home) if g < generations]:
         summary = load_summary(home, generation)
         steps.append(summary["steps"])
-        if "evaluation" in summary:
-            evaluation = summary["evaluation"]
+        evaluation = summary.get("evaluation", {})
+        if evaluation:
             evaluations[generation] = (evaluation["mean"], evaluation["std"])
-    return {"evaluations": evaluations, "steps": steps}
+        if "cpu_seconds" in summary:
+            cpu.append(summary["cpu_seconds"] + evaluation.get("cpu_seconds", 0.0))
+        else:
+            cpu.append(None)
+    return {"evaluations": evaluations, "steps": steps, "cpu_seconds": cpu}
 
 
 def baseline_cpu_hours(recipe_home: Path, generations: int) -> float | None:
@@ -106,7 +107,6 @@ def main() -> None:
     args = parser.parse_args()
 
     from worldmodels.control import train_controller
-    from worldmodels.control.generations import complete_generations
 
     recorded = json.loads(layout.control_run_file(args.recipe_home).read_text())
     if recorded.get("earlier_phases"):
@@ -122,6 +122,7 @@ def main() -> None:
     results = {
         "baseline": {
             **curve(args.recipe_home, args.generations),
+            "cpu_seconds": None,  # its cost is the recipe's record of its steps:
             "cpu_hours": baseline_cpu_hours(args.recipe_home, args.generations),
         }
     }
@@ -131,25 +132,16 @@ def main() -> None:
         for stage in (layout.vae_training, layout.memory_training):
             if not stage(home).exists():
                 shutil.copytree(stage(args.recipe_home), stage(home))
-        # CPU seconds summed over the tries that finished, and the generations they cover: a
-        # try that was killed leaves generations no record covers, and the arm's cost unknown.
-        spent = home / "ab-cpu-seconds.json"
-        fresh = {"cpu_seconds": 0.0, "generations": 0}
-        cost = json.loads(spent.read_text()) if spent.exists() else fresh
         if not args.report:
-            covered = cost.get("generations") == len(complete_generations(home))
-            started = children_cpu_seconds()
             flags = command_flags(command, args.generations, home, changes)
             print(f"== {arm}: train_controller {' '.join(flags)}", flush=True)
             subprocess.run(
                 [sys.executable, "-m", "worldmodels.control.train_controller", *flags], check=True
             )
-            cpu = cost["cpu_seconds"] + children_cpu_seconds() - started if covered else None
-            cost = {"cpu_seconds": cpu, "generations": len(complete_generations(home))}
-            spent.write_text(json.dumps(cost))
-        measured = cost.get("generations") == len(complete_generations(home))
-        hours = cost["cpu_seconds"] / 3600 if measured and cost["cpu_seconds"] is not None else None
-        results[arm] = {**curve(home, args.generations), "cpu_hours": hours, **changes}
+        arm_curve = curve(home, args.generations)
+        measured = [seconds for seconds in arm_curve["cpu_seconds"] if seconds is not None]
+        hours = sum(measured) / 3600 if measured else None
+        results[arm] = {**arm_curve, "cpu_hours": hours, **changes}
 
     (args.out / "ab.json").write_text(json.dumps(results, indent=2) + "\n")
     generations = sorted({g for r in results.values() for g in r["evaluations"]})
@@ -169,7 +161,10 @@ def main() -> None:
         hours = f"{result['cpu_hours']:.2f}" if result["cpu_hours"] is not None else "?"
         steps = result["steps"]  # against the baseline's over the same generations
         share = sum(steps) / sum(baseline_steps[: len(steps)])
-        print(f"{arm:<10}{cells}  {sum(steps):>9}  {share:>10.0%}  {hours}  ({len(steps)} gens)")
+        cpu = result.get("cpu_seconds")  # the arms': generations recorded before it have none
+        counted = sum(seconds is not None for seconds in cpu) if cpu else len(steps)
+        measured = f"{counted} of {len(steps)}" if counted < len(steps) else f"{len(steps)}"
+        print(f"{arm:<10}{cells}  {sum(steps):>9}  {share:>10.0%}  {hours}  ({measured} gens)")
 
 
 if __name__ == "__main__":
