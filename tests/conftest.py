@@ -1,5 +1,17 @@
+import fcntl
+
 import numpy as np
 import pytest
+
+
+@pytest.fixture(scope="module")
+def ray_to_itself(tmp_path_factory):
+    """Held by a module while it uses Ray or asserts that none runs: Ray's address "auto" joins
+    any Ray instance on the machine, so two test processes (pytest-xdist's) must not run such
+    modules at once. A lock file in the folder every process of the run shares."""
+    with open(tmp_path_factory.getbasetemp().parent / "ray.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 @pytest.fixture

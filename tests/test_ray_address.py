@@ -8,7 +8,7 @@ from worldmodels.workers import WorkerError, open_pool
 ray = pytest.importorskip("ray")
 
 
-def test_joining_a_cluster_that_is_not_there_says_how_to_start_one(monkeypatch):
+def test_joining_a_cluster_that_is_not_there_says_how_to_start_one(monkeypatch, ray_to_itself):
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     assert not ray.is_initialized()
     with pytest.raises(WorkerError, match=r"--ray-address auto: no Ray cluster.*ray start --head"):

@@ -20,7 +20,7 @@ ray = pytest.importorskip("ray")
 
 
 @pytest.fixture(scope="module", autouse=True)
-def ray_instance():
+def ray_instance(ray_to_itself):
     """One local instance for the module (commands join it instead of starting their own);
     its workers import the test handlers from this folder."""
     tests = str(Path(__file__).parent)
