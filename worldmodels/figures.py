@@ -103,11 +103,15 @@ def core_hours(home: Path, summaries: list[dict]) -> np.ndarray:
     seconds times the rollout workers the run held (control/run.json), or times one for a
     generation trained in the dream (its episodes run in the driver alone)."""
     workers = json.loads(layout.control_run_file(home).read_text())["command"]["num_process"]
-    seconds = [
-        s["cpu_seconds"] if "cpu_seconds" in s else s["seconds"] * (1 if "dream" in s else workers)
-        for s in summaries
-    ]
-    return np.cumsum(seconds) / 3600
+    return np.cumsum([generation_core_seconds(s, workers) for s in summaries]) / 3600
+
+
+def generation_core_seconds(summary: dict, workers: int) -> float:
+    """A generation's core-seconds (`core_hours`' rule): its CPU seconds where recorded, else
+    its wall seconds times `workers`, or times one in the dream."""
+    if "cpu_seconds" in summary:
+        return summary["cpu_seconds"]
+    return summary["seconds"] * (1 if "dream" in summary else workers)
 
 
 def recipe_core_hours(home: Path, summaries: list[dict]) -> np.ndarray | None:
@@ -142,7 +146,7 @@ def recipe_core_hours(home: Path, summaries: list[dict]) -> np.ndarray | None:
         if s["generation"] in ends:
             hours.append(ends[s["generation"]])
         else:
-            after += s.get("cpu_seconds", s["seconds"] * (1 if "dream" in s else workers))
+            after += generation_core_seconds(s, workers)
             hours.append(after)
     return np.array(hours) / 3600
 
