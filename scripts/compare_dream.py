@@ -70,7 +70,7 @@ def controller_run(home: Path) -> dict:
         "score": np.array([summaries[i]["evaluation"]["mean"] for i in evaluated]),
         "score_std": np.array([summaries[i]["evaluation"]["std"] for i in evaluated]),
         "final": final,
-        "best": next((s for s in summaries if s["generation"] == best_evaluated(summaries)), None),
+        "best": {s["generation"]: s for s in summaries}.get(best_evaluated(summaries)),
     }
 
 
