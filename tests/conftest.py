@@ -1,4 +1,6 @@
 import fcntl
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -103,3 +105,20 @@ def trained_controller_home(agent_home, tmp_path_factory):
         ]
     )
     return home
+
+
+def holding(directory, what="a test run") -> subprocess.Popen:
+    """Another process that holds `directory` until killed (started once it holds it)."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from worldmodels.files import exclusive_use\n"
+            f"with exclusive_use({str(directory)!r}, {what!r}):\n"
+            "    print('held', flush=True); time.sleep(600)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout.readline() == "held\n"
+    return holder

@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 import pytest
+from conftest import holding
 from PIL import Image
 from test_recipe import RECIPE_OVERRIDES
 
@@ -97,6 +98,18 @@ def test_killed_training_resumes_at_the_interrupted_generation_with_the_saved_op
         controller_command(home, 3) + ["--sigma0", "0.5"], capture_output=True, text=True
     )
     assert changed.returncode != 0 and "sigma0: 0.1 -> 0.5" in changed.stderr
+
+
+def test_a_cma_es_run_another_process_writes_is_refused(home):
+    holder = holding(home / "control")
+    try:
+        result = subprocess.run(controller_command(home, 2), capture_output=True, text=True)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert result.returncode != 0
+    assert f"pid {holder.pid} " in result.stderr and "is writing a CMA-ES run" in result.stderr
+    assert not (home / "control" / "run.json").exists()
 
 
 def test_ctrl_c_ends_training_with_one_line_after_the_last_complete_generation(home):

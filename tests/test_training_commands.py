@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import synthetic_episode
+from conftest import holding, synthetic_episode
 
 from worldmodels.data import sample_latent_stats, sample_policy
 from worldmodels.data.tf_records import (
@@ -227,6 +227,22 @@ def test_rerunning_a_load_model_command_resumes_the_run_it_started(trained_home,
     train_memory.main([*flags, "--epochs", "1", "--batch-size", "3"])
     assert "new run from the weights of" in capsys.readouterr().out
     assert len(rows(directory / "previous-runs" / f"run-{archived + 1}" / "losses.csv")) == 2
+
+
+def test_a_training_run_another_process_writes_is_refused(trained_home, tmp_path):
+    home = tmp_path / "home"
+    shutil.copytree(trained_home, home)
+    for command, run in ((train_vae, "vae-training"), (train_memory, "memory-training")):
+        holder = holding(home / run)
+        try:
+            with pytest.raises(SystemExit, match=rf"pid {holder.pid} .* is writing"):
+                command.main(["--home", str(home), "--epochs", "9"])
+        finally:
+            holder.kill()
+            holder.wait()
+        assert json.loads((home / run / "run.json").read_text()) == json.loads(
+            (trained_home / run / "run.json").read_text()
+        )  # refused before it wrote anything
 
 
 def test_latent_stats_of_another_vae_need_overwrite(trained_home):

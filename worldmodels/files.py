@@ -1,9 +1,12 @@
-"""Atomic file writes: a reader sees a file complete or not at all."""
+"""Atomic file writes (a reader sees a file complete or not at all) and directories one
+process writes at a time."""
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,3 +35,31 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Writes `text` to `path` atomically."""
     with atomic_path(path) as temporary:
         temporary.write_text(text)
+
+
+@contextlib.contextmanager
+def exclusive_use(directory: str | os.PathLike, what: str) -> Iterator[None]:
+    """Within it, this process is the only one writing `what` in `directory`: a second process
+    asking for the same exits with a message naming the first's pid and command, instead of
+    the two interleaving their checkpoints and records. The lock is the kernel's (flock on
+    `<directory>/.lock`), so a killed process leaves nothing to clean up; the worker processes
+    it starts (spawned) do not hold it."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / ".lock", "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "another process"
+            sys.exit(
+                f"error: {holder} is writing {what} in {directory}; wait for it to end (or stop "
+                "it), then rerun this command to go on from where it stands"
+            )
+        lock.truncate(0)
+        lock.write(f"pid {os.getpid()} ({' '.join(sys.argv)})\n")
+        lock.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

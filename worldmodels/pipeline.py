@@ -35,6 +35,7 @@ from pathlib import Path
 
 from worldmodels import __version__, layout
 from worldmodels.cli import add_backend_arguments, make_parser, positive_int, stop_like_ctrl_c
+from worldmodels.files import exclusive_use
 from worldmodels.params import PRESETS, Config, ConfigError, config_from_dict
 from worldmodels.recipe_record import RecipeRecord, cma_es_step_name, status
 
@@ -169,23 +170,24 @@ def main(argv: list[str] | None = None) -> None:
             f"be at least 1 and divide recipe.iteration_generations (got {every} and {cap})"
         )
     home = layout.resolve_home(args.home)
-    home.mkdir(parents=True, exist_ok=True)
-    try:
-        command = " ".join(
-            ["python -m worldmodels.pipeline --preset", args.preset]
-            + [f"--set {shlex.quote(assignment)}" for assignment in args.set]
-        )
-        record = RecipeRecord(home, config, args.preset, command)
-    except ConfigError as error:
-        sys.exit(f"error: {error}")
-    config.save(layout.pipeline_config(home))
-    stop_like_ctrl_c()
-    try:
-        Recipe(config, home, record, args).run()
-    except KeyboardInterrupt:
-        sys.exit(
-            f"\ninterrupted; rerun the same command to go on from {layout.recipe_record(home)}"
-        )
+    # A second pipeline on this home would take the first's running step for a killed one's.
+    with exclusive_use(home, "a recipe run"):
+        try:
+            command = " ".join(
+                ["python -m worldmodels.pipeline --preset", args.preset]
+                + [f"--set {shlex.quote(assignment)}" for assignment in args.set]
+            )
+            record = RecipeRecord(home, config, args.preset, command)
+        except ConfigError as error:
+            sys.exit(f"error: {error}")
+        config.save(layout.pipeline_config(home))
+        stop_like_ctrl_c()
+        try:
+            Recipe(config, home, record, args).run()
+        except KeyboardInterrupt:
+            sys.exit(
+                f"\ninterrupted; rerun the same command to go on from {layout.recipe_record(home)}"
+            )
 
 
 class Recipe:

@@ -31,7 +31,7 @@ from worldmodels.control.rollouts import (
     rollout_config,
     run_episode_tasks,
 )
-from worldmodels.files import atomic_write_text
+from worldmodels.files import atomic_write_text, exclusive_use
 from worldmodels.params import ControllerParams, EnvParams, new_phase_settings, run_settings
 from worldmodels.records import command_record, read_run, stamped
 from worldmodels.seeds import SEED_SCHEME, Stream, derive_seed
@@ -77,94 +77,99 @@ def train_controller(
         "seed_scheme": SEED_SCHEME,
         "controller_parameters": parameter_count(features, spec.actions),
     }
-    start = resume(home, settings, params, world_model)
-    if start is None:
-        return (
-            f"the controller already has {params.generations} generations in "
-            f"{layout.generations(home)}; raise --generations to train on"
-        )
-    dream = None
-    if params.in_dream:  # once the run's settings are known to fit, before it is recorded
-        try:
-            length = params.dream_horizon or env_params.episode_length
-            dream = home_dream(
-                home, spec, params.dream_temperature, length, params.dream_disagreement_penalty
+    with exclusive_use(layout.control(home), "a CMA-ES run"):
+        start = resume(home, settings, params, world_model)
+        if start is None:
+            return (
+                f"the controller already has {params.generations} generations in "
+                f"{layout.generations(home)}; raise --generations to train on"
             )
-        except (ValueError, FileNotFoundError) as error:
-            sys.exit(f"error: --in-dream: {error}")
-    atomic_write_text(
-        layout.control_run_file(home),
-        json.dumps(
-            stamped(
-                {
-                    "settings": settings,
-                    "config": dataclasses.asdict(params),
-                    "command": command_record(
-                        home,
-                        params,
-                        env_params,
-                        num_process=num_process,
-                        backend=backend,
-                        ray_address=ray_address,
-                    ),
-                    "earlier_phases": start.earlier_phases,
-                }
-            ),
-            indent=2,
-        ),
-    )
-
-    config = rollout_config(home, env_params, params.envs_per_worker, spec, params.latent, backend)
-    writer = tf.summary.create_file_writer(str(layout.control_tensorboard(home)))
-    try:
-        with open_pool(
-            backend,
-            partial(RolloutWorker, config),
-            num_process,
-            params.worker_timeout,
-            ray_address,
-        ) as pool:
-            for generation in range(start.first, params.generations):
-                started, cpu_started = time.monotonic(), time.process_time()
-                population = np.asarray(start.optimizer.ask())
-                rewards, results = candidate_rewards(pool, dream, population, generation, params)
-                fitness = rewards.mean(axis=1)
-                start.optimizer.tell(list(population), list(-fitness))  # CMA-ES minimises
-                summary = generation_summary(
-                    generation,
-                    start.optimizer,
-                    rewards,
-                    results,
-                    time.monotonic() - started,
-                    time.process_time() - cpu_started,
+        dream = None
+        if params.in_dream:  # once the run's settings are known to fit, before it is recorded
+            try:
+                length = params.dream_horizon or env_params.episode_length
+                dream = home_dream(
+                    home, spec, params.dream_temperature, length, params.dream_disagreement_penalty
                 )
-                summary.update(world_model=world_model, latent=params.latent)
-                if dream is not None:  # fitness predicted by M, not scored by CarRacing
-                    summary["dream"] = {
-                        "temperature": params.dream_temperature,
-                        "horizon": params.dream_horizon or env_params.episode_length,
-                        "disagreement_penalty": params.dream_disagreement_penalty,
+            except (ValueError, FileNotFoundError) as error:
+                sys.exit(f"error: --in-dream: {error}")
+        atomic_write_text(
+            layout.control_run_file(home),
+            json.dumps(
+                stamped(
+                    {
+                        "settings": settings,
+                        "config": dataclasses.asdict(params),
+                        "command": command_record(
+                            home,
+                            params,
+                            env_params,
+                            num_process=num_process,
+                            backend=backend,
+                            ray_address=ray_address,
+                        ),
+                        "earlier_phases": start.earlier_phases,
                     }
-                mean = np.asarray(start.optimizer.result.xfavorite)
-                if params.eval_every and (generation + 1) % params.eval_every == 0:
-                    summary["evaluation"] = evaluate_mean(pool, mean, generation, params)
-                arrays = {
-                    "population": population,
-                    "rewards": rewards,
-                    "fitness": fitness,
-                    "best": population[int(fitness.argmax())],
-                    "mean": mean,
-                }
-                save_generation(home, generation, arrays, start.optimizer, summary)
-                prune_optimizer_states(home, params.keep_optimizer_states)
-                write_summaries(writer, summary)
-                print(generation_line(summary), flush=True)
-    except WorkerError as error:
-        sys.exit(f"error: {error}")
-    return (
-        f"trained the controller for {params.generations} generations; "
-        f"generations in {layout.generations(home)}"
-    )
+                ),
+                indent=2,
+            ),
+        )
+
+        config = rollout_config(
+            home, env_params, params.envs_per_worker, spec, params.latent, backend
+        )
+        writer = tf.summary.create_file_writer(str(layout.control_tensorboard(home)))
+        try:
+            with open_pool(
+                backend,
+                partial(RolloutWorker, config),
+                num_process,
+                params.worker_timeout,
+                ray_address,
+            ) as pool:
+                for generation in range(start.first, params.generations):
+                    started, cpu_started = time.monotonic(), time.process_time()
+                    population = np.asarray(start.optimizer.ask())
+                    rewards, results = candidate_rewards(
+                        pool, dream, population, generation, params
+                    )
+                    fitness = rewards.mean(axis=1)
+                    start.optimizer.tell(list(population), list(-fitness))  # CMA-ES minimises
+                    summary = generation_summary(
+                        generation,
+                        start.optimizer,
+                        rewards,
+                        results,
+                        time.monotonic() - started,
+                        time.process_time() - cpu_started,
+                    )
+                    summary.update(world_model=world_model, latent=params.latent)
+                    if dream is not None:  # fitness predicted by M, not scored by CarRacing
+                        summary["dream"] = {
+                            "temperature": params.dream_temperature,
+                            "horizon": params.dream_horizon or env_params.episode_length,
+                            "disagreement_penalty": params.dream_disagreement_penalty,
+                        }
+                    mean = np.asarray(start.optimizer.result.xfavorite)
+                    if params.eval_every and (generation + 1) % params.eval_every == 0:
+                        summary["evaluation"] = evaluate_mean(pool, mean, generation, params)
+                    arrays = {
+                        "population": population,
+                        "rewards": rewards,
+                        "fitness": fitness,
+                        "best": population[int(fitness.argmax())],
+                        "mean": mean,
+                    }
+                    save_generation(home, generation, arrays, start.optimizer, summary)
+                    prune_optimizer_states(home, params.keep_optimizer_states)
+                    write_summaries(writer, summary)
+                    print(generation_line(summary), flush=True)
+        except WorkerError as error:
+            sys.exit(f"error: {error}")
+        return (
+            f"trained the controller for {params.generations} generations; "
+            f"generations in {layout.generations(home)}"
+        )
 
 
 def resume(home: Path, settings: dict, params: ControllerParams, world_model: str) -> Start | None:

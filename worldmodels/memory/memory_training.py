@@ -23,6 +23,7 @@ from worldmodels.data.tf_records import (
     corrupt_episodes_raise,
     record_dataset,
 )
+from worldmodels.files import exclusive_use
 from worldmodels.latent_stats import encoded_by, require_current_latent_stats
 from worldmodels.memory.memory import build_memory, mdn_loss, reward_done_losses
 from worldmodels.params import MemoryParams, run_settings
@@ -131,92 +132,95 @@ def train_memory(
         optimizer.build(memory.trainable_variables)
         return memory, optimizer
 
-    run, strategy, paths, validation = open_run(
-        layout.memory_training(home),
-        all_paths,
-        settings,
-        build,
-        model=Model.MEMORY,
-        seed=params.seed,
-        validation_share=params.validation_share,
-        load_model=load_model,
-        strategy=strategy,
-        config={
-            "memory": dataclasses.asdict(params),
-            "command": command_record(
-                home,
-                params,
-                dataset=datasets,
-                checkpoint_every=checkpoint_every,
-                validate_every=validate_every,
-                load_model=load_model,
-                strategy=strategy,
-                on_corrupt=on_corrupt,
-            ),
-        },
-        settings_added_later=added_later,
-    )
-    memory, optimizer = run.model, run.optimizer
-
-    def sequence_losses(inputs, targets, mask, reward, done, step_mask) -> dict:
-        """`loss`: the mixture NLL per step, plus with the heads their two losses."""
-        features, _ = memory.sequence_features(inputs)
-        nll = mdn_loss(*memory.mixture(features), targets, mask)
-        if not memory.reward_done_heads:
-            return {"loss": nll}
-        heads = reward_done_losses(
-            *memory.predict_reward_done(features),
-            reward,
-            done,
-            step_mask,
-            overprediction_weight=params.reward_overprediction_weight,
+    with exclusive_use(layout.memory_training(home), "an MDN-RNN training run"):
+        run, strategy, paths, validation = open_run(
+            layout.memory_training(home),
+            all_paths,
+            settings,
+            build,
+            model=Model.MEMORY,
+            seed=params.seed,
+            validation_share=params.validation_share,
+            load_model=load_model,
+            strategy=strategy,
+            config={
+                "memory": dataclasses.asdict(params),
+                "command": command_record(
+                    home,
+                    params,
+                    dataset=datasets,
+                    checkpoint_every=checkpoint_every,
+                    validate_every=validate_every,
+                    load_model=load_model,
+                    strategy=strategy,
+                    on_corrupt=on_corrupt,
+                ),
+            },
+            settings_added_later=added_later,
         )
-        return {"loss": nll + heads["reward_loss"] + heads["done_loss"], "nll": nll, **heads}
+        memory, optimizer = run.model, run.optimizer
 
-    def losses_of_batch(*batch):
-        losses = sequence_losses(*batch)
-        losses["learning_rate"] = optimizer.learning_rate  # the schedule's, this step
-        return losses, tf.reduce_sum(batch[2])
-
-    train_step = tf.function(
-        distributed_train_step(strategy, losses_of_batch, memory, optimizer),
-        reduce_retracing=True,
-    )
-    validation_step = tf.function(sequence_losses, reduce_retracing=True)
-
-    def validation_losses() -> dict:
-        """The mixture NLL of the held-out episodes, per step (z drawn with a fixed seed)."""
-        batches = sequences_for_epoch(
-            validation,
-            params.batch_size,
-            derive_seed(params.seed, Stream.VALIDATION, Model.MEMORY),
-            on_corrupt,
-        )
-        return mean_losses(validation_step, batches, weight=lambda *batch: tf.reduce_sum(batch[2]))
-
-    def batches_for_epoch(epoch: int) -> tf.data.Dataset:
-        return sequences_for_epoch(
-            paths,
-            params.batch_size,
-            derive_seed(params.seed, Stream.DATA_ORDER, Model.MEMORY, epoch),
-            on_corrupt,
-        )
-
-    try:
-        with corrupt_episodes_raise():
-            run.fit(
-                params.epochs,
-                batches_for_epoch,
-                train_step,
-                checkpoint_every,
-                validate=validation_losses if validation else None,
-                validate_every=validate_every,
-                strategy=strategy,
+        def sequence_losses(inputs, targets, mask, reward, done, step_mask) -> dict:
+            """`loss`: the mixture NLL per step, plus with the heads their two losses."""
+            features, _ = memory.sequence_features(inputs)
+            nll = mdn_loss(*memory.mixture(features), targets, mask)
+            if not memory.reward_done_heads:
+                return {"loss": nll}
+            heads = reward_done_losses(
+                *memory.predict_reward_done(features),
+                reward,
+                done,
+                step_mask,
+                overprediction_weight=params.reward_overprediction_weight,
             )
-    except CorruptEpisodeError as error:
-        sys.exit(f"error: {error}")
-    return (
-        f"trained the MDN-RNN for {params.epochs} epochs ({run.step} steps) on {len(paths)} "
-        f"episodes of {', '.join(map(str, folders.values()))} ({len(validation)} held out); "
-        f"checkpoints, losses.csv and validation.csv in {run.directory}"
-    )
+            return {"loss": nll + heads["reward_loss"] + heads["done_loss"], "nll": nll, **heads}
+
+        def losses_of_batch(*batch):
+            losses = sequence_losses(*batch)
+            losses["learning_rate"] = optimizer.learning_rate  # the schedule's, this step
+            return losses, tf.reduce_sum(batch[2])
+
+        train_step = tf.function(
+            distributed_train_step(strategy, losses_of_batch, memory, optimizer),
+            reduce_retracing=True,
+        )
+        validation_step = tf.function(sequence_losses, reduce_retracing=True)
+
+        def validation_losses() -> dict:
+            """The mixture NLL of the held-out episodes, per step (z drawn with a fixed seed)."""
+            batches = sequences_for_epoch(
+                validation,
+                params.batch_size,
+                derive_seed(params.seed, Stream.VALIDATION, Model.MEMORY),
+                on_corrupt,
+            )
+            return mean_losses(
+                validation_step, batches, weight=lambda *batch: tf.reduce_sum(batch[2])
+            )
+
+        def batches_for_epoch(epoch: int) -> tf.data.Dataset:
+            return sequences_for_epoch(
+                paths,
+                params.batch_size,
+                derive_seed(params.seed, Stream.DATA_ORDER, Model.MEMORY, epoch),
+                on_corrupt,
+            )
+
+        try:
+            with corrupt_episodes_raise():
+                run.fit(
+                    params.epochs,
+                    batches_for_epoch,
+                    train_step,
+                    checkpoint_every,
+                    validate=validation_losses if validation else None,
+                    validate_every=validate_every,
+                    strategy=strategy,
+                )
+        except CorruptEpisodeError as error:
+            sys.exit(f"error: {error}")
+        return (
+            f"trained the MDN-RNN for {params.epochs} epochs ({run.step} steps) on {len(paths)} "
+            f"episodes of {', '.join(map(str, folders.values()))} ({len(validation)} held out); "
+            f"checkpoints, losses.csv and validation.csv in {run.directory}"
+        )

@@ -20,6 +20,7 @@ from worldmodels.data.tf_records import (
     frame_dataset,
     load_first_episode,
 )
+from worldmodels.files import exclusive_use
 from worldmodels.images import image_grid, save_png, unit_frames
 from worldmodels.params import VAEParams, run_settings
 from worldmodels.records import command_record
@@ -80,123 +81,131 @@ def train_vae(
         optimizer.build(vae.trainable_variables)
         return vae, optimizer
 
-    run, strategy, paths, validation = open_run(
-        layout.vae_training(home),
-        all_paths,
-        settings,
-        build,
-        model=Model.VAE,
-        seed=params.seed,
-        validation_share=params.validation_share,
-        load_model=load_model,
-        strategy=strategy,
-        config={
-            "vae": dataclasses.asdict(params),
-            "command": command_record(
-                home,
-                params,
-                dataset=datasets,
+    with exclusive_use(layout.vae_training(home), "a VAE training run"):
+        run, strategy, paths, validation = open_run(
+            layout.vae_training(home),
+            all_paths,
+            settings,
+            build,
+            model=Model.VAE,
+            seed=params.seed,
+            validation_share=params.validation_share,
+            load_model=load_model,
+            strategy=strategy,
+            config={
+                "vae": dataclasses.asdict(params),
+                "command": command_record(
+                    home,
+                    params,
+                    dataset=datasets,
+                    shuffle_buffer=shuffle_buffer,
+                    checkpoint_every=checkpoint_every,
+                    validate_every=validate_every,
+                    load_model=load_model,
+                    strategy=strategy,
+                    on_corrupt=on_corrupt,
+                ),
+            },
+        )
+        vae, optimizer = run.model, run.optimizer
+
+        def losses_of_batch(frames):
+            return vae.loss_terms(frames), tf.cast(tf.shape(frames)[0], tf.float32)
+
+        train_step = tf.function(
+            distributed_train_step(strategy, losses_of_batch, vae, optimizer), reduce_retracing=True
+        )
+
+        def frames_for_epoch(epoch: int) -> tf.data.Dataset:
+            return frame_dataset(
+                paths,
+                params.batch_size,
                 shuffle_buffer=shuffle_buffer,
-                checkpoint_every=checkpoint_every,
-                validate_every=validate_every,
-                load_model=load_model,
-                strategy=strategy,
+                seed=derive_seed(params.seed, Stream.DATA_ORDER, Model.VAE, epoch),
                 on_corrupt=on_corrupt,
-            ),
-        },
-    )
-    vae, optimizer = run.model, run.optimizer
+            )
 
-    def losses_of_batch(frames):
-        return vae.loss_terms(frames), tf.cast(tf.shape(frames)[0], tf.float32)
+        @tf.function(input_signature=[tf.TensorSpec([None, *FRAME_SHAPE], tf.float32)])
+        def validation_step(frames):
+            """The losses on a batch, and its q(z|x)'s first parameters (mu, or the logits)."""
+            return vae.loss_terms(frames), vae.posterior(frames)[0]
 
-    train_step = tf.function(
-        distributed_train_step(strategy, losses_of_batch, vae, optimizer), reduce_retracing=True
-    )
+        def validation_losses() -> dict:
+            """The losses on the held-out episodes' frames (z sampled as in training) and, for the
+            continuous VAE, how many latent dimensions are active on them."""
+            validation_frames = frame_dataset(
+                validation,
+                params.batch_size,
+                shuffle_buffer=1,
+                seed=derive_seed(params.seed, Stream.VALIDATION, Model.VAE),
+                on_corrupt=on_corrupt,
+            )
+            mu_batches = []
 
-    def frames_for_epoch(epoch: int) -> tf.data.Dataset:
-        return frame_dataset(
-            paths,
-            params.batch_size,
-            shuffle_buffer=shuffle_buffer,
-            seed=derive_seed(params.seed, Stream.DATA_ORDER, Model.VAE, epoch),
-            on_corrupt=on_corrupt,
-        )
+            def losses_keeping_mu(frames):
+                losses, first_parameters = validation_step(frames)
+                if (
+                    params.latent == "continuous"
+                ):  # a discrete VAE's logits are not kept: 1024 a frame
+                    mu_batches.append(first_parameters.numpy())
+                return losses
 
-    @tf.function(input_signature=[tf.TensorSpec([None, *FRAME_SHAPE], tf.float32)])
-    def validation_step(frames):
-        """The losses on a batch, and its q(z|x)'s first parameters (mu, or the logits)."""
-        return vae.loss_terms(frames), vae.posterior(frames)[0]
-
-    def validation_losses() -> dict:
-        """The losses on the held-out episodes' frames (z sampled as in training) and, for the
-        continuous VAE, how many latent dimensions are active on them."""
-        validation_frames = frame_dataset(
-            validation,
-            params.batch_size,
-            shuffle_buffer=1,
-            seed=derive_seed(params.seed, Stream.VALIDATION, Model.VAE),
-            on_corrupt=on_corrupt,
-        )
-        mu_batches = []
-
-        def losses_keeping_mu(frames):
-            losses, first_parameters = validation_step(frames)
-            if params.latent == "continuous":  # a discrete VAE's logits are not kept: 1024 a frame
-                mu_batches.append(first_parameters.numpy())
+            # One pass over the held-out frames gives both the losses and the latent activity.
+            losses = mean_losses(losses_keeping_mu, validation_frames)
+            if losses and params.latent == "continuous":
+                activity = latent_activity(mu_batches)
+                losses["active_dimensions"] = int(np.sum(activity > ACTIVITY_THRESHOLD))
             return losses
 
-        # One pass over the held-out frames gives both the losses and the latent activity.
-        losses = mean_losses(losses_keeping_mu, validation_frames)
-        if losses and params.latent == "continuous":
-            activity = latent_activity(mu_batches)
-            losses["active_dimensions"] = int(np.sum(activity > ACTIVITY_THRESHOLD))
-        return losses
+        try:
+            # Held-out frames first: reconstructions of frames the VAE never trained on.
+            preview = preview_frames(load_first_episode(validation + paths, on_corrupt))
+        except (CorruptEpisodeError, FileNotFoundError) as error:
+            sys.exit(f"error: {error}")
+        prior_draws = vae.prior_codes(16, params.seed)
 
-    try:
-        # Held-out frames first: reconstructions of frames the VAE never trained on.
-        preview = preview_frames(load_first_episode(validation + paths, on_corrupt))
-    except (CorruptEpisodeError, FileNotFoundError) as error:
-        sys.exit(f"error: {error}")
-    prior_draws = vae.prior_codes(16, params.seed)
-
-    def anneal(epoch: int) -> None:
-        """The discrete VAE's temperature and KL weight for `epoch` (0-based)."""
-        if params.latent == "discrete":
-            vae.temperature.assign(
-                annealed(
-                    params.gumbel_temperature_start,
-                    params.gumbel_temperature_end,
-                    params.gumbel_temperature_half_life,
-                    epoch,
+        def anneal(epoch: int) -> None:
+            """The discrete VAE's temperature and KL weight for `epoch` (0-based)."""
+            if params.latent == "discrete":
+                vae.temperature.assign(
+                    annealed(
+                        params.gumbel_temperature_start,
+                        params.gumbel_temperature_end,
+                        params.gumbel_temperature_half_life,
+                        epoch,
+                    )
                 )
-            )
-            vae.kl_weight.assign(
-                annealed(
-                    params.kl_weight_start, params.kl_weight_end, params.kl_weight_half_life, epoch
+                vae.kl_weight.assign(
+                    annealed(
+                        params.kl_weight_start,
+                        params.kl_weight_end,
+                        params.kl_weight_half_life,
+                        epoch,
+                    )
                 )
-            )
 
-    try:
-        with corrupt_episodes_raise():
-            run.fit(
-                params.epochs,
-                frames_for_epoch,
-                train_step,
-                checkpoint_every,
-                after_epoch=lambda epoch: save_epoch_images(run, vae, preview, prior_draws, epoch),
-                validate=validation_losses if validation else None,
-                validate_every=validate_every,
-                before_epoch=anneal,
-                strategy=strategy,
-            )
-    except CorruptEpisodeError as error:
-        sys.exit(f"error: {error}")
-    return (
-        f"trained the VAE for {params.epochs} epochs ({run.step} steps) on {len(paths)} "
-        f"episodes of {', '.join(map(str, folders.values()))} ({len(validation)} held out); "
-        f"checkpoints, losses.csv, validation.csv and images in {run.directory}"
-    )
+        try:
+            with corrupt_episodes_raise():
+                run.fit(
+                    params.epochs,
+                    frames_for_epoch,
+                    train_step,
+                    checkpoint_every,
+                    after_epoch=lambda epoch: save_epoch_images(
+                        run, vae, preview, prior_draws, epoch
+                    ),
+                    validate=validation_losses if validation else None,
+                    validate_every=validate_every,
+                    before_epoch=anneal,
+                    strategy=strategy,
+                )
+        except CorruptEpisodeError as error:
+            sys.exit(f"error: {error}")
+        return (
+            f"trained the VAE for {params.epochs} epochs ({run.step} steps) on {len(paths)} "
+            f"episodes of {', '.join(map(str, folders.values()))} ({len(validation)} held out); "
+            f"checkpoints, losses.csv, validation.csv and images in {run.directory}"
+        )
 
 
 def preview_frames(episode: dict) -> tf.Tensor:
