@@ -58,6 +58,16 @@ def setting(
     return field(default=default, metadata=metadata)
 
 
+def validation_share_setting():
+    """V's and M's held-out share (not in the paper, which trained on every episode)."""
+    return setting(
+        0.05,
+        "share of the episodes held out, whole, to measure the loss on; chosen by --seed when "
+        "the run starts and kept when it resumes (0: none)",
+        check="fraction",
+    )
+
+
 # `setting(check=...)`: the range a number must lie in, as (test, what the test asks for).
 CHECKS = {
     "positive": (lambda value: value >= 1, "at least 1"),
@@ -197,13 +207,7 @@ class VAEParams:
         check="positive",
         resume=FREE,
     )
-    # Not in the paper, which trained on every episode.
-    validation_share: float = setting(
-        0.05,
-        "share of the episodes held out, whole, to measure the loss on; chosen by --seed when "
-        "the run starts and kept when it resumes (0: none)",
-        check="fraction",
-    )
+    validation_share: float = validation_share_setting()
     seed: int = setting(
         0,
         "seeds the initial weights, the held-out episodes and the order of the frames",
@@ -264,12 +268,7 @@ class MemoryParams:
     epochs: int = setting(
         40, "total epochs of the run (the write-up: 20-80)", check="positive", resume=FREE
     )
-    validation_share: float = setting(
-        0.05,
-        "share of the episodes held out, whole, to measure the loss on; chosen by --seed when "
-        "the run starts and kept when it resumes (0: none)",
-        check="fraction",
-    )
+    validation_share: float = validation_share_setting()
     seed: int = setting(
         0,
         "seeds the initial weights, the held-out episodes, the episode order and the z draws",
