@@ -15,7 +15,9 @@ trajectories): so that `worldmodels.ship` run on a copy still lists every comman
 Copying the folder into an empty home and rerunning `train_controller` with the run's flags
 resumes the controller run where the snapshot was taken; `evaluate`, `render` and `export`
 work on it as they are.
-The destination is replaced atomically: a snapshot is complete or absent.
+The destination is replaced atomically: a snapshot is complete or absent. While V and M are
+being retrained (a recipe's later iteration, before CMA-ES trains on them) it refuses: such a
+copy could not resume.
 """
 
 import argparse
@@ -26,7 +28,8 @@ import tempfile
 from pathlib import Path
 
 from worldmodels import layout
-from worldmodels.control.generations import complete_generations, controller_spec
+from worldmodels.control.generations import complete_generations, controller_spec, trained_on
+from worldmodels.training import fingerprint
 from worldmodels.world_model import WorldModel, require_trained_models, write_world_model_weights
 
 
@@ -41,10 +44,23 @@ def main():
     spec = controller_spec(home)
     require_trained_models(home, spec.uses_memory)
 
+    world_model = WorldModel(home, with_memory=spec.uses_memory)
+    generations = complete_generations(home)
+    if generations and not trained_on(
+        home, generations[-1], fingerprint(world_model.vae, world_model.memory)
+    ):
+        # V and M are being retrained (a recipe's next iteration): the copy would hold them
+        # half-trained, and its episodes could not be sampled again with the controller.
+        raise SystemExit(
+            f"error: the V and M in {home} are not the ones generation {generations[-1]} "
+            "trained with (retrained since); snapshot once CMA-ES trains on them, and keep "
+            "the last snapshot until then"
+        )
+
     out = args.out.resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
-    write_world_model_weights(home, WorldModel(home, with_memory=spec.uses_memory), staging)
+    write_world_model_weights(home, world_model, staging)
     for run in (layout.vae_training(home), layout.memory_training(home)):
         for name in (layout.LOSSES, layout.VALIDATION, layout.IMAGES, layout.TENSORBOARD):
             if (run / name).is_file():
@@ -66,7 +82,7 @@ def main():
         shutil.copyfile(
             layout.sampling_config(home, dataset), layout.sampling_config(staging, dataset)
         )
-    if generations := complete_generations(home):
+    if generations:
         # One optimizer state resumes CMA-ES: the latest generation's (~12 MB each at full
         # covariance; the home keeps several).
         latest = layout.generation(home, generations[-1])

@@ -22,6 +22,7 @@ import tensorflow as tf
 from worldmodels import layout, shipping
 from worldmodels.agent_archive import export_agent
 from worldmodels.control import evaluate
+from worldmodels.control.generations import complete_generations
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -189,6 +190,25 @@ def test_a_snapshot_of_a_run_resumes_its_controller_training_in_a_fresh_home(
     assert "resuming after generation 1" in resumed.stdout
     assert "V and M changed" not in resumed.stdout
     assert "generation 2: best" in resumed.stdout
+
+
+def test_no_snapshot_is_taken_while_v_and_m_are_retrained(trained_controller_home, tmp_path):
+    home = tmp_path / "home"
+    shutil.copytree(trained_controller_home, home)
+    # As in a recipe's next iteration: the latest generation trained on other V and M.
+    latest = complete_generations(home)[-1]
+    summary_path = layout.generation(home, latest) / "summary.json"
+    summary = json.loads(summary_path.read_text())
+    summary_path.write_text(json.dumps({**summary, "world_model": "0" * 16}))
+    snapshot = tmp_path / "snapshot"
+    result = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "snapshot_run.py"), str(home), str(snapshot)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode != 0
+    assert f"not the ones generation {latest} trained with" in result.stderr
+    assert not snapshot.exists()
 
 
 def test_without_a_source_it_installs_the_agent_shipped_beside_the_script(served, tmp_path):
