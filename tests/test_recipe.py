@@ -137,11 +137,35 @@ def test_the_recipe_needs_evaluations_that_fall_on_its_caps(tmp_path, capsys):
         assert "controller.eval_every" in capsys.readouterr().err
 
 
+BUSY = "import time\nt = time.process_time()\nwhile time.process_time() - t < {}: pass\n"
+
+
 def test_a_steps_cpu_seconds_count_the_processes_it_started():
     started = pipeline.cpu_seconds()
-    busy = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.5: pass"
-    subprocess.run([sys.executable, "-c", busy], check=True)
+    subprocess.run([sys.executable, "-c", BUSY.format(0.5)], check=True)
     assert pipeline.cpu_seconds() - started >= 0.5
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_a_steps_cpu_seconds_count_its_running_workers_and_theirs():
+    """A child still running (a worker mid-step) counts, with the CPU of a grandchild it
+    started and reaped; once it ends and is reaped, its CPU moves to the parent's rusage and
+    the total stays."""
+    started = pipeline.cpu_seconds()
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import subprocess, sys, time\n"
+         f"subprocess.run([sys.executable, '-c', {BUSY.format(0.3)!r}])\n"
+         f"{BUSY.format(0.3)}print('busy', flush=True)\ntime.sleep(600)"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert child.stdout.readline() == "busy\n"
+        running = pipeline.cpu_seconds() - started
+        assert running >= 0.6
+    finally:
+        child.kill()
+        child.wait()
+    assert pipeline.cpu_seconds() - started == pytest.approx(running, abs=0.05)
 
 
 def tiny_recipe(home) -> tuple[RecipeRecord, pipeline.Recipe]:
@@ -188,6 +212,7 @@ def test_a_killed_steps_time_up_to_its_last_heartbeat_counts(tmp_path, monkeypat
     recipe.step("a step", stage, cores=2)
     (running,) = seen
     assert running["step"] == "a step" and running["cores"] == 2
+    assert running["cpu_seconds"] is not None  # what it counts: the test above
     finished = json.loads(path.read_text())
     assert "running" not in finished and finished["steps"]["a step"]["seconds"] >= 0.5
     assert 0 < running["seconds"] <= finished["steps"]["a step"]["seconds"]  # a beat came
@@ -199,6 +224,12 @@ def test_a_killed_steps_time_up_to_its_last_heartbeat_counts(tmp_path, monkeypat
     (killed,) = json.loads(path.read_text())["interrupted"]
     assert killed == {**running, "step": "a killed step"}
     finished_step = finished["steps"]["a step"]
+    assert resumed.core_hours() * 3600 == pytest.approx(
+        finished_step["cpu_seconds"] + running["cpu_seconds"]
+    )
+    # Where CPU time is not measured (Ray's workers): wall time x cores.
+    path.write_text(json.dumps({**finished, "running": {**running, "cpu_seconds": None}}))
+    resumed = RecipeRecord(tmp_path, PRESETS["tiny"], "tiny")
     assert resumed.core_hours() * 3600 == pytest.approx(
         finished_step["cpu_seconds"] + 2 * running["seconds"]
     )

@@ -83,13 +83,32 @@ def plateaued(means: list[float], patience: int) -> bool:
 
 
 def cpu_seconds() -> float:
-    """CPU seconds used so far by this process and by its child processes that have ended (a
-    stage's rollout workers, once its pool closes). Unlike wall time times cores, it does not
-    grow when other work shares the machine."""
-    own, children = (
+    """CPU seconds used so far by this process and its descendants: those that ended (a
+    stage's rollout workers once its pool closes) and, on Linux, those still running (the
+    workers mid-step, so that a heartbeat can count them). Unlike wall time times cores, it
+    does not grow when other work shares the machine."""
+    own, ended = (
         resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
     )
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+    return own.ru_utime + own.ru_stime + ended.ru_utime + ended.ru_stime + running_descendants()
+
+
+def running_descendants(pid: int | str = "self") -> float:
+    """CPU seconds of the live descendants of process `pid`, each with the children it has
+    reaped, from /proc (0 without one). A child that ends between two reads counts in neither
+    or in both, once: it moves from here to the parent's RUSAGE_CHILDREN."""
+    total = 0.0
+    for children in Path(f"/proc/{pid}/task").glob("*/children"):
+        for child in children.read_text().split():
+            try:
+                stat = Path(f"/proc/{child}/stat").read_text()
+            except (FileNotFoundError, ProcessLookupError):  # ended meanwhile
+                continue
+            # After the command name (in parentheses): utime, stime, cutime, cstime are the
+            # 12th to 15th fields, in clock ticks.
+            ticks = sum(int(field) for field in stat.rsplit(")", 1)[1].split()[11:15])
+            total += ticks / os.sysconf("SC_CLK_TCK") + running_descendants(child)
+    return total
 
 
 def agent_home(home: str | None = None) -> Path:
@@ -220,7 +239,7 @@ class Recipe:
             return time.monotonic() - started, cpu
 
         try:
-            with self.record.running(name, cores):
+            with self.record.running(name, cores, cpu_spent=lambda: spent()[1]):
                 summary = stage()
         except (KeyboardInterrupt, SystemExit):  # Ctrl-C, or a stage's error: time spent
             self.record.interrupted(name, *spent(), cores)

@@ -6,7 +6,7 @@ by `pipeline --status`, the card (`shipping`) and the figures.
     steps                     every finished step by name: wall seconds, the cores it kept busy,
                               CPU seconds (None where not measured: Ray's workers)
     interrupted               the time of tries that did not finish (Ctrl-C, an error, kill -9)
-    running                   the step in progress and its wall seconds at its last heartbeat
+    running                   the step in progress, its wall and CPU seconds at its last heartbeat
     iterations                each ended iteration: why, its generations and evaluations, the
                               generation that samples the next one's data, core-hours so far
     ship                      the candidates' validation means and the generation shipped
@@ -22,7 +22,7 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from worldmodels import layout
@@ -81,16 +81,18 @@ class RecipeRecord:
             atomic_write_text(self.path, json.dumps(self.data, indent=2) + "\n")
 
     @contextlib.contextmanager
-    def running(self, step: str, cores: int) -> Iterator[None]:
+    def running(
+        self, step: str, cores: int, cpu_spent: Callable[[], float | None] = lambda: None
+    ) -> Iterator[None]:
         """Within it, recipe.json names `step` as running and, every HEARTBEAT_SECONDS, the
-        wall seconds it has spent: what a kill -9 would otherwise lose of its time (its CPU
-        time is not known before its workers end, so such a try counts wall time × cores)."""
+        wall seconds and the CPU seconds (`cpu_spent()`, None where not measured) it has
+        spent: what a kill -9 would otherwise lose of its time."""
         started, stop = time.monotonic(), threading.Event()
         entry = {"step": step, "seconds": 0.0, "cores": cores, "cpu_seconds": None}
 
         def beat() -> None:
             while not stop.wait(HEARTBEAT_SECONDS):
-                entry["seconds"] = time.monotonic() - started
+                entry.update(seconds=time.monotonic() - started, cpu_seconds=cpu_spent())
                 self.save()
 
         self.data["running"] = entry
@@ -208,7 +210,8 @@ def recipe_spans(recipe: dict) -> list[tuple[str, dict]]:
 def step_core_seconds(step: dict) -> float:
     """The core-seconds a step of recipe.json (finished or interrupted) used: its CPU seconds,
     where measured, else its wall seconds times the cores it kept busy."""
-    return step.get("cpu_seconds") or step["seconds"] * step["cores"]
+    cpu = step.get("cpu_seconds")
+    return cpu if cpu is not None else step["seconds"] * step["cores"]
 
 
 def cma_es_step_name(iteration: int, last_generation: int) -> str:
