@@ -16,4 +16,7 @@ def progress(*args, **kwargs) -> tqdm:
     terminal. Update its postfix with `refresh=False`: a refresh ignores the interval."""
     if not sys.stderr.isatty():
         kwargs.setdefault("mininterval", LOG_INTERVAL_SECONDS)
+        # tqdm's monitor thread redraws a bar that has not drawn for `maxinterval` (10 s):
+        # below the interval, each slow bar's line came twice.
+        kwargs.setdefault("maxinterval", kwargs["mininterval"])
     return tqdm(*args, **kwargs)
