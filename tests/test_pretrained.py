@@ -517,8 +517,27 @@ def test_ship_agent_packs_the_chosen_generation_with_its_card(
     layout.evaluation_file(home, 0, seed=1).write_text(
         json.dumps({**validation, "generation": 0, "mean": 1e6})
     )
-    shipped = run_ship(home, out, "--generation", "1", "--note", "Rebuilt on another machine.")
+    # Other agents' reports: one on generation 1's validation tracks, 40 and 60 lower (this
+    # minus it: +50 ± 10); one on other tracks.
+    other_agent, elsewhere = tmp_path / "other-agent.json", tmp_path / "elsewhere.json"
+    other_agent.write_text(
+        json.dumps(
+            {**validation, "rewards": [r - d for r, d in zip(validation["rewards"], (40, 60))],
+             "mean": validation["mean"] - 50}
+        )
+    )  # fmt: skip
+    elsewhere.write_text(json.dumps({**validation, "seed": 7, "track_seeds": [1, 2]}))
+    shipped = run_ship(
+        home, out, "--generation", "1", "--note", "Rebuilt on another machine.",
+        "--compare-with", str(other_agent), str(elsewhere),
+    )  # fmt: skip
     assert shipped.returncode == 0, shipped.stderr
+    better = (
+        f"against {other_agent} ({validation['mean'] - 50:.1f} on the same 2 tracks): this "
+        "minus it +50.0 ± 10.0 (paired standard error), better by more than two standard errors"
+    )
+    assert better in shipped.stdout
+    assert f"against {elsewhere}: not paired, it ran other tracks (its seed 7" in shipped.stdout
     archive = (out / "agent.tar.gz").read_bytes()
     assert (out / "agent.tar.gz.sha256").read_text().split()[0] == hashlib.sha256(
         archive
@@ -549,6 +568,7 @@ def test_ship_agent_packs_the_chosen_generation_with_its_card(
     for stage in ("1. sampling", "2. VAE training", "4. MDN-RNN training", "5. controller", "all"):
         assert f"| {stage}" in card
     assert "is not counted.\n\nRebuilt on another machine.\n\n![learning curve]" in card
+    assert f"standard errors):\n\n- {better}\n- against {elsewhere}: not paired" in card
     assert "python -m worldmodels.control.train_controller --generations 2 --popsize 4" in card
     assert "| 5. controller training, 2 generations |" in card
     for name in ("evaluation.png", "learning-curve.png", "fitness.png", "agent.gif"):

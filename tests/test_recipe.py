@@ -22,6 +22,7 @@ from worldmodels.control.generations import (
 from worldmodels.data.tf_records import list_episodes
 from worldmodels.params import PRESETS, ConfigError, config_from_dict
 from worldmodels.recipe_record import RecipeRecord
+from worldmodels.seeds import Stream, derive_seed
 
 # The recipe's settings the tiny recipe test overrides (the other pipeline tests cover the
 # rest of the preset's keys).
@@ -125,6 +126,14 @@ def test_a_rerun_with_other_settings_is_refused_budgets_aside(tmp_path):
         RecipeRecord(tmp_path, other, "tiny")
     with pytest.raises(SystemExit, match="records a run with other settings"):
         pipeline.main(["--home", str(tmp_path), "--set", "vae.epochs=3"])
+
+
+def test_a_report_to_compare_with_is_checked_before_the_run_starts(tmp_path):
+    not_a_report = tmp_path / "notes.json"
+    not_a_report.write_text("{}")
+    with pytest.raises(SystemExit, match=f"--compare-with {not_a_report}: not an evaluation"):
+        pipeline.main(["--home", str(tmp_path / "home"), "--compare-with", str(not_a_report)])
+    assert not (tmp_path / "home").exists()
 
 
 def test_the_recipe_needs_evaluations_that_fall_on_its_caps(tmp_path, capsys):
@@ -274,7 +283,20 @@ def test_the_tiny_recipe_killed_mid_iteration_ends_as_an_uninterrupted_one(tmp_p
     # of the home: they are sampled again, the same ones.
     for path in list_episodes(layout.rollouts(home, "random")):
         path.unlink()
-    result = subprocess.run(recipe_command(home), check=True, capture_output=True, text=True)
+    # Resumed with an agent to compare with on the validation tracks (0 and 10 on them).
+    other_agent = tmp_path / "other-agent.json"
+    validation_tracks = [derive_seed(1, Stream.EVALUATION_TRACKS, j) for j in range(2)]
+    other_agent.write_text(
+        json.dumps(
+            {"rewards": [0.0, 10.0], "mean": 5.0, "track_seeds": validation_tracks,
+             "env": "fast", "episode_length": 50, "seed": 1}
+        )
+    )  # fmt: skip
+    result = subprocess.run(
+        [*recipe_command(home), "--compare-with", str(other_agent)],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    assert f"against {other_agent} (5.0 on the same 2 tracks): this minus it" in result.stdout
     assert "recipe (tiny) complete: generation" in result.stdout
     assert "sample episodes with policy random (again: 0 of 4 episodes)" in result.stdout
     assert complete_generations(home) == [0, 1, 2, 3]
@@ -317,6 +339,7 @@ def test_the_tiny_recipe_killed_mid_iteration_ends_as_an_uninterrupted_one(tmp_p
     assert f"shipped: generation {recipe['ship']['generation']}, {test['mean']:.1f}" in status
     assert "running" not in status and "iteration 2: generations 2-3, ended by" in status
     assert "From `recipe.json`" in card and "| 6. validation of the candidates |" in card
+    assert f"- against {other_agent} (5.0 on the same 2 tracks)" in card
 
 
 def recipe_numbers(home) -> dict:

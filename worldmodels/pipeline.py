@@ -170,6 +170,15 @@ def main(argv: list[str] | None = None) -> None:
         help="print where the run in --home stands (its iterations, generations, latest "
         "evaluation, core-hours) and exit; the run itself is untouched",
     )
+    parser.add_argument(
+        "--compare-with",
+        nargs="+",
+        default=[],
+        metavar="REPORT",
+        help="evaluation reports of other agents on the validation tracks, e.g. the shipped "
+        "one's pretrained/validation.json: the card says whether the recipe's agent beats each "
+        "by more than two paired standard errors",
+    )
     add_backend_arguments(parser)
     args = parser.parse_args(argv)
     if args.status:
@@ -188,6 +197,9 @@ def main(argv: list[str] | None = None) -> None:
             "the recipe's rules read the mid-training evaluations: controller.eval_every must "
             f"be at least 1 and divide recipe.iteration_generations (got {every} and {cap})"
         )
+    from worldmodels.control.evaluation import read_reports
+
+    others = read_reports(args.compare_with)  # checked now, not after days of training
     home = layout.resolve_home(args.home)
     # A second pipeline on this home would take the first's running step for a killed one's.
     with exclusive_use(home, "a recipe run"):
@@ -202,7 +214,7 @@ def main(argv: list[str] | None = None) -> None:
         config.save(layout.pipeline_config(home))
         stop_like_ctrl_c()
         try:
-            Recipe(config, home, record, args).run()
+            Recipe(config, home, record, args, others).run()
         except KeyboardInterrupt:
             sys.exit(
                 f"\ninterrupted; rerun the same command to go on from {layout.recipe_record(home)}"
@@ -212,8 +224,16 @@ def main(argv: list[str] | None = None) -> None:
 class Recipe:
     """The steps of the recipe in order, each skipped when recipe.json records it finished."""
 
-    def __init__(self, config: Config, home: Path, record: RecipeRecord, args):
+    def __init__(
+        self,
+        config: Config,
+        home: Path,
+        record: RecipeRecord,
+        args,
+        compare_with: dict[str, dict] | None = None,
+    ):
         self.config, self.home, self.record, self.args = config, home, record, args
+        self.compare_with = compare_with  # other agents' reports, for the card
         # Where the rollouts of sampling and evaluation run (CMA-ES's: its own params).
         self.workers = {
             "num_process": args.num_process,
@@ -505,6 +525,7 @@ class Recipe:
                 episode_length=episode_length,
                 gif_steps=min(400, episode_length),
                 cores=os.cpu_count() or 1,
+                compare_with=self.compare_with,
             ),
             self.args.num_process,
         )

@@ -14,8 +14,9 @@ evaluations during training against episodes and core-hours, beside the official
 points), `fitness.png` (every generation's best, mean and worst fitness against generations
 and core-hours), `agent.gif` (one episode: observation | reconstruction | prediction), and
 `card.md`: the score, laps finished, how the generation was chosen (with every validation
-evaluation of a generation trained on the same V and M), the hours each stage took, the
-commands that trained the agent and the project version.
+evaluation of a generation trained on the same V and M), how it compares with the agents of
+`--compare-with` track by track, the hours each stage took, the commands that trained the
+agent and the project version.
 
 A stage's hours are what the home records of it: the controller's generation summaries (wall
 seconds × rollout workers), the VAE's and MDN-RNN's TensorBoard events (earlier runs that
@@ -75,13 +76,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="a paragraph for the card, after the hours: what the home's files do not say "
         "(e.g. that its episodes were resampled on another machine)",
     )
+    parser.add_argument(
+        "--compare-with",
+        nargs="+",
+        default=[],
+        metavar="REPORT",
+        help="evaluation reports (evaluate's JSON) of other agents, e.g. the shipped one's "
+        "pretrained/validation.json: the card says this agent minus each, paired on its tracks "
+        "(a validation of this generation on them, else the test), and whether it is more than "
+        "two standard errors",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    from worldmodels.shipping import ship_agent  # after parsing: --help stays fast
+    # After parsing: --help stays fast.
+    from worldmodels.control.evaluation import read_reports
+    from worldmodels.shipping import ship_agent
 
+    others = read_reports(args.compare_with)
     print(
         ship_agent(
             layout.resolve_home(args.home),
@@ -93,6 +107,7 @@ def main(argv: list[str] | None = None) -> None:
             gif_steps=args.gif_steps,
             cores=args.cores,
             note=args.note,
+            compare_with=others,
         )
     )
 

@@ -16,7 +16,7 @@ import tensorflow as tf
 from worldmodels import __version__, figures, layout
 from worldmodels.agent_archive import export_agent
 from worldmodels.control import evaluation
-from worldmodels.control.evaluation import evaluate_agent, load_report
+from worldmodels.control.evaluation import compared, evaluate_agent, load_report
 from worldmodels.control.generations import (
     controller_latent,
     load_agent_controller,
@@ -202,6 +202,14 @@ def shipped_minus(report: dict, validations: list[dict], generation: int) -> str
     return ""
 
 
+def paired_report(validations: list[dict], generation: int, test: dict, other: dict) -> dict:
+    """The report of `generation` (a validation, or the `test` evaluation) that ran `other`'s
+    tracks, to compare the two track by track; the test evaluation when none did (the
+    comparison then says it is not paired)."""
+    reports = [r for r in validations if r["generation"] == generation] + [test]
+    return next((r for r in reports if evaluation.paired_difference(r, other)), test)
+
+
 def ship_agent(
     home: Path,
     out: str | Path,
@@ -213,11 +221,14 @@ def ship_agent(
     gif_steps: int = 240,
     cores: int = 1,
     note: str = "",
+    compare_with: dict[str, dict] | None = None,
 ) -> str:
     """Writes into `out` the archive of the home's `generation` (N, or best), its test
     evaluation on `episodes` tracks of stock CarRacing-v3, a GIF of `gif_steps` steps, its
     figures and its card (`worldmodels.ship` says what each holds; stages 1-4 ran on `cores`
-    cores). Returns the summary line."""
+    cores), the card comparing it with the evaluation reports of `compare_with` (name ->
+    report: another agent's, say the one shipped before) track by track. Returns the summary
+    lines."""
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     chosen = generation
@@ -267,6 +278,10 @@ def ship_agent(
     if recipe:  # a pipeline run measured every step as it went
         hours, unrecorded = recipe_hours(recipe), []
     rewards = np.array(evaluation["rewards"])
+    comparisons = [
+        compared(paired_report(validations, generation, evaluation, other), name, other)
+        for name, other in (compare_with or {}).items()
+    ]
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
     ).stdout.strip()
@@ -313,6 +328,17 @@ def ship_agent(
             if validations
             else []
         ),
+        *(
+            [
+                "Against other agents, on their tracks (the rule to replace one: better by more "
+                "than two paired standard errors):",
+                "",
+                *[f"- {line}" for line in comparisons],
+                "",
+            ]
+            if comparisons
+            else []
+        ),  # fmt: skip
         "![one episode](agent.gif)",
         "",
         "| stage | wall hours | core-hours |",
@@ -365,4 +391,7 @@ def ship_agent(
         "```",
     ]
     (out / "card.md").write_text("\n".join(card) + "\n")
-    return f"shipped generation {generation}: {rewards.mean():.1f} ± {rewards.std():.1f}; in {out}"
+    return "\n".join(
+        [*comparisons, f"shipped generation {generation}: {rewards.mean():.1f} ± "
+         f"{rewards.std():.1f}; in {out}"]
+    )  # fmt: skip

@@ -14,8 +14,6 @@ with other agents' reports on the same tracks (the rule that replaces a shipped 
 
 from __future__ import annotations
 
-import sys
-
 from worldmodels import layout
 from worldmodels.cli import (
     add_rollout_arguments,
@@ -73,27 +71,10 @@ def parse_args(argv: list[str] | None = None):
     return parser.parse_args(argv)
 
 
-def read_reports(paths: list[str]) -> dict[str, dict]:
-    """The reports of --compare-with by path, checked before anything runs."""
-    from worldmodels.control.evaluation import load_report
-
-    reports = {}
-    for path in paths:
-        try:
-            reports[path] = load_report(path)
-        except (OSError, ValueError) as error:
-            sys.exit(f"error: --compare-with {path}: cannot read it as JSON ({error})")
-        if not {"rewards", "mean"} <= reports[path].keys():
-            sys.exit(
-                f"error: --compare-with {path}: not an evaluation report (expected evaluate's "
-                "JSON, with its rewards and track seeds)"
-            )
-    return reports
-
-
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    from worldmodels.control.evaluation import evaluate_agent  # after parsing: fast --help
+    # After parsing: --help stays fast.
+    from worldmodels.control.evaluation import evaluate_agent, read_reports
 
     others = read_reports(args.compare_with)
     with ctrl_c_ends_with("no report written (it is written whole at the end); rerun to evaluate"):

@@ -122,6 +122,23 @@ def load_report(path: Path) -> dict:
     return report
 
 
+def read_reports(paths: list[str]) -> dict[str, dict]:
+    """The reports `--compare-with` names, by path, checked before anything runs: exits with
+    a message naming a file that is not an evaluation report."""
+    reports = {}
+    for path in paths:
+        try:
+            reports[path] = load_report(path)
+        except (OSError, ValueError) as error:
+            sys.exit(f"error: --compare-with {path}: cannot read it as JSON ({error})")
+        if not {"rewards", "mean"} <= reports[path].keys():
+            sys.exit(
+                f"error: --compare-with {path}: not an evaluation report (expected evaluate's "
+                "JSON, with its rewards and track seeds)"
+            )
+    return reports
+
+
 def agent_name(report: dict) -> str:
     """What a report evaluated, as its messages name it: the candidate, and how the controller
     read z when not as it was trained to ("mean", "mean, z mode")."""
