@@ -62,6 +62,19 @@ def add_on_corrupt_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_compare_with_argument(parser: argparse.ArgumentParser, says: str) -> None:
+    """--compare-with REPORT ...: other agents' evaluation reports, read by
+    `evaluation.read_reports`; `says` is what the command does with them."""
+    parser.add_argument(
+        "--compare-with",
+        nargs="+",
+        default=[],
+        metavar="REPORT",
+        help="evaluation reports (evaluate's JSON) of other agents, e.g. the shipped one's "
+        f"pretrained/validation.json (its 100 validation tracks, --seed 1): {says}",
+    )
+
+
 def add_strategy_argument(parser: argparse.ArgumentParser) -> None:
     """--strategy, for the commands that train V and M."""
     parser.add_argument(

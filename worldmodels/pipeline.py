@@ -34,7 +34,13 @@ import time
 from pathlib import Path
 
 from worldmodels import __version__, layout
-from worldmodels.cli import add_backend_arguments, make_parser, positive_int, stop_like_ctrl_c
+from worldmodels.cli import (
+    add_backend_arguments,
+    add_compare_with_argument,
+    make_parser,
+    positive_int,
+    stop_like_ctrl_c,
+)
 from worldmodels.files import exclusive_use
 from worldmodels.params import PRESETS, Config, ConfigError, config_from_dict
 from worldmodels.recipe_record import RecipeRecord, cma_es_step_name, status
@@ -170,14 +176,10 @@ def main(argv: list[str] | None = None) -> None:
         help="print where the run in --home stands (its iterations, generations, latest "
         "evaluation, core-hours) and exit; the run itself is untouched",
     )
-    parser.add_argument(
-        "--compare-with",
-        nargs="+",
-        default=[],
-        metavar="REPORT",
-        help="evaluation reports of other agents on the validation tracks, e.g. the shipped "
-        "one's pretrained/validation.json: the card says whether the recipe's agent beats each "
-        "by more than two paired standard errors",
+    add_compare_with_argument(
+        parser,
+        "the card says whether the recipe's agent beats each by more than two paired "
+        "standard errors on the validation tracks",
     )
     add_backend_arguments(parser)
     args = parser.parse_args(argv)

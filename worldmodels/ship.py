@@ -36,7 +36,7 @@ import argparse
 import os
 
 from worldmodels import layout
-from worldmodels.cli import positive_int
+from worldmodels.cli import add_compare_with_argument, positive_int
 from worldmodels.params import EnvParams
 
 
@@ -76,15 +76,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="a paragraph for the card, after the hours: what the home's files do not say "
         "(e.g. that its episodes were resampled on another machine)",
     )
-    parser.add_argument(
-        "--compare-with",
-        nargs="+",
-        default=[],
-        metavar="REPORT",
-        help="evaluation reports (evaluate's JSON) of other agents, e.g. the shipped one's "
-        "pretrained/validation.json: the card says this agent minus each, paired on its tracks "
-        "(a validation of this generation on them, else the test), and whether it is more than "
-        "two standard errors",
+    add_compare_with_argument(
+        parser,
+        "the card says this agent minus each, paired on its tracks (a validation of this "
+        "generation on them, else the test), and whether it is more than two standard errors",
     )
     return parser.parse_args(argv)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from worldmodels import layout
 from worldmodels.cli import (
+    add_compare_with_argument,
     add_rollout_arguments,
     ctrl_c_ends_with,
     make_parser,
@@ -58,14 +59,10 @@ def parse_args(argv: list[str] | None = None):
         "diagnostic of how much a controller relies on the draw's noise (report named "
         "...-zmode... or ...-zsample...)",
     )
-    parser.add_argument(
-        "--compare-with",
-        nargs="+",
-        default=[],
-        metavar="REPORT",
-        help="evaluation reports (evaluate's JSON) of other agents, e.g. another home's on the "
-        "same --seed and --episodes: prints this minus each, paired track by track, and "
-        "whether it is more than two standard errors",
+    add_compare_with_argument(
+        parser,
+        "prints this minus each, paired track by track (the same --seed and --episodes), "
+        "and whether it is more than two standard errors",
     )
     add_rollout_arguments(parser)
     return parser.parse_args(argv)
