@@ -14,6 +14,11 @@ predicts it beside the mean's real score, generation by generation; where the fi
 the second does not, the controller exploits M. Prints a Markdown table, a row per run: its
 generations and core-hours, its last dream fitness, its best real evaluation and its 100-track
 evaluations.
+
+What a run spends outside its generations counts too where its home says so: each line
+`GENERATION:USER:SYSTEM:COMMAND` of `<home>/other-costs.txt` (what GNU time writes with
+`-f "N:%U:%S:%C"` around a command run after generation N: real episodes sampled to retrain
+M, M's retraining) adds its CPU seconds from generation N + 1 on.
 """
 
 import argparse
@@ -29,12 +34,26 @@ from worldmodels.images import save_figure
 from worldmodels.records import read_run
 
 
+def other_core_hours(home: Path, generations: np.ndarray) -> np.ndarray:
+    """Cumulative core-hours after each of `generations` of the costs <home>/other-costs.txt
+    records (zeros without one; GNU time's other lines, such as a failed command's exit
+    status, are skipped)."""
+    hours = np.zeros(len(generations))
+    path = home / "other-costs.txt"
+    for line in path.read_text().splitlines() if path.exists() else []:
+        after, user, system, _ = (line.split(":", 3) + ["", "", ""])[:4]
+        if after.isdigit():
+            hours[generations > int(after)] += (float(user) + float(system)) / 3600
+    return hours
+
+
 def controller_run(home: Path) -> dict:
     """What the figure needs of one home's controller run."""
     summaries = load_summaries(home)
     if not summaries:
         raise SystemExit(f"error: {home} has no complete generation")
-    hours = figures.core_hours(home, summaries)
+    generations = np.array([s["generation"] for s in summaries])
+    hours = figures.core_hours(home, summaries) + other_core_hours(home, generations)
     evaluated = [i for i, s in enumerate(summaries) if "evaluation" in s]
     final = {}
     for path in sorted(layout.evaluations(home).glob("generation_*-mean.json")):
@@ -63,7 +82,7 @@ def controller_run(home: Path) -> dict:
     return {
         "label": label,
         "dream": bool(dreamed),
-        "generation": np.array([s["generation"] for s in summaries]),
+        "generation": generations,
         "hours": hours,
         "fitness": np.array([s["mean_fitness"] for s in summaries]),
         "evaluated": evaluated,
