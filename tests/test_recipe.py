@@ -218,17 +218,20 @@ def test_a_killed_steps_time_up_to_its_last_heartbeat_counts(tmp_path, monkeypat
         seen.append(json.loads(path.read_text())["running"])
         return "done"
 
-    recipe.step("a step", stage, cores=2)
+    recipe.step("a step", stage, cores=2, progress=lambda: "half way")
     (running,) = seen
     assert running["step"] == "a step" and running["cores"] == 2
     assert running["cpu_seconds"] is not None  # what it counts: the test above
+    assert running["progress"] == "half way"
     finished = json.loads(path.read_text())
     assert "running" not in finished and finished["steps"]["a step"]["seconds"] >= 0.5
     assert 0 < running["seconds"] <= finished["steps"]["a step"]["seconds"]  # a beat came
 
     finished["running"] = {**running, "step": "a killed step"}  # as kill -9 leaves it
     path.write_text(json.dumps(finished))
-    assert "in progress: a killed step" in recipe_record.status(tmp_path)
+    assert "in progress: a killed step, 0 min at its last heartbeat (half way)" in (
+        recipe_record.status(tmp_path)
+    )
     resumed = RecipeRecord(tmp_path, PRESETS["tiny"], "tiny")
     (killed,) = json.loads(path.read_text())["interrupted"]
     assert killed == {**running, "step": "a killed step"}
@@ -242,6 +245,22 @@ def test_a_killed_steps_time_up_to_its_last_heartbeat_counts(tmp_path, monkeypat
     assert resumed.core_hours() * 3600 == pytest.approx(
         finished_step["cpu_seconds"] + 2 * running["seconds"]
     )
+
+
+def test_the_progress_of_a_training_step_is_its_last_logged_epoch_and_step(tmp_path):
+    losses = tmp_path / "losses.csv"
+    assert pipeline.training_progress(tmp_path, 4) == ""  # not started
+    losses.write_text("")
+    assert pipeline.training_progress(tmp_path, 4) == ""
+    losses.write_text("step,epoch,loss\n")
+    assert pipeline.training_progress(tmp_path, 4) == ""
+    losses.write_text(
+        "step,epoch,loss\n" + "".join(f"{s},{s // 300 + 1},0.5\n" for s in range(1, 700))
+    )
+    assert pipeline.training_progress(tmp_path, 4) == "epoch 3 of 4, step 699"
+    with open(losses, "a") as file:
+        file.write("70")  # a row being written
+    assert pipeline.training_progress(tmp_path, 4) == ""
 
 
 def recipe_command(home):

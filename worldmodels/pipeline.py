@@ -117,6 +117,22 @@ def running_descendants(pid: int | str = "self") -> float:
     return total
 
 
+def training_progress(run: Path, epochs: int) -> str:
+    """How far a V or M training run got, from the last row of its losses.csv: "epoch 2 of 4,
+    step 1200" ("" before its first step)."""
+    path = run / layout.LOSSES
+    if not path.exists():
+        return ""
+    with open(path, "rb") as losses:  # its last row only: the file grows a row a step
+        losses.seek(max(0, path.stat().st_size - 4096))
+        rows = losses.read().splitlines()
+    fields = rows[-1].split(b",")[:2] if rows else []
+    if len(fields) < 2 or not all(field.isdigit() for field in fields):  # the header alone
+        return ""
+    step, epoch = fields
+    return f"epoch {int(epoch)} of {epochs}, step {int(step)}"
+
+
 def agent_home(home: str | None = None) -> Path:
     """An experiments home with a trained agent, for notebooks and quick looks.
 
@@ -245,11 +261,11 @@ class Recipe:
             "ray_address": args.ray_address,
         }
 
-    def step(self, name: str, stage, cores: int, missing: str = "") -> None:
+    def step(self, name: str, stage, cores: int, missing: str = "", progress=lambda: "") -> None:
         """Runs `stage` (a call of a stage's library function, which returns its summary
         line) unless recipe.json records `name` done and nothing of it is `missing`; then
         records it (the first time), with its wall seconds, the cores it kept busy and the CPU
-        seconds it used."""
+        seconds it used. `progress()` says how far it got, for `--status`."""
         if self.record.done(name) and not missing:
             return
         print(f"== {name}{f' (again: {missing})' if missing else ''}", flush=True)
@@ -261,7 +277,7 @@ class Recipe:
             return time.monotonic() - started, cpu
 
         try:
-            with self.record.running(name, cores, cpu_spent=lambda: spent()[1]):
+            with self.record.running(name, cores, lambda: spent()[1], progress):
                 summary = stage()
         except (KeyboardInterrupt, SystemExit):  # Ctrl-C, or a stage's error: time spent
             self.record.interrupted(name, *spent(), cores)
@@ -317,6 +333,7 @@ class Recipe:
             self.vae_step(iteration),
             lambda: train_vae(home, datasets, vae, load_model=warm),
             cores,
+            progress=lambda: training_progress(layout.vae_training(home), vae.epochs),
         )
         if uses_memory:
             for dataset, step in zip(datasets, encode_steps):  # all again: the VAE changed
@@ -329,6 +346,7 @@ class Recipe:
                 memory_step,
                 lambda: train_memory(home, datasets, memory, load_model=warm),
                 cores,
+                progress=lambda: training_progress(layout.memory_training(home), memory.epochs),
             )
         first = 0 if iteration == 1 else self.record.iteration(iteration - 1)["last_generation"] + 1
         while True:
@@ -350,6 +368,9 @@ class Recipe:
                     ray_address=self.args.ray_address,
                 ),
                 self.args.num_process,
+                progress=lambda target=target: (
+                    f"generations 0-{self.generations_done() - 1} of 0-{target - 1} complete"
+                ),
             )
 
     def sample(self, iteration: int) -> None:
@@ -400,6 +421,10 @@ class Recipe:
             ),
             self.args.num_process,
             missing=missing,
+            progress=lambda: (
+                f"{len(list_episodes(layout.rollouts(self.home, dataset)))} of {wanted} "
+                "episodes written"
+            ),
         )  # fmt: skip
 
     def vae_step(self, iteration: int) -> str:

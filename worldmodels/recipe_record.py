@@ -6,7 +6,8 @@ by `pipeline --status`, the card (`shipping`) and the figures.
     steps                     every finished step by name: wall seconds, the cores it kept busy,
                               CPU seconds (None where not measured: Ray's workers)
     interrupted               the time of tries that did not finish (Ctrl-C, an error, kill -9)
-    running                   the step in progress, its wall and CPU seconds at its last heartbeat
+    running                   the step in progress: its wall and CPU seconds and how far it got,
+                              at its last heartbeat
     iterations                each ended iteration: why, its generations and evaluations, the
                               generation that samples the next one's data, core-hours so far
     ship                      the candidates' validation means and the generation shipped
@@ -82,17 +83,26 @@ class RecipeRecord:
 
     @contextlib.contextmanager
     def running(
-        self, step: str, cores: int, cpu_spent: Callable[[], float | None] = lambda: None
+        self,
+        step: str,
+        cores: int,
+        cpu_spent: Callable[[], float | None] = lambda: None,
+        progress: Callable[[], str] = lambda: "",
     ) -> Iterator[None]:
         """Within it, recipe.json names `step` as running and, every HEARTBEAT_SECONDS, the
         wall seconds and the CPU seconds (`cpu_spent()`, None where not measured) it has
-        spent: what a kill -9 would otherwise lose of its time."""
+        spent, what a kill -9 would otherwise lose of its time, and how far it got
+        (`progress()`, for `--status`: "epoch 2 of 4, step 1200", say)."""
         started, stop = time.monotonic(), threading.Event()
         entry = {"step": step, "seconds": 0.0, "cores": cores, "cpu_seconds": None}
 
         def beat() -> None:
             while not stop.wait(HEARTBEAT_SECONDS):
                 entry.update(seconds=time.monotonic() - started, cpu_seconds=cpu_spent())
+                try:
+                    entry["progress"] = progress()
+                except OSError:  # the step's files are being replaced: next beat
+                    pass
                 self.save()
 
         self.data["running"] = entry
@@ -174,6 +184,7 @@ def status(home: Path) -> str:
         step = recipe["running"]
         lines.append(
             f"in progress: {step['step']}, {step['seconds'] / 60:.0f} min at its last heartbeat"
+            + (f" ({step['progress']})" if step.get("progress") else "")
         )
     summaries = load_summaries(home)
     if summaries:
