@@ -217,6 +217,52 @@ def test_a_pipeline_run_s_core_hours_count_every_step_before_each_generation(tmp
     np.testing.assert_allclose(figures.run_core_hours(tmp_path, summaries[:3])[0][-1] * 3600, 397.5)
 
 
+def test_a_chunk_that_never_finished_counts_for_its_own_generations(tmp_path):
+    """Interrupted as its last generation completed, the chunk through generation 1 never
+    finished: the resumed run went on with the chunk through 3. Its try still counts, for
+    generations 0 and 1, before the chunks and steps that ran after it."""
+    steps = {
+        "iteration 1: train the VAE on agent-random": {
+            "seconds": 1.0,
+            "cores": 2,
+            "cpu_seconds": 200.0,
+        },
+        "iteration 1: CMA-ES through generation 3": {
+            "seconds": 1.0,
+            "cores": 2,
+            "cpu_seconds": 40.0,
+        },
+        "iteration 2: train the VAE on agent-random, controller-2": {
+            "seconds": 1.0,
+            "cores": 2,
+            "cpu_seconds": 100.0,
+        },
+        "iteration 2: CMA-ES through generation 5": {
+            "seconds": 1.0,
+            "cores": 2,
+            "cpu_seconds": 20.0,
+        },
+    }
+    interrupted = [
+        {
+            "step": "iteration 1: CMA-ES through generation 1",
+            "seconds": 1.0,
+            "cores": 2,
+            "cpu_seconds": 30.0,
+        },
+        {
+            "step": "iteration 2: CMA-ES through generation 5",
+            "seconds": 1.0,
+            "cores": 2,
+            "cpu_seconds": 10.0,
+        },
+    ]
+    fake_run(tmp_path, [1.0, 2.0, 3.0, 1.0, 1.0, 1.0], steps, interrupted)
+    hours, _ = figures.run_core_hours(tmp_path, load_summaries(tmp_path))
+    expected = [210, 230, 260, 270, 385, 400]  # VAE, then 30 over 1:2, 40 over 3:1; VAE, 30
+    np.testing.assert_allclose(hours * 3600, expected)
+
+
 def test_a_run_no_pipeline_made_counts_controller_training(tmp_path):
     fake_run(tmp_path, [1.0, 2.0], None)
     hours, counted = figures.run_core_hours(tmp_path, load_summaries(tmp_path))

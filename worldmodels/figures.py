@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import csv
 import json
+import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -125,10 +127,9 @@ def recipe_core_hours(home: Path, summaries: list[dict]) -> np.ndarray | None:
     if not path.exists():
         return None
     recipe = json.loads(path.read_text())
-    cost = dict.fromkeys(recipe["steps"], 0.0)  # a step's tries, counted once it finished
+    cost = dict.fromkeys(steps_in_order(recipe), 0.0)  # every try of a step counts
     for name, span in recipe_spans(recipe):
-        if name in cost:
-            cost[name] += step_core_seconds(span)
+        cost[name] += step_core_seconds(span)
     # Every generation's wall seconds, those past `summaries` too: a chunk is shared whole.
     seconds = {s["generation"]: s["seconds"] for s in load_summaries(home)}
     spent, first, ends = 0.0, 0, {}  # generation -> core-seconds spent when it finished
@@ -149,6 +150,28 @@ def recipe_core_hours(home: Path, summaries: list[dict]) -> np.ndarray | None:
             after += generation_core_seconds(s, workers)
             hours.append(after)
     return np.array(hours) / 3600
+
+
+def steps_in_order(recipe: dict) -> list[str]:
+    """The names of the steps recipe.json records tries of, in the order they ran: the
+    finished ones, with each CMA-ES chunk that never finished (interrupted as its last
+    generation completed, the resumed run went on with the next chunk) before the first
+    finished step after it: a later chunk of its iteration, or a later iteration's step."""
+
+    def position(name: str) -> tuple[float, float]:
+        iteration = re.match(r"iteration (\d+):", name)
+        last = cma_es_step_last_generation(name)
+        return (
+            int(iteration.group(1)) if iteration else math.inf,  # validation, test: the end
+            last if last is not None else -math.inf,  # sampling, V and M: before CMA-ES
+        )
+
+    order = list(recipe["steps"])
+    for name in dict.fromkeys(name for name, _ in recipe_spans(recipe)):
+        if name not in order:
+            later = [i for i, step in enumerate(order) if position(step) > position(name)]
+            order.insert(later[0] if later else len(order), name)
+    return order
 
 
 def run_core_hours(home: Path, summaries: list[dict]) -> tuple[np.ndarray, str]:
