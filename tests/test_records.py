@@ -151,7 +151,8 @@ def test_a_summary_written_before_latent_was_recorded_reads_as_sampling(tmp_path
 
 
 def test_a_report_written_before_latent_was_recorded_reads_as_sampling(tmp_path):
-    from worldmodels.control.evaluation import agent_name, load_report
+    from worldmodels.control.evaluation import agent_name
+    from worldmodels.records import load_report
 
     old, current = tmp_path / "old.json", tmp_path / "current.json"
     old.write_text(json.dumps({"candidate": "mean"}))

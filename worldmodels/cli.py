@@ -64,7 +64,7 @@ def add_on_corrupt_argument(parser: argparse.ArgumentParser) -> None:
 
 def add_compare_with_argument(parser: argparse.ArgumentParser, says: str) -> None:
     """--compare-with REPORT ...: other agents' evaluation reports, read by
-    `evaluation.read_reports`; `says` is what the command does with them."""
+    `records.read_reports`; `says` is what the command does with them."""
     parser.add_argument(
         "--compare-with",
         nargs="+",

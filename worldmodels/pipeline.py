@@ -44,6 +44,7 @@ from worldmodels.cli import (
 from worldmodels.files import exclusive_use
 from worldmodels.params import PRESETS, Config, ConfigError, config_from_dict
 from worldmodels.recipe_record import RecipeRecord, cma_es_step_name, status
+from worldmodels.records import read_reports
 
 
 def parse_overrides(assignments: list[str]) -> dict:
@@ -215,8 +216,6 @@ def main(argv: list[str] | None = None) -> None:
             "the recipe's rules read the mid-training evaluations: controller.eval_every must "
             f"be at least 1 and divide recipe.iteration_generations (got {every} and {cap})"
         )
-    from worldmodels.control.evaluation import read_reports
-
     others = read_reports(args.compare_with)  # checked now, not after days of training
     home = layout.resolve_home(args.home)
     # A second pipeline on this home would take the first's running step for a killed one's.

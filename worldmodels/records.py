@@ -1,4 +1,5 @@
-"""What the training runs recorded of themselves (each stage's run.json), read in one place.
+"""What the training runs recorded of themselves (each stage's run.json) and evaluation
+reports, read in one place.
 
 run.json carries its format's version, `schema`. Records of schema 1 (no `schema` key: every
 run before it was versioned, the shipped agent's and earlier runs' included) may lack settings
@@ -10,6 +11,8 @@ its step to `_migrate`.
 from __future__ import annotations
 
 import dataclasses
+import json
+import sys
 from pathlib import Path
 
 from worldmodels import layout
@@ -135,3 +138,30 @@ def memory_settings(home: Path | None) -> dict:
     if not recorded:
         return {key: getattr(MemoryParams(), key) for key in keys}
     return {key: recorded["settings"][key] for key in keys}
+
+
+def load_report(path: Path) -> dict:
+    """An evaluation report (`evaluate_agent`'s JSON), every field present: a report written
+    before `latent` and `trained_latent` were recorded read z by sampling, as its controller
+    was trained. The one place an older report is read as a current one."""
+    report = json.loads(Path(path).read_text())
+    for key in ("latent", "trained_latent"):
+        report.setdefault(key, "sample")
+    return report
+
+
+def read_reports(paths: list[str]) -> dict[str, dict]:
+    """The reports `--compare-with` names (`load_report`), by path, checked before anything
+    runs: exits with a message naming a file that is not an evaluation report."""
+    reports = {}
+    for path in paths:
+        try:
+            reports[path] = load_report(path)
+        except (OSError, ValueError) as error:
+            sys.exit(f"error: --compare-with {path}: cannot read it as JSON ({error})")
+        if not {"rewards", "mean"} <= reports[path].keys():
+            sys.exit(
+                f"error: --compare-with {path}: not an evaluation report (expected evaluate's "
+                "JSON, with its rewards and track seeds)"
+            )
+    return reports

@@ -87,7 +87,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     # After parsing: --help stays fast.
-    from worldmodels.control.evaluation import read_reports
+    from worldmodels.records import read_reports
     from worldmodels.shipping import ship_agent
 
     others = read_reports(args.compare_with)

@@ -16,7 +16,7 @@ import tensorflow as tf
 from worldmodels import __version__, figures, layout
 from worldmodels.agent_archive import export_agent
 from worldmodels.control import evaluation
-from worldmodels.control.evaluation import compared, evaluate_agent, load_report
+from worldmodels.control.evaluation import compared, evaluate_agent
 from worldmodels.control.generations import (
     controller_latent,
     load_agent_controller,
@@ -26,6 +26,7 @@ from worldmodels.control.generations import (
 from worldmodels.control.rendering import render_episode
 from worldmodels.params import EnvParams
 from worldmodels.recipe_record import recipe_spans, step_core_seconds
+from worldmodels.records import load_report
 from worldmodels.seeds import SEED_SCHEME, TEST_TRACKS_SEED
 
 PAUSE_SECONDS = 600  # files written further apart than this: the command was stopped between

@@ -71,7 +71,8 @@ def parse_args(argv: list[str] | None = None):
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     # After parsing: --help stays fast.
-    from worldmodels.control.evaluation import evaluate_agent, read_reports
+    from worldmodels.control.evaluation import evaluate_agent
+    from worldmodels.records import read_reports
 
     others = read_reports(args.compare_with)
     with ctrl_c_ends_with("no report written (it is written whole at the end); rerun to evaluate"):

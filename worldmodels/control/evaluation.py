@@ -21,6 +21,7 @@ from worldmodels.control.rollouts import (
 )
 from worldmodels.files import atomic_path, atomic_write_text
 from worldmodels.params import EnvParams
+from worldmodels.records import load_report
 from worldmodels.seeds import SEED_SCHEME, TEST_TRACKS_SEED, Stream, derive_seed
 from worldmodels.workers import WorkerError, open_pool
 
@@ -110,33 +111,6 @@ def evaluate_agent(
         f"steps; rewards and histogram in {report.with_suffix('')}.{{json,png}}"
     )
     return "\n".join(lines)
-
-
-def load_report(path: Path) -> dict:
-    """An evaluation report (`evaluate_agent`'s JSON), every field present: a report written
-    before `latent` and `trained_latent` were recorded read z by sampling, as its controller
-    was trained. The one place an older report is read as a current one."""
-    report = json.loads(Path(path).read_text())
-    for key in ("latent", "trained_latent"):
-        report.setdefault(key, "sample")
-    return report
-
-
-def read_reports(paths: list[str]) -> dict[str, dict]:
-    """The reports `--compare-with` names, by path, checked before anything runs: exits with
-    a message naming a file that is not an evaluation report."""
-    reports = {}
-    for path in paths:
-        try:
-            reports[path] = load_report(path)
-        except (OSError, ValueError) as error:
-            sys.exit(f"error: --compare-with {path}: cannot read it as JSON ({error})")
-        if not {"rewards", "mean"} <= reports[path].keys():
-            sys.exit(
-                f"error: --compare-with {path}: not an evaluation report (expected evaluate's "
-                "JSON, with its rewards and track seeds)"
-            )
-    return reports
 
 
 def agent_name(report: dict) -> str:
