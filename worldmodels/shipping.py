@@ -192,23 +192,21 @@ def validation_reports(home: Path, generation: int) -> list[dict]:
     return sorted(reports, key=lambda report: (report["seed"], report["generation"]))
 
 
+def on_tracks_of(other: dict, reports: list[dict]) -> dict | None:
+    """The first of `reports`, `other` aside, that ran `other`'s tracks (to compare the two
+    track by track); None when none did."""
+    paired = (r for r in reports if r is not other and evaluation.paired_difference(r, other))
+    return next(paired, None)
+
+
 def shipped_minus(report: dict, validations: list[dict], generation: int) -> str:
     """The shipped generation's validation minus `report`, paired on their common tracks
     ("" when no validation of `generation` ran `report`'s tracks)."""
-    for shipped in validations:
-        if shipped["generation"] == generation and shipped is not report:
-            difference = evaluation.paired_difference(shipped, report)
-            if difference is not None:
-                return f"{difference[0]:+.1f} ± {difference[1]:.1f}"
-    return ""
-
-
-def paired_report(validations: list[dict], generation: int, test: dict, other: dict) -> dict:
-    """The report of `generation` (a validation, or the `test` evaluation) that ran `other`'s
-    tracks, to compare the two track by track; the test evaluation when none did (the
-    comparison then says it is not paired)."""
-    reports = [r for r in validations if r["generation"] == generation] + [test]
-    return next((r for r in reports if evaluation.paired_difference(r, other)), test)
+    shipped = on_tracks_of(report, [r for r in validations if r["generation"] == generation])
+    if shipped is None:
+        return ""
+    mean, error = evaluation.paired_difference(shipped, report)
+    return f"{mean:+.1f} ± {error:.1f}"
 
 
 def ship_agent(
@@ -279,8 +277,11 @@ def ship_agent(
     if recipe:  # a pipeline run measured every step as it went
         hours, unrecorded = recipe_hours(recipe), []
     rewards = np.array(evaluation["rewards"])
+    # Each agent of `compare_with` against this generation's report on its tracks (the test
+    # evaluation when none ran them: the comparison then says it is not paired).
+    own_reports = [r for r in validations if r["generation"] == generation] + [evaluation]
     comparisons = [
-        compared(paired_report(validations, generation, evaluation, other), name, other)
+        compared(on_tracks_of(other, own_reports) or evaluation, name, other)
         for name, other in (compare_with or {}).items()
     ]
     commit = subprocess.run(
