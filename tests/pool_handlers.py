@@ -23,6 +23,17 @@ class Squarer:
         return results
 
 
+class SlowToStart(Squarer):
+    """A Squarer whose first `slow_starts` workers take an hour to build (counted in files in
+    `directory`, which outlive the workers)."""
+
+    def __init__(self, directory, slow_starts):
+        starts = len(os.listdir(directory))
+        open(os.path.join(directory, f"start-{starts}"), "w").close()
+        if starts < slow_starts:
+            time.sleep(3600)
+
+
 class BrokenAtStart:
     def __init__(self):
         raise RuntimeError("cannot build the agent")

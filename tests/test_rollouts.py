@@ -1,3 +1,4 @@
+import functools
 import json
 import os
 import signal
@@ -11,7 +12,7 @@ import gymnasium
 import numpy as np
 import pytest
 import tensorflow as tf
-from pool_handlers import BrokenAtStart, Squarer
+from pool_handlers import BrokenAtStart, SlowToStart, Squarer
 
 from worldmodels.control.controller import PARAMETER_COUNT, controller_actions
 from worldmodels.control.rollouts import EpisodeTask, RolloutEngine
@@ -73,6 +74,20 @@ def test_a_job_that_kills_every_worker_is_reported():
     with WorkerPool(Squarer, num_workers=1, timeout=60, max_attempts=2) as pool:
         with pytest.raises(WorkerError, match="killed its worker 2 times"):
             pool.map([["die"]])
+
+
+def test_a_worker_slow_to_start_is_replaced_and_only_repeated_slow_starts_give_up(tmp_path):
+    (tmp_path / "once").mkdir()
+    once = functools.partial(SlowToStart, str(tmp_path / "once"), slow_starts=1)
+    with WorkerPool(once, num_workers=1, timeout=60, startup_timeout=3) as pool:
+        assert pool.map([[2], [3]])[1][0][1] == 9
+        assert pool.replaced == 1
+    (tmp_path / "always").mkdir()
+    always = functools.partial(SlowToStart, str(tmp_path / "always"), slow_starts=99)
+    with WorkerPool(always, num_workers=1, timeout=60, max_attempts=2, startup_timeout=3) as pool:
+        with pytest.raises(WorkerError, match="2 workers in a row were not ready within 3 s"):
+            pool.map([[2]])
+        assert pool.replaced == 1
 
 
 def test_handler_exceptions_and_broken_workers_surface_with_their_traceback():

@@ -68,9 +68,11 @@ class WorkerPool(Pool):
 
     `map(jobs)` returns `handler(job)` for every job, in order. A worker that dies, or takes
     more than `timeout` seconds over one job, is killed and replaced, and its job runs again
-    elsewhere; a job that does this `max_attempts` times raises WorkerError, as do an exception
-    inside a handler (with its traceback) and a worker that is not ready within
-    `startup_timeout` seconds. Use as a context manager.
+    elsewhere; a job that does this `max_attempts` times raises WorkerError, as does an
+    exception inside a handler (with its traceback). A worker not ready within
+    `startup_timeout` seconds is replaced too (a machine under load, or a paused run whose
+    clock jumped on resuming); `max_attempts` such starts in a row, with no worker ready in
+    between, raise. Use as a context manager.
     """
 
     def __init__(
@@ -89,6 +91,7 @@ class WorkerPool(Pool):
         self.num_workers = num_workers
         self.workers = [_Worker(self._context, make_handler) for _ in range(num_workers)]
         self.replaced = 0
+        self._slow_starts = 0  # workers replaced in a row for not getting ready in time
         self._calls = 0  # tags jobs, so a result of an abandoned earlier map is not taken
 
     def close(self) -> None:
@@ -120,6 +123,7 @@ class WorkerPool(Pool):
                     raise WorkerError(f"a worker could not start:\n{payload}")
                 if status == "ready":
                     worker.ready = True
+                    self._slow_starts = 0
                     worker.started = time.monotonic()
                     continue
                 worker.job = None
@@ -133,11 +137,17 @@ class WorkerPool(Pool):
                     on_result(tag[1], payload)
             for index, worker in enumerate(self.workers):
                 waited = time.monotonic() - worker.started
-                if not worker.ready and waited > self.startup_timeout:
-                    raise WorkerError(f"a worker was not ready after {waited:.0f} s")
+                slow_start = not worker.ready and waited > self.startup_timeout
+                if slow_start:
+                    self._slow_starts += 1
+                    if self._slow_starts >= self.max_attempts:
+                        raise WorkerError(
+                            f"{self._slow_starts} workers in a row were not ready within "
+                            f"{self.startup_timeout:.0f} s; giving up"
+                        )
                 dead = not worker.process.is_alive()
                 late = worker.job is not None and waited > self.timeout
-                if not dead and not late:
+                if not dead and not late and not slow_start:
                     continue
                 lost, worker.job = worker.job, None
                 worker.process.kill()
