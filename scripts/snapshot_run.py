@@ -12,12 +12,14 @@ dataset, its sampling config and when each episode file and its latent statistic
 (`episode-times.json`), but not the files (hundreds of MB; stage 1 resamples them from their
 seeds, the same episodes with the same code; later code may round differently and drive other
 trajectories): so that `worldmodels.ship` run on a copy still lists every command and its hours.
-Copying the folder into an empty home and rerunning `train_controller` with the run's flags
-resumes the controller run where the snapshot was taken; `evaluate`, `render` and `export`
-work on it as they are.
-The destination is replaced atomically: a snapshot is complete or absent. While V and M are
-being retrained (a recipe's later iteration, before CMA-ES trains on them) it refuses: such a
-copy could not resume.
+Copying the folder into an empty home and rerunning the pipeline's command (or
+`train_controller` with the run's flags) resumes the run where the snapshot was taken;
+`evaluate`, `render` and `export` work on it as they are.
+While V or M trains (a recipe's later iteration), its latest checkpoint is copied whole
+instead, with the optimizer's state and the position in the data (~3 times the weights'
+size), so that the training resumes where it was; a controller's dataset keeps the V and M it
+drove with (`layout.sampling_world_model`), so that its episodes can be sampled again.
+The destination is replaced atomically: a snapshot is complete or absent.
 """
 
 import argparse
@@ -27,10 +29,15 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import tensorflow as tf
+
 from worldmodels import layout
-from worldmodels.control.generations import complete_generations, controller_spec, trained_on
-from worldmodels.training import fingerprint
+from worldmodels.control.generations import complete_generations, controller_spec
+from worldmodels.records import read_run
 from worldmodels.world_model import WorldModel, require_trained_models, write_world_model_weights
+
+# Where `training.TrainingRun` checkpoints its count of completed epochs.
+EPOCH_KEY = "epoch/.ATTRIBUTES/VARIABLE_VALUE"
 
 
 def main():
@@ -46,22 +53,14 @@ def main():
 
     world_model = WorldModel(home, with_memory=spec.uses_memory)
     generations = complete_generations(home)
-    if generations and not trained_on(
-        home, generations[-1], fingerprint(world_model.vae, world_model.memory)
-    ):
-        # V and M are being retrained (a recipe's next iteration): the copy would hold them
-        # half-trained, and its episodes could not be sampled again with the controller.
-        raise SystemExit(
-            f"error: the V and M in {home} are not the ones generation {generations[-1]} "
-            "trained with (retrained since); snapshot once CMA-ES trains on them, and keep "
-            "the last snapshot until then"
-        )
 
     out = args.out.resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
     write_world_model_weights(home, world_model, staging)
     for run in (layout.vae_training(home), layout.memory_training(home)):
+        if run.is_dir() and still_training(run):
+            copy_latest_checkpoint(run, staging / run.name)
         for name in (layout.LOSSES, layout.VALIDATION, layout.IMAGES, layout.TENSORBOARD):
             if (run / name).is_file():
                 shutil.copyfile(run / name, staging / run.name / name)
@@ -82,6 +81,11 @@ def main():
         shutil.copyfile(
             layout.sampling_config(home, dataset), layout.sampling_config(staging, dataset)
         )
+        if layout.sampling_world_model(home, dataset).is_dir():
+            shutil.copytree(
+                layout.sampling_world_model(home, dataset),
+                layout.sampling_world_model(staging, dataset),
+            )
     if generations:
         # One optimizer state resumes CMA-ES: the latest generation's (~12 MB each at full
         # covariance; the home keeps several).
@@ -100,6 +104,29 @@ def main():
     os.replace(staging, out)
     size = sum(path.stat().st_size for path in out.rglob("*") if path.is_file())
     print(f"snapshot of {home} in {out} ({size / 2**20:.1f} MiB)")
+
+
+def still_training(run: Path) -> bool:
+    """Whether the latest checkpoint of the training run in `run` has completed fewer epochs
+    than its run.json asks for (a weights-only checkpoint, a snapshot's, counts as finished)."""
+    reader = tf.train.load_checkpoint(str(run / layout.CHECKPOINTS))
+    if not reader.has_tensor(EPOCH_KEY):
+        return False
+    recorded = read_run(run)["config"]
+    section = {layout.VAE_TRAINING: "vae", layout.MEMORY_TRAINING: "memory"}[run.name]
+    return int(reader.get_tensor(EPOCH_KEY)) < recorded[section]["epochs"]
+
+
+def copy_latest_checkpoint(run: Path, destination: Path) -> None:
+    """Replaces the checkpoints in `destination` (a run's folder) with the latest of `run`,
+    whole, and an index naming it."""
+    latest = Path(tf.train.latest_checkpoint(str(run / layout.CHECKPOINTS)))
+    checkpoints = destination / layout.CHECKPOINTS
+    shutil.rmtree(checkpoints)
+    checkpoints.mkdir()
+    for path in latest.parent.glob(f"{latest.name}.*"):
+        shutil.copyfile(path, checkpoints / path.name)
+    (checkpoints / "checkpoint").write_text(f'model_checkpoint_path: "{latest.name}"\n')
 
 
 if __name__ == "__main__":

@@ -1,8 +1,11 @@
 """The recipe (`python -m worldmodels.pipeline`): its rules on hand cases, its config, and the
 tiny recipe killed mid-iteration and resumed against the numbers an uninterrupted run recorded."""
 
+import hashlib
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -32,6 +35,7 @@ RECIPE_OVERRIDES = {"recipe.agent_episodes": 3}
 # behaviour keeps them. Recorded (after a change meant to alter them, saying why in the commit)
 # with `WM_RECORD_NUMBERS=1 pytest tests/test_recipe.py -k killed`.
 RECORDED_NUMBERS = Path(__file__).parent / "data" / "tiny-recipe-numbers.json"
+REPO = Path(__file__).resolve().parent.parent
 
 
 def test_a_plateau_is_patience_evaluations_at_or_below_the_best_before_them():
@@ -271,7 +275,7 @@ def recipe_command(home):
 
 
 def test_the_tiny_recipe_killed_mid_iteration_ends_as_an_uninterrupted_one(tmp_path):
-    """Killed mid-iteration (kill -9) and resumed without its first episodes, the recipe ends
+    """Killed mid-iteration (kill -9) and resumed from a snapshot of it, the recipe ends
     with exactly what an uninterrupted run computed: the episodes, every candidate, reward
     and distribution mean, the decisions and the shipped agent's test rewards, as recorded in
     tests/data/tiny-recipe-numbers.json from an uninterrupted run (WM_RECORD_NUMBERS=1
@@ -298,10 +302,20 @@ def test_the_tiny_recipe_killed_mid_iteration_ends_as_an_uninterrupted_one(tmp_p
     assert status[2].startswith("iteration 2: running; last finished step: iteration 2: ")
     assert status[3].startswith("in progress: iteration 2: ")
     assert status[4].startswith("CMA-ES: generations 0-1 complete; the mean's latest evaluation")
-    # And resumed without the first iteration's episodes, as on another machine from a snapshot
-    # of the home: they are sampled again, the same ones.
-    for path in list_episodes(layout.rollouts(home, "random")):
-        path.unlink()
+    # And resumed on another machine from a snapshot of the home (scripts/snapshot_run.py):
+    # no episodes, V's or M's training whole where it was. Both iterations' episodes are
+    # sampled again, the same ones; iteration two's by the generation that sampled them, with
+    # the V and M it drove with, which the sampler kept beside them.
+    sampled = {path.name: file_digest(path) for path in list_episodes(agent_episodes(home))}
+    snapshot = tmp_path / "snapshot"
+    subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "snapshot_run.py"), str(home), str(snapshot)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    assert not list(snapshot.rglob("*.tfrecord"))
+    assert layout.sampling_world_model(snapshot, "controller-2").is_dir()
+    home = tmp_path / "restored"
+    shutil.copytree(snapshot, home)
     # Resumed with an agent to compare with on the validation tracks (0 and 10 on them).
     other_agent = tmp_path / "other-agent.json"
     validation_tracks = [derive_seed(1, Stream.EVALUATION_TRACKS, j) for j in range(2)]
@@ -318,6 +332,10 @@ def test_the_tiny_recipe_killed_mid_iteration_ends_as_an_uninterrupted_one(tmp_p
     assert f"against {other_agent} (5.0 on the same 2 tracks): this minus it" in result.stdout
     assert "recipe (tiny) complete: generation" in result.stdout
     assert "sample episodes with policy random (again: 0 of 4 episodes)" in result.stdout
+    assert sampled == {path.name: file_digest(path) for path in list_episodes(agent_episodes(home))}
+    assert re.search(
+        r"sample episodes with generation \d \(again: 0 of 3 episodes\)", result.stdout
+    )
     assert complete_generations(home) == [0, 1, 2, 3]
 
     # The same numbers as the uninterrupted run that recorded them.
@@ -361,14 +379,18 @@ def test_the_tiny_recipe_killed_mid_iteration_ends_as_an_uninterrupted_one(tmp_p
     assert f"- against {other_agent} (5.0 on the same 2 tracks)" in card
 
 
+def file_digest(path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def agent_episodes(home) -> Path:
+    return layout.rollouts(home, layout.agent_dataset(2))
+
+
 def recipe_numbers(home) -> dict:
     """What a tiny recipe run computed, from its episodes to its test rewards: digests of the
     files that must be byte-identical, the numbers, and the recipe's decisions."""
     import csv
-    import hashlib
-
-    def digest(path) -> str:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
     def last_losses(run):
         with open(run / "losses.csv") as file:
@@ -376,15 +398,16 @@ def recipe_numbers(home) -> dict:
         return [float(value) for key, value in row.items() if "loss" in key]
 
     numbers = {
-        f"random episode {path.name}": digest(path)
-        for path in list_episodes(layout.rollouts(home, "random"))
+        f"{dataset} episode {path.name}": file_digest(path)
+        for dataset in ("random", "controller-2")
+        for path in list_episodes(layout.rollouts(home, dataset))
     }
     numbers["vae losses"] = last_losses(layout.vae_training(home))
     numbers["memory losses"] = last_losses(layout.memory_training(home))
     for generation in complete_generations(home):
         folder = layout.generation(home, generation)
         for array in ("population", "mean"):
-            numbers[f"generation {generation} {array}"] = digest(folder / f"{array}.npy")
+            numbers[f"generation {generation} {array}"] = file_digest(folder / f"{array}.npy")
         numbers[f"generation {generation} rewards"] = np.load(folder / "rewards.npy").tolist()
         numbers[f"generation {generation} evaluation"] = load_summary(home, generation)[
             "evaluation"

@@ -6,6 +6,7 @@ notebooks ask here for paths instead of joining names themselves.
       recipe.json                     the pipeline's record of its steps and decisions
       shipped/                        the agent the pipeline shipped, with its card
       <dataset>-rollouts/             stage 1: episode-NNNNNN.tfrecord, one per episode
+        world-model/                  a controller's dataset: the V and M it drove with
       vae-training/                   stage 2: a training run (below)
       latent-stats/<dataset>/         stage 3: the VAE's encoding of <dataset>-rollouts/
       memory-training/                stage 4: a training run (below)
@@ -110,6 +111,13 @@ def datasets(home: Path) -> list[str]:
 def sampling_config(home: Path, dataset: str) -> Path:
     """What sampled a dataset's episodes: its command's flags, env and seed scheme."""
     return rollouts(home, dataset) / "sample_policy-config.json"
+
+
+def sampling_world_model(home: Path, dataset: str) -> Path:
+    """The V and M a controller drove with to sample a dataset, weights only, in a home's
+    layout (`<dataset>-rollouts/world-model/vae-training/...`): with them its episodes can be
+    sampled again, the same ones, after the home's V and M were retrained on them."""
+    return rollouts(home, dataset) / "world-model"
 
 
 def latent_stats(home: Path, dataset: str) -> Path:

@@ -377,9 +377,9 @@ class Recipe:
         generation of the iteration before in each later one.
 
         A home restored from a snapshot on another machine has the records but not the
-        episodes: the first iteration's are sampled again from the same seeds (the same code
-        samples the same episodes); a later iteration's cannot be once V and M were retrained
-        after it, and are an error."""
+        episodes: they are sampled again from the same seeds (the same code samples the same
+        episodes), a later iteration's by its generation with the V and M it drove with, kept
+        beside its episodes (`layout.sampling_world_model`)."""
         from worldmodels.control.sampling import sample_episodes
         from worldmodels.data.tf_records import list_episodes
         from worldmodels.seeds import Stream, derive_seed
@@ -406,7 +406,8 @@ class Recipe:
         name = f"iteration {iteration}: sample episodes with {policy}"
         present = len(list_episodes(layout.rollouts(self.home, dataset)))
         missing = f"{present} of {wanted} episodes" if present < wanted else ""
-        if missing and iteration > 1 and self.record.done(self.vae_step(iteration)):
+        kept = layout.sampling_world_model(self.home, dataset).exists()
+        if missing and iteration > 1 and not kept and self.record.done(self.vae_step(iteration)):
             raise SystemExit(
                 f"error: {layout.rollouts(self.home, dataset)} has {missing}, and they "
                 f"cannot be sampled again: {policy} drove with V and M retrained since. "

@@ -336,6 +336,11 @@ class TrainingRun:
             self._manager = self._make_manager(checkpoints_to_keep)
             loaded_from = str(archived / layout.CHECKPOINTS / Path(latest).name)
             self.description = f"new run from the weights of {latest} (old run in {archived})"
+        elif latest is None and loaded_from is not None:
+            # --load-model started this run, and it was stopped before its first checkpoint:
+            # it starts again from the same weights.
+            tf.train.Checkpoint(model=model).restore(loaded_from).expect_partial()
+            self.description = f"new run from the weights of {loaded_from} (started again)"
         elif latest is not None:
             self._check_settings(settings, settings_added_later)
             self._checkpoint.restore(latest).assert_existing_objects_matched()
@@ -366,6 +371,8 @@ class TrainingRun:
         self.validation_log = LossLog(
             self.directory, self.step, layout.VALIDATION, layout.TENSORBOARD + "/validation"
         )
+        if load_model:  # at once: a run killed before its first checkpoint resumes from this one
+            self.save()
 
     @property
     def step(self) -> int:

@@ -189,18 +189,22 @@ class AgentController(NamedTuple):
     latent: str  # how it reads z, as trained (see `controller_latent`)
 
 
-def load_agent_controller(home: Path, which: str, candidate: str = "mean") -> AgentController:
-    """The controller a command's --generation and --candidate name.
+def load_agent_controller(
+    home: Path, which: str, candidate: str = "mean", models: Path | None = None
+) -> AgentController:
+    """The controller a command's --generation and --candidate name, to drive with the V and M
+    of `models` (a folder that reads as a home; by default `home`).
 
-    Exits with a message saying what to run when the home has no trained V, M or controller,
-    or when the generation was trained on other V and M than the home's latest checkpoints
+    Exits with a message saying what to run when there is no trained V, M or controller, or
+    when the generation was trained on other V and M than the latest checkpoints of `models`
     (a controller only makes sense with the world model it was trained on).
     """
     from worldmodels.world_model import require_trained_models, world_model_id
 
+    models = home if models is None else models
     uses_memory = controller_spec(home).uses_memory
-    require_trained_models(home, uses_memory)
-    world_model = world_model_id(home, uses_memory)
+    require_trained_models(models, uses_memory)
+    world_model = world_model_id(models, uses_memory)
     try:
         generation = resolve_generation(home, which, world_model)
     except ValueError as error:
@@ -208,7 +212,7 @@ def load_agent_controller(home: Path, which: str, candidate: str = "mean") -> Ag
     if not trained_on(home, generation, world_model):
         raise SystemExit(
             f"error: generation {generation} was trained on other VAE and MDN-RNN weights than "
-            f"the latest checkpoints in {home} (they were retrained since, e.g. for iteration "
+            f"the latest checkpoints in {models} (they were retrained since, e.g. for iteration "
             "two); train the controller on them first, or choose --generation best"
         )
     parameters = load_controller(home, generation, candidate)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import sys
 from collections.abc import Sequence
 from functools import partial
@@ -51,7 +52,7 @@ from worldmodels.progress import progress
 from worldmodels.records import command_record
 from worldmodels.seeds import SEED_SCHEME, Stream, derive_seed
 from worldmodels.workers import WorkerError, open_pool
-from worldmodels.world_model import WorldModel
+from worldmodels.world_model import WorldModel, write_world_model_weights
 
 # The official random agent's weights are Cauchy x s with s ~ U(0, RANDOM_AGENT_MAX_SCALE).
 RANDOM_AGENT_MAX_SCALE = 0.01
@@ -151,6 +152,7 @@ def require_matching_episodes(directory: Path, policy: str) -> None:
 def episode_handler(
     policy: str,
     home: Path,
+    models: Path,
     env_params: EnvParams,
     *,
     seed: int,
@@ -160,14 +162,27 @@ def episode_handler(
     backend: str,
 ):
     """A picklable factory of the workers that sample `policy`'s episodes; the controller's
-    read z by `latent`, as it was trained to (None for the other policies)."""
+    (of `home`) drive with the V and M of `models` and read z by `latent`, as they were trained
+    to (both unused by the other policies)."""
     if policy == "controller":
         spec = controller_spec(home)
-        config = rollout_config(home, env_params, envs_per_worker, spec, latent, backend)
+        config = rollout_config(models, env_params, envs_per_worker, spec, latent, backend)
         return partial(RolloutWorker, config)
     if policy == "agent-random":
         return partial(RandomAgentSampler, env_params, seed)
     return partial(RandomPolicySampler, env_params, brownian_dt)
+
+
+def keep_world_model(home: Path, destination: Path) -> Path:
+    """Writes the weights of the home's latest V and M (with their run.json) into
+    `destination`, which then reads as a home; atomic: the folder is whole or absent."""
+    staging = destination.with_name(f".{destination.name}-partial")
+    staging.parent.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(staging, ignore_errors=True)
+    world_model = WorldModel(home, with_memory=controller_spec(home).uses_memory)
+    write_world_model_weights(home, world_model, staging)
+    staging.rename(destination)
+    return destination
 
 
 def intact_episode(path: Path) -> bool:
@@ -242,8 +257,18 @@ def sample_episodes(
         if config_path.exists()
         else None
     )
+    # The controller drives with the V and M it was trained on: the home's, kept beside its
+    # episodes when it first samples, so that they can be sampled again once the home's V and
+    # M were retrained on them (a later iteration resumed from a snapshot on another machine).
+    models = layout.sampling_world_model(home, dataset)
     if policy == "controller" and missing:
-        sampled_generation, controller, latent = load_agent_controller(home, generation)
+        if not models.exists():
+            models = home
+        sampled_generation, controller, latent = load_agent_controller(
+            home, generation, models=models
+        )
+        if models == home:
+            models = keep_world_model(home, layout.sampling_world_model(home, dataset))
 
     tasks = [
         EpisodeTask(
@@ -294,6 +319,7 @@ def sample_episodes(
         make_handler = episode_handler(
             policy,
             home,
+            models,
             env_params,
             seed=seed,
             brownian_dt=brownian_dt,
