@@ -209,6 +209,39 @@ def test_an_interrupted_steps_time_counts_in_the_runs_core_hours(tmp_path):
     assert record.done("a step") and record.core_hours() >= 0.3 / 3600
 
 
+def test_a_step_done_again_for_missing_episodes_is_kept_apart_from_the_core_hours(tmp_path):
+    record, recipe = tiny_recipe(tmp_path)
+
+    def busy_stage(interrupt=False):
+        started = time.process_time()
+        while time.process_time() - started < 0.2:
+            pass
+        if interrupt:  # Ctrl-C
+            raise KeyboardInterrupt
+        return "done"
+
+    recipe.step("a step", busy_stage, cores=2)
+    spent = record.core_hours()
+    assert spent >= 0.2 / 3600
+    recipe.step("a step", busy_stage, cores=2)  # done, nothing missing: not run
+    recipe.step("a step", busy_stage, cores=2, missing="1 of 2 episodes")  # done again
+    with pytest.raises(KeyboardInterrupt):  # and again, interrupted
+        recipe.step("a step", lambda: busy_stage(interrupt=True), cores=2, missing="1")
+    redone = json.loads(layout.recipe_record(tmp_path).read_text())["redone"]
+    assert [entry["step"] for entry in redone] == ["a step", "a step"]
+    assert all(entry["cpu_seconds"] >= 0.2 for entry in redone)
+    assert record.core_hours() == spent and "interrupted" not in record.data
+    # Killed (kill -9) while done again: kept as redone when the run resumes.
+    path = layout.recipe_record(tmp_path)
+    killed = {"step": "a step", "seconds": 9.0, "cores": 2, "cpu_seconds": 7.0, "redo": True}
+    path.write_text(json.dumps({**json.loads(path.read_text()), "running": killed}))
+    resumed = RecipeRecord(tmp_path, PRESETS["tiny"], "tiny")
+    assert resumed.data["redone"][-1] == killed and resumed.core_hours() == spent
+    assert "redone because their episodes were missing (another machine): 3 tries" in (
+        recipe_record.status(tmp_path)
+    )
+
+
 def test_a_killed_steps_time_up_to_its_last_heartbeat_counts(tmp_path, monkeypatch):
     """A running step's wall time reaches recipe.json every HEARTBEAT_SECONDS; a run killed in
     it (no Ctrl-C, no error: its entry stays) counts that time, × its cores, when it resumes."""
@@ -355,6 +388,11 @@ def test_the_tiny_recipe_killed_mid_iteration_ends_as_an_uninterrupted_one(tmp_p
     recipe = json.loads(layout.recipe_record(home).read_text())
     first, second = (recipe["iterations"][k] for k in ("1", "2"))
     (killed,) = recipe["interrupted"]  # the try kill -9 ended, its time kept
+    # Both datasets sampled again from the snapshot: kept apart, not the recipe's cost.
+    assert [span["step"] for span in recipe["redone"]] == [
+        "iteration 1: sample episodes with policy random",
+        f"iteration 2: sample episodes with generation {first['sampling_generation']}",
+    ]
     assert killed["step"].startswith("iteration 2: ") and killed["step"] in recipe["steps"]
     assert first["sampling_generation"] == best_evaluated([load_summary(home, g) for g in (0, 1)])
     assert len(list_episodes(layout.rollouts(home, "controller-2"))) == 3

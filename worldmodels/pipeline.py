@@ -263,9 +263,11 @@ class Recipe:
     def step(self, name: str, stage, cores: int, missing: str = "", progress=lambda: "") -> None:
         """Runs `stage` (a call of a stage's library function, which returns its summary
         line) unless recipe.json records `name` done and nothing of it is `missing`; then
-        records it (the first time), with its wall seconds, the cores it kept busy and the CPU
-        seconds it used. `progress()` says how far it got, for `--status`."""
-        if self.record.done(name) and not missing:
+        records it, with its wall seconds, the cores it kept busy and the CPU seconds it used
+        (as redone when it was done before: its episodes went missing). `progress()` says how
+        far it got, for `--status`."""
+        redo = self.record.done(name)  # its episodes went missing: not the recipe's cost
+        if redo and not missing:
             return
         print(f"== {name}{f' (again: {missing})' if missing else ''}", flush=True)
         started, cpu_started = time.monotonic(), cpu_seconds()
@@ -275,15 +277,18 @@ class Recipe:
             cpu = None if self.args.backend == "ray" else cpu_seconds() - cpu_started
             return time.monotonic() - started, cpu
 
+        keep = self.record.redone if redo else self.record.interrupted
         try:
-            with self.record.running(name, cores, lambda: spent()[1], progress):
+            with self.record.running(name, cores, lambda: spent()[1], progress, redo):
                 summary = stage()
         except (KeyboardInterrupt, SystemExit):  # Ctrl-C, or a stage's error: time spent
-            self.record.interrupted(name, *spent(), cores)
+            keep(name, *spent(), cores)
             raise
         print(summary, flush=True)
-        if not self.record.done(name):
-            seconds, cpu = spent()
+        seconds, cpu = spent()
+        if redo:
+            self.record.redone(name, seconds, cpu, cores)
+        else:
             self.record.finish(name, seconds, cores, cpu)
 
     def run(self) -> None:

@@ -6,6 +6,9 @@ by `pipeline --status`, the card (`shipping`) and the figures.
     steps                     every finished step by name: wall seconds, the cores it kept busy,
                               CPU seconds (None where not measured: Ray's workers)
     interrupted               the time of tries that did not finish (Ctrl-C, an error, kill -9)
+    redone                    the time of finished steps done again because their episodes
+                              were missing (a home restored from a snapshot on another
+                              machine); not the recipe's cost, so not in its core-hours
     running                   the step in progress: its wall and CPU seconds and how far it got,
                               at its last heartbeat
     iterations                each ended iteration: why, its generations and evaluations, the
@@ -67,9 +70,12 @@ class RecipeRecord:
         else:
             self.data = {"preset": preset, "steps": {}, "iterations": {}}
         # A step left running was killed (kill -9, the machine stopped): its time up to its
-        # last heartbeat counts as an interrupted try's.
+        # last heartbeat counts as an interrupted try's (a redone step's as redone).
         if "running" in self.data:
-            self.data.setdefault("interrupted", []).append(self.data.pop("running"))
+            killed = self.data.pop("running")
+            self.data.setdefault("redone" if killed.get("redo") else "interrupted", []).append(
+                killed
+            )
         # The latest command and config: the same settings, but a budget may have changed.
         self.data.update(command=command, config=requested)
         self._lock = threading.Lock()  # the heartbeat's thread saves too
@@ -88,13 +94,16 @@ class RecipeRecord:
         cores: int,
         cpu_spent: Callable[[], float | None] = lambda: None,
         progress: Callable[[], str] = lambda: "",
+        redo: bool = False,
     ) -> Iterator[None]:
-        """Within it, recipe.json names `step` as running and, every HEARTBEAT_SECONDS, the
-        wall seconds and the CPU seconds (`cpu_spent()`, None where not measured) it has
-        spent, what a kill -9 would otherwise lose of its time, and how far it got
-        (`progress()`, for `--status`: "epoch 2 of 4, step 1200", say)."""
+        """Within it, recipe.json names `step` as running (`redo`: a finished step done again)
+        and, every HEARTBEAT_SECONDS, the wall seconds and the CPU seconds (`cpu_spent()`,
+        None where not measured) it has spent, what a kill -9 would otherwise lose of its
+        time, and how far it got (`progress()`, for `--status`: "epoch 2 of 4, step 1200")."""
         started, stop = time.monotonic(), threading.Event()
         entry = {"step": step, "seconds": 0.0, "cores": cores, "cpu_seconds": None}
+        if redo:
+            entry["redo"] = True
 
         def beat() -> None:
             while not stop.wait(HEARTBEAT_SECONDS):
@@ -128,6 +137,13 @@ class RecipeRecord:
         `running`), which its rerun does not redo and would not count."""
         entry = {"step": step, "seconds": seconds, "cores": cores, "cpu_seconds": cpu_seconds}
         self.data.setdefault("interrupted", []).append(entry)
+        self.save()
+
+    def redone(self, step: str, seconds: float, cpu_seconds: float | None, cores: int) -> None:
+        """Keeps, apart from the recipe's cost, the time of a finished step done again (or
+        partly: interrupted) because its episodes were missing."""
+        entry = {"step": step, "seconds": seconds, "cores": cores, "cpu_seconds": cpu_seconds}
+        self.data.setdefault("redone", []).append(entry)
         self.save()
 
     def core_hours(self) -> float:
@@ -179,6 +195,12 @@ def status(home: Path) -> str:
         lines.append(
             f"iteration {running}: running; "
             + (f"last finished step: {started[-1]}" if started else "no step finished yet")
+        )
+    if recipe.get("redone"):
+        hours = sum(step_core_seconds(span) for span in recipe["redone"]) / 3600
+        lines.append(
+            f"redone because their episodes were missing (another machine): "
+            f"{len(recipe['redone'])} tries, {hours:.2f} core-hours, not counted above"
         )
     if "running" in recipe:  # a run at work, or one killed in this step
         step = recipe["running"]
