@@ -229,6 +229,29 @@ def test_rerunning_a_load_model_command_resumes_the_run_it_started(trained_home,
     assert len(rows(directory / "previous-runs" / f"run-{archived + 1}" / "losses.csv")) == 2
 
 
+def test_a_load_model_run_stopped_before_its_first_checkpoint_starts_again_from_its_weights(
+    trained_home, tmp_path, capsys
+):
+    flags = ["--batch-size", "2", "--validation-share", "0.5", "--load-model", "--epochs", "1"]
+    trained = []
+    for stopped_early in (False, True):
+        home = tmp_path / f"home-{stopped_early}"
+        shutil.copytree(trained_home, home)
+        directory = home / "memory-training"
+        train_memory.main(["--home", str(home), *flags])
+        if stopped_early:  # as a run killed before its first checkpoint leaves it
+            shutil.rmtree(directory / "checkpoints")
+            train_memory.main(["--home", str(home), *flags])
+            assert "(started again)" in capsys.readouterr().out
+        reader = tf.train.load_checkpoint(str(directory / "checkpoints"))
+        names = [name for name in reader.get_variable_to_shape_map() if name.startswith("model")]
+        trained.append({name: reader.get_tensor(name) for name in names})
+    uninterrupted, started_again = trained
+    assert uninterrupted.keys() == started_again.keys() and uninterrupted
+    for name, value in uninterrupted.items():  # not from random weights
+        np.testing.assert_allclose(started_again[name], value, rtol=1e-5, atol=1e-6, err_msg=name)
+
+
 def test_a_training_run_another_process_writes_is_refused(trained_home, tmp_path):
     home = tmp_path / "home"
     shutil.copytree(trained_home, home)
