@@ -1,7 +1,6 @@
 """The recipe (`python -m worldmodels.pipeline`): its rules on hand cases, its config, and the
 tiny recipe killed mid-iteration and resumed against the numbers an uninterrupted run recorded."""
 
-import hashlib
 import json
 import os
 import re
@@ -16,6 +15,7 @@ import numpy as np
 import pytest
 
 from worldmodels import layout, pipeline, recipe_record
+from worldmodels.agent_archive import sha256_of
 from worldmodels.control.generations import (
     best_evaluated,
     complete_generations,
@@ -339,7 +339,7 @@ def test_the_tiny_recipe_killed_mid_iteration_ends_as_an_uninterrupted_one(tmp_p
     # no episodes, V's or M's training whole where it was. Both iterations' episodes are
     # sampled again, the same ones; iteration two's by the generation that sampled them, with
     # the V and M it drove with, which the sampler kept beside them.
-    sampled = {path.name: file_digest(path) for path in list_episodes(agent_episodes(home))}
+    sampled = {path.name: sha256_of(path) for path in list_episodes(agent_episodes(home))}
     snapshot = tmp_path / "snapshot"
     subprocess.run(
         [sys.executable, str(REPO / "scripts" / "snapshot_run.py"), str(home), str(snapshot)],
@@ -365,7 +365,7 @@ def test_the_tiny_recipe_killed_mid_iteration_ends_as_an_uninterrupted_one(tmp_p
     assert f"against {other_agent} (5.0 on the same 2 tracks): this minus it" in result.stdout
     assert "recipe (tiny) complete: generation" in result.stdout
     assert "sample episodes with policy random (again: 0 of 4 episodes)" in result.stdout
-    assert sampled == {path.name: file_digest(path) for path in list_episodes(agent_episodes(home))}
+    assert sampled == {path.name: sha256_of(path) for path in list_episodes(agent_episodes(home))}
     assert re.search(
         r"sample episodes with generation \d \(again: 0 of 3 episodes\)", result.stdout
     )
@@ -417,10 +417,6 @@ def test_the_tiny_recipe_killed_mid_iteration_ends_as_an_uninterrupted_one(tmp_p
     assert f"- against {other_agent} (5.0 on the same 2 tracks)" in card
 
 
-def file_digest(path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def agent_episodes(home) -> Path:
     return layout.rollouts(home, layout.agent_dataset(2))
 
@@ -436,7 +432,7 @@ def recipe_numbers(home) -> dict:
         return [float(value) for key, value in row.items() if "loss" in key]
 
     numbers = {
-        f"{dataset} episode {path.name}": file_digest(path)
+        f"{dataset} episode {path.name}": sha256_of(path)
         for dataset in ("random", "controller-2")
         for path in list_episodes(layout.rollouts(home, dataset))
     }
@@ -445,7 +441,7 @@ def recipe_numbers(home) -> dict:
     for generation in complete_generations(home):
         folder = layout.generation(home, generation)
         for array in ("population", "mean"):
-            numbers[f"generation {generation} {array}"] = file_digest(folder / f"{array}.npy")
+            numbers[f"generation {generation} {array}"] = sha256_of(folder / f"{array}.npy")
         numbers[f"generation {generation} rewards"] = np.load(folder / "rewards.npy").tolist()
         numbers[f"generation {generation} evaluation"] = load_summary(home, generation)[
             "evaluation"

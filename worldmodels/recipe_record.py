@@ -135,15 +135,16 @@ class RecipeRecord:
     def interrupted(self, step: str, seconds: float, cpu_seconds: float | None, cores: int) -> None:
         """Keeps the time a step spent before it was interrupted (Ctrl-C, an error; a kill -9:
         `running`), which its rerun does not redo and would not count."""
-        entry = {"step": step, "seconds": seconds, "cores": cores, "cpu_seconds": cpu_seconds}
-        self.data.setdefault("interrupted", []).append(entry)
-        self.save()
+        self._keep_try("interrupted", step, seconds, cpu_seconds, cores)
 
     def redone(self, step: str, seconds: float, cpu_seconds: float | None, cores: int) -> None:
         """Keeps, apart from the recipe's cost, the time of a finished step done again (or
         partly: interrupted) because its episodes were missing."""
+        self._keep_try("redone", step, seconds, cpu_seconds, cores)
+
+    def _keep_try(self, kind: str, step: str, seconds: float, cpu_seconds, cores: int) -> None:
         entry = {"step": step, "seconds": seconds, "cores": cores, "cpu_seconds": cpu_seconds}
-        self.data.setdefault("redone", []).append(entry)
+        self.data.setdefault(kind, []).append(entry)
         self.save()
 
     def core_hours(self) -> float:
