@@ -173,7 +173,7 @@ def episode_handler(
     return partial(RandomPolicySampler, env_params, brownian_dt)
 
 
-def keep_world_model(home: Path, destination: Path) -> Path:
+def keep_world_model(home: Path, destination: Path) -> None:
     """Writes the weights of the home's latest V and M (with their run.json) into
     `destination`, which then reads as a home; atomic: the folder is whole or absent."""
     staging = destination.with_name(f".{destination.name}-partial")
@@ -182,7 +182,6 @@ def keep_world_model(home: Path, destination: Path) -> Path:
     world_model = WorldModel(home, with_memory=controller_spec(home).uses_memory)
     write_world_model_weights(home, world_model, staging)
     staging.rename(destination)
-    return destination
 
 
 def intact_episode(path: Path) -> bool:
@@ -262,13 +261,12 @@ def sample_episodes(
     # M were retrained on them (a later iteration resumed from a snapshot on another machine).
     models = layout.sampling_world_model(home, dataset)
     if policy == "controller" and missing:
-        if not models.exists():
-            models = home
+        first_sampling = not models.exists()
         sampled_generation, controller, latent = load_agent_controller(
-            home, generation, models=models
+            home, generation, models=home if first_sampling else models
         )
-        if models == home:
-            models = keep_world_model(home, layout.sampling_world_model(home, dataset))
+        if first_sampling:
+            keep_world_model(home, models)
 
     tasks = [
         EpisodeTask(
