@@ -34,10 +34,8 @@ import tensorflow as tf
 from worldmodels import layout
 from worldmodels.control.generations import complete_generations, controller_spec
 from worldmodels.records import read_run
+from worldmodels.training import completed_epochs
 from worldmodels.world_model import WorldModel, require_trained_models, write_world_model_weights
-
-# Where `training.TrainingRun` checkpoints its count of completed epochs.
-EPOCH_KEY = "epoch/.ATTRIBUTES/VARIABLE_VALUE"
 
 
 def main():
@@ -109,12 +107,9 @@ def main():
 def still_training(run: Path) -> bool:
     """Whether the latest checkpoint of the training run in `run` has completed fewer epochs
     than its run.json asks for (a weights-only checkpoint, a snapshot's, counts as finished)."""
-    reader = tf.train.load_checkpoint(str(run / layout.CHECKPOINTS))
-    if not reader.has_tensor(EPOCH_KEY):
-        return False
-    recorded = read_run(run)["config"]
+    epochs = completed_epochs(run)
     section = {layout.VAE_TRAINING: "vae", layout.MEMORY_TRAINING: "memory"}[run.name]
-    return int(reader.get_tensor(EPOCH_KEY)) < recorded[section]["epochs"]
+    return epochs is not None and epochs < read_run(run)["config"][section]["epochs"]
 
 
 def copy_latest_checkpoint(run: Path, destination: Path) -> None:

@@ -26,7 +26,7 @@ from worldmodels.data.tf_records import (
 )
 from worldmodels.memory import train_memory
 from worldmodels.memory.memory_training import sequences_for_epoch
-from worldmodels.training import restore_latest_weights
+from worldmodels.training import completed_epochs, restore_latest_weights
 from worldmodels.vision import train_vae
 from worldmodels.vision.vae import VAE
 
@@ -177,6 +177,18 @@ def test_an_mdn_rnn_run_recorded_before_the_heads_existed_resumes(trained_home, 
     )
     assert "resumed" in capsys.readouterr().out
     assert len(rows(home / "memory-training" / "losses.csv")) > steps
+
+
+def test_completed_epochs_reads_a_runs_checkpoint_and_none_from_weights_only(
+    trained_home, tmp_path
+):
+    assert completed_epochs(trained_home / "vae-training") == 1
+    assert completed_epochs(trained_home / "memory-training") == 2
+    vae = VAE()
+    vae(tf.zeros((1, 64, 64, 3)))
+    restore_latest_weights(trained_home / "vae-training", vae, "train_vae")
+    tf.train.Checkpoint(model=vae).save(str(tmp_path / "checkpoints" / "ckpt"))
+    assert completed_epochs(tmp_path) is None
 
 
 def test_train_memory_decays_the_learning_rate_and_logs_each_step(trained_home):

@@ -551,6 +551,14 @@ def restore_latest_weights(directory: Path, model: keras.Model, command: str) ->
     return latest
 
 
+def completed_epochs(run: Path) -> int | None:
+    """Epochs completed by the latest checkpoint of the training run in `run`; None for a
+    weights-only checkpoint (a snapshot's or an export's), which holds no position."""
+    reader = tf.train.load_checkpoint(str(run / layout.CHECKPOINTS))
+    key = "epoch/.ATTRIBUTES/VARIABLE_VALUE"  # TrainingRun checkpoints its counter as `epoch`
+    return int(reader.get_tensor(key)) if reader.has_tensor(key) else None
+
+
 def require_checkpoint(run: Path, command: str) -> None:
     """Exits saying to run `python -m worldmodels.<command>` when the training run in `run`
     has no checkpoint."""
