@@ -66,6 +66,19 @@ def test_unknown_keys_and_wrong_types_are_errors_naming_the_key(values, named):
         config_from_dict(values)
 
 
+@pytest.mark.parametrize(
+    "iterations, expected",
+    [
+        (3, "expected '2' to '3'"),
+        (1, r"a run of one iteration has none \(set recipe.changes=\{\}\)"),
+    ],
+)
+def test_changes_naming_an_iteration_the_run_does_not_have_say_which_it_has(iterations, expected):
+    changes = {"4": {"controller": {"popsize": 8}}}
+    with pytest.raises(ConfigError, match=f"names iteration '4'; {expected}"):
+        config_from_dict({"recipe": {"iterations": iterations, "changes": changes}})
+
+
 def test_saved_config_loads_back_identically(tmp_path):
     path = tmp_path / "config.json"
     PRESETS["tiny"].save(path)

@@ -441,9 +441,14 @@ class RecipeParams:
                 raise ConfigError(f"config key 'recipe.{name}' must be at least 1")
         for iteration, sections in self.changes.items():
             if not (iteration.isdigit() and 2 <= int(iteration) <= self.iterations):
+                expected = (
+                    f"expected '2' to '{self.iterations}'"
+                    if self.iterations > 1
+                    else "a run of one iteration has none (set recipe.changes={})"
+                )
                 raise ConfigError(
-                    f"config key 'recipe.changes' names iteration {iteration!r}; expected "
-                    f"'2' to '{self.iterations}' (iteration 1 is the preset itself)"
+                    f"config key 'recipe.changes' names iteration {iteration!r}; {expected} "
+                    "(iteration 1 is the preset itself)"
                 )
             if not isinstance(sections, dict) or set(sections) - set(CHANGEABLE_SECTIONS):
                 raise ConfigError(
