@@ -34,6 +34,17 @@ class SlowToStart(Squarer):
             time.sleep(3600)
 
 
+class DiesAtStart(Squarer):
+    """A Squarer whose first `deaths` workers end their process while they build (counted in
+    files in `directory`), as a crash or an out-of-memory kill would."""
+
+    def __init__(self, directory, deaths):
+        starts = len(os.listdir(directory))
+        open(os.path.join(directory, f"start-{starts}"), "w").close()
+        if starts < deaths:
+            os._exit(1)
+
+
 class BrokenAtStart:
     def __init__(self):
         raise RuntimeError("cannot build the agent")

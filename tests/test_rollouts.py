@@ -1,3 +1,4 @@
+import contextlib
 import functools
 import json
 import os
@@ -12,7 +13,7 @@ import gymnasium
 import numpy as np
 import pytest
 import tensorflow as tf
-from pool_handlers import BrokenAtStart, SlowToStart, Squarer
+from pool_handlers import BrokenAtStart, DiesAtStart, SlowToStart, Squarer
 
 from worldmodels.control.controller import PARAMETER_COUNT, controller_actions
 from worldmodels.control.rollouts import EpisodeTask, RolloutEngine
@@ -85,9 +86,46 @@ def test_a_worker_slow_to_start_is_replaced_and_only_repeated_slow_starts_give_u
     (tmp_path / "always").mkdir()
     always = functools.partial(SlowToStart, str(tmp_path / "always"), slow_starts=99)
     with WorkerPool(always, num_workers=1, timeout=60, max_attempts=2, startup_timeout=3) as pool:
-        with pytest.raises(WorkerError, match="2 workers in a row were not ready within 3 s"):
+        with pytest.raises(
+            WorkerError,
+            match=r"2 workers in a row failed to start \(the last was not ready within 3 s",
+        ):
             pool.map([[2]])
         assert pool.replaced == 1
+
+
+@contextlib.contextmanager
+def deadline(seconds: int):
+    """Fails the test if its block is not done within `seconds` (instead of hanging)."""
+
+    def fail(signum, frame):
+        raise TimeoutError(f"not done within {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, fail)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def test_a_worker_that_dies_while_starting_is_replaced_and_only_repeated_deaths_give_up(tmp_path):
+    # Before, such workers were replaced without end: the map never returned.
+    (tmp_path / "once").mkdir()
+    once = functools.partial(DiesAtStart, str(tmp_path / "once"), deaths=1)
+    with WorkerPool(once, num_workers=1, timeout=60) as pool:
+        assert pool.map([[2], [3]])[1][0][1] == 9
+        assert pool.replaced == 1
+    (tmp_path / "always").mkdir()
+    always = functools.partial(DiesAtStart, str(tmp_path / "always"), deaths=99)
+    with WorkerPool(always, num_workers=1, timeout=60, max_attempts=3) as pool, deadline(120):
+        with pytest.raises(
+            WorkerError, match=r"3 workers in a row failed to start \(the last died\)"
+        ):
+            pool.map([[2]])
+        assert pool.replaced == 2
+        assert len(list((tmp_path / "always").iterdir())) == 3
 
 
 def test_handler_exceptions_and_broken_workers_surface_with_their_traceback():

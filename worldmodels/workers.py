@@ -69,10 +69,10 @@ class WorkerPool(Pool):
     `map(jobs)` returns `handler(job)` for every job, in order. A worker that dies, or takes
     more than `timeout` seconds over one job, is killed and replaced, and its job runs again
     elsewhere; a job that does this `max_attempts` times raises WorkerError, as does an
-    exception inside a handler (with its traceback). A worker not ready within
-    `startup_timeout` seconds is replaced too (a machine under load, or a paused run whose
-    clock jumped on resuming); `max_attempts` such starts in a row, with no worker ready in
-    between, raise. Use as a context manager.
+    exception inside a handler (with its traceback). A worker that dies before it is ready,
+    or is not ready within `startup_timeout` seconds (a machine under load, or a paused run
+    whose clock jumped on resuming), is replaced too; `max_attempts` such starts in a row,
+    with no worker ready in between, raise. Use as a context manager.
     """
 
     def __init__(
@@ -91,7 +91,7 @@ class WorkerPool(Pool):
         self.num_workers = num_workers
         self.workers = [_Worker(self._context, make_handler) for _ in range(num_workers)]
         self.replaced = 0
-        self._slow_starts = 0  # workers replaced in a row for not getting ready in time
+        self._failed_starts = 0  # workers replaced in a row before they were ready
         self._calls = 0  # tags jobs, so a result of an abandoned earlier map is not taken
 
     def close(self) -> None:
@@ -123,7 +123,7 @@ class WorkerPool(Pool):
                     raise WorkerError(f"a worker could not start:\n{payload}")
                 if status == "ready":
                     worker.ready = True
-                    self._slow_starts = 0
+                    self._failed_starts = 0
                     worker.started = time.monotonic()
                     continue
                 worker.job = None
@@ -137,18 +137,23 @@ class WorkerPool(Pool):
                     on_result(tag[1], payload)
             for index, worker in enumerate(self.workers):
                 waited = time.monotonic() - worker.started
-                slow_start = not worker.ready and waited > self.startup_timeout
-                if slow_start:
-                    self._slow_starts += 1
-                    if self._slow_starts >= self.max_attempts:
-                        raise WorkerError(
-                            f"{self._slow_starts} workers in a row were not ready within "
-                            f"{self.startup_timeout:.0f} s; giving up"
-                        )
                 dead = not worker.process.is_alive()
                 late = worker.job is not None and waited > self.timeout
-                if not dead and not late and not slow_start:
+                failed_start = not worker.ready and (dead or waited > self.startup_timeout)
+                if not dead and not late and not failed_start:
                     continue
+                if failed_start:
+                    if dead:
+                        raise_why_it_could_not_start(worker)
+                    self._failed_starts += 1
+                    if self._failed_starts >= self.max_attempts:
+                        last = (
+                            "died" if dead else f"was not ready within {self.startup_timeout:.0f} s"
+                        )
+                        raise WorkerError(
+                            f"{self._failed_starts} workers in a row failed to start (the "
+                            f"last {last}); giving up"
+                        )
                 lost, worker.job = worker.job, None
                 worker.process.kill()
                 worker.stop()
@@ -163,6 +168,18 @@ class WorkerPool(Pool):
                         )
                     pending.appendleft(lost[1])
         return results
+
+
+def raise_why_it_could_not_start(worker: _Worker) -> None:
+    """Raises the error a dead worker sent before it ended, if it could not build its handler
+    (the pool may see it dead before it reads its last message)."""
+    try:
+        while worker.connection.poll():
+            status, _, payload = worker.connection.recv()
+            if status == "failed":
+                raise WorkerError(f"a worker could not start:\n{payload}")
+    except (EOFError, OSError):  # nothing more: it died without a word
+        pass
 
 
 BACKENDS = ("local", "ray")
