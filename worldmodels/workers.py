@@ -70,9 +70,9 @@ class WorkerPool(Pool):
     more than `timeout` seconds over one job, is killed and replaced, and its job runs again
     elsewhere; a job that does this `max_attempts` times raises WorkerError, as does an
     exception inside a handler (with its traceback). A worker that dies before it is ready,
-    or is not ready within `startup_timeout` seconds (a machine under load, or a paused run
-    whose clock jumped on resuming), is replaced too; `max_attempts` such starts in a row,
-    with no worker ready in between, raise. Use as a context manager.
+    or is not ready within `startup_timeout` seconds (hung; or a paused run whose clock jumped
+    on resuming), is replaced too; `max_attempts` such starts in a row, with no worker ready
+    in between, raise. Use as a context manager.
     """
 
     def __init__(
@@ -81,7 +81,10 @@ class WorkerPool(Pool):
         num_workers: int,
         timeout: float = 600.0,
         max_attempts: int = 3,
-        startup_timeout: float = 300.0,
+        # A start takes ~10 s of CPU (TensorFlow's import, the agent), but far longer when
+        # the pool runs at a low priority beside other work: over 5 minutes at nice 10 beside
+        # a VAE training on 2 cores, where a timeout of 300 s replaced worker after worker.
+        startup_timeout: float = 1800.0,
     ):
         self._context = multiprocessing.get_context("spawn")
         self._make_handler = make_handler
