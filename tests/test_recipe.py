@@ -294,7 +294,13 @@ def test_the_progress_of_a_training_step_is_its_last_logged_epoch_and_step(tmp_p
     losses.write_text(
         "step,epoch,loss\n" + "".join(f"{s},{s // 300 + 1},0.5\n" for s in range(1, 700))
     )
-    assert pipeline.training_progress(tmp_path, 4) == "epoch 3 of 4, step 699"
+    # From the second epoch on, the total: 4 epochs as long as the first (299 steps).
+    assert pipeline.training_progress(tmp_path, 4) == "epoch 3 of 4, step 699 of ~1196"
+    losses.write_text("step,epoch,loss\n1,1,0.5\n2,1,0.5\n")
+    assert pipeline.training_progress(tmp_path, 4) == "epoch 1 of 4, step 2"
+    losses.write_text(
+        "step,epoch,loss\n" + "".join(f"{s},{s // 300 + 1},0.5\n" for s in range(1, 700))
+    )
     with open(losses, "a") as file:
         file.write("70")  # a row being written
     assert pipeline.training_progress(tmp_path, 4) == ""

@@ -120,7 +120,8 @@ def running_descendants(pid: int | str = "self") -> float:
 
 def training_progress(run: Path, epochs: int) -> str:
     """How far a V or M training run got, from the last row of its losses.csv: "epoch 2 of 4,
-    step 1200" ("" before its first step)."""
+    step 1200", and from the second epoch on "of ~N" steps (every epoch as long as the first;
+    "" before its first step)."""
     path = run / layout.LOSSES
     if not path.exists():
         return ""
@@ -131,7 +132,19 @@ def training_progress(run: Path, epochs: int) -> str:
     if len(fields) < 2 or not all(field.isdigit() for field in fields):  # the header alone
         return ""
     step, epoch = fields
-    return f"epoch {int(epoch)} of {epochs}, step {int(step)}"
+    total = f" of ~{first_epoch_steps(path) * epochs}" if int(epoch) > 1 else ""
+    return f"epoch {int(epoch)} of {epochs}, step {int(step)}{total}"
+
+
+def first_epoch_steps(losses: Path) -> int:
+    """The steps of the first epoch of a losses.csv that has reached the second: the step
+    before the first row of epoch 2 (reads the rows up to it, ~100 kB per 1,000 steps)."""
+    with open(losses, "rb") as rows:
+        for row in rows:
+            step, epoch = row.split(b",")[:2]
+            if epoch == b"2":
+                return int(step) - 1
+    raise ValueError(f"{losses} has no row of epoch 2")
 
 
 def agent_home(home: str | None = None) -> Path:
