@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import BinaryIO
 
 from worldmodels import __version__, layout
 from worldmodels.cli import (
@@ -125,26 +126,28 @@ def training_progress(run: Path, epochs: int) -> str:
     path = run / layout.LOSSES
     if not path.exists():
         return ""
-    with open(path, "rb") as losses:  # its last row only: the file grows a row a step
-        losses.seek(max(0, path.stat().st_size - 4096))
+    # One open file for both reads: a run moved aside by --load-model between two opens
+    # would give the last row of one losses.csv and the first epoch of another.
+    with open(path, "rb") as losses:
+        losses.seek(max(0, os.fstat(losses.fileno()).st_size - 4096))  # the last row: a row a step
         rows = losses.read().splitlines()
-    fields = rows[-1].split(b",")[:2] if rows else []
-    if len(fields) < 2 or not all(field.isdigit() for field in fields):  # the header alone
-        return ""
-    step, epoch = fields
-    total = f" of ~{first_epoch_steps(path) * epochs}" if int(epoch) > 1 else ""
+        fields = rows[-1].split(b",")[:2] if rows else []
+        if len(fields) < 2 or not all(field.isdigit() for field in fields):  # the header alone
+            return ""
+        step, epoch = fields
+        total = f" of ~{first_epoch_steps(losses) * epochs}" if int(epoch) > 1 else ""
     return f"epoch {int(epoch)} of {epochs}, step {int(step)}{total}"
 
 
-def first_epoch_steps(losses: Path) -> int:
-    """The steps of the first epoch of a losses.csv that has reached the second: the step
-    before the first row of epoch 2 (reads the rows up to it, ~100 kB per 1,000 steps)."""
-    with open(losses, "rb") as rows:
-        for row in rows:
-            step, epoch = row.split(b",")[:2]
-            if epoch == b"2":
-                return int(step) - 1
-    raise ValueError(f"{losses} has no row of epoch 2")
+def first_epoch_steps(losses: BinaryIO) -> int:
+    """The steps of the first epoch of an open losses.csv whose rows reach the second: the
+    step before the first row of epoch 2 (reads the rows up to it, ~100 kB per 1,000 steps)."""
+    losses.seek(0)
+    for row in losses:
+        step, epoch = row.split(b",")[:2]
+        if epoch == b"2":
+            return int(step) - 1
+    raise ValueError(f"{losses.name} has no row of epoch 2")
 
 
 def agent_home(home: str | None = None) -> Path:
