@@ -123,7 +123,7 @@ class WorkerPool(Pool):
                 except (EOFError, OSError):
                     continue  # it died; found below
                 if status == "failed":
-                    raise WorkerError(f"a worker could not start:\n{payload}")
+                    raise could_not_start(payload)
                 if status == "ready":
                     worker.ready = True
                     self._failed_starts = 0
@@ -173,6 +173,11 @@ class WorkerPool(Pool):
         return results
 
 
+def could_not_start(traceback_text: str) -> WorkerError:
+    """The error of a worker whose handler could not be built, with its traceback."""
+    return WorkerError(f"a worker could not start:\n{traceback_text}")
+
+
 def raise_why_it_could_not_start(worker: _Worker) -> None:
     """Raises the error a dead worker sent before it ended, if it could not build its handler
     (the pool may see it dead before it reads its last message)."""
@@ -180,7 +185,7 @@ def raise_why_it_could_not_start(worker: _Worker) -> None:
         while worker.connection.poll():
             status, _, payload = worker.connection.recv()
             if status == "failed":
-                raise WorkerError(f"a worker could not start:\n{payload}")
+                raise could_not_start(payload)
     except (EOFError, OSError):  # nothing more: it died without a word
         pass
 
