@@ -49,6 +49,7 @@ def test_overrides_nested_and_ints_widen_to_floats():
         ({"memory": {"temperature": 1.5}}, "memory.temperature"),
         ({"controller": {"latent": "mean"}}, "controller.latent"),
         ({"controller": {"latent": "mode", "in_dream": True}}, "controller.latent"),
+        ({"memory": {"train_heads_only": True}}, "memory.train_heads_only"),
         # A setting's choices and range hold for configs as for its flag.
         ({"env": {"env": "gpu"}}, "env.env"),
         ({"controller": {"actions": 4}}, "controller.actions"),

@@ -74,19 +74,25 @@ def test_old_records_read_as_the_paper_s_agent(first_agent):
     }
 
 
-# What schemas 3 and 4 changed, with what every earlier run had: each run records all its
+# What schemas 3 to 5 changed, with what every earlier run had: each run records all its
 # params' kept settings, the discrete VAE's schedules and the dream's temperature included
 # (recorded before only where they applied), and the dream's remedies, new (3: the
-# over-prediction weight and the horizon; 4: the ensemble of heads and its penalty).
+# over-prediction weight and the horizon; 4: the ensemble of heads and its penalty; 5:
+# training the heads alone).
 SCHEDULES = {key: getattr(VAEParams(), key) for key in VAE_SCHEDULES}
 FILLED_BY_SCHEMA_4 = {
     layout.VAE_TRAINING: {},
     layout.MEMORY_TRAINING: {"reward_done_ensemble": 1},
     layout.CONTROL: {"dream_disagreement_penalty": 0.0},
 }
+FILLED_BY_SCHEMA_5 = {layout.MEMORY_TRAINING: {"train_heads_only": False}}
 FILLED_SINCE_SCHEMA_2 = {
     layout.VAE_TRAINING: SCHEDULES,
-    layout.MEMORY_TRAINING: {"reward_overprediction_weight": 1.0, "reward_done_ensemble": 1},
+    layout.MEMORY_TRAINING: {
+        "reward_overprediction_weight": 1.0,
+        "reward_done_ensemble": 1,
+        "train_heads_only": False,
+    },
     layout.CONTROL: FILLED_BY_SCHEMA_4[layout.CONTROL],
 }
 NOT_DREAMING = {"dream_temperature": 1.0, "dream_horizon": 0}
@@ -115,12 +121,17 @@ def test_a_schema_2_record_reads_as_the_current_schema(tmp_path, stage):
 
 
 @pytest.mark.parametrize("stage", STAGES)
-def test_a_schema_3_record_gains_the_ensemble_and_its_penalty(tmp_path, stage):
+def test_a_schema_3_record_gains_the_ensemble_its_penalty_and_heads_only(tmp_path, stage):
     (tmp_path / stage).mkdir()
     record = {"schema": 3, "settings": {"seed": 3, "reward_done_ensemble": 5}}
     (tmp_path / stage / layout.RUN_FILE).write_text(json.dumps(record))
-    expected = {**FILLED_BY_SCHEMA_4[stage], "seed": 3, "reward_done_ensemble": 5}
-    assert read_run(tmp_path / stage) == {"schema": 4, "settings": expected}
+    expected = {
+        **FILLED_BY_SCHEMA_4[stage],
+        **FILLED_BY_SCHEMA_5.get(stage, {}),
+        "seed": 3,
+        "reward_done_ensemble": 5,
+    }
+    assert read_run(tmp_path / stage) == {"schema": RUN_SCHEMA, "settings": expected}
 
 
 def test_a_dream_run_keeps_its_recorded_temperature(tmp_path):

@@ -25,6 +25,7 @@ from worldmodels.data.tf_records import (
     save_record,
 )
 from worldmodels.memory import train_memory
+from worldmodels.memory.memory import build_memory
 from worldmodels.memory.memory_training import sequences_for_epoch
 from worldmodels.training import completed_epochs, restore_latest_weights
 from worldmodels.vision import train_vae
@@ -158,6 +159,38 @@ def test_reward_and_done_heads_train_and_log_their_losses(trained_home, tmp_path
     _, memory = build_world_model(home)  # every later stage builds M with its heads
     assert memory.reward_done_heads and memory.reward_done.built
     assert memory.reward_done_ensemble == ensemble
+
+
+def test_heads_trained_alone_leave_the_rest_of_m_as_it_was(trained_home, tmp_path):
+    home = tmp_path / "home"
+    shutil.copytree(trained_home, home)
+    flags = ["--home", str(home), "--epochs", "3", "--batch-size", "2", "--validation-share", "0"]
+    flags += ["--reward-done-heads", "--train-heads-only"]
+    with pytest.raises(SystemExit, match="add --reward-done-heads and --load-model"):
+        train_memory.main(flags)
+    train_memory.main([*flags, "--load-model"])
+
+    def weights(checkpoint: Path, heads: bool) -> dict:  # M's weights there, by part
+        memory = build_memory(reward_done_heads=heads)
+        memory(tf.zeros((1, 2, memory.latent_dim + 3)))
+        tf.train.Checkpoint(model=memory).restore(str(checkpoint)).expect_partial()
+        parts = ("lstm", "mdn", "reward_done") if heads else ("lstm", "mdn")
+        return {
+            f"{part}/{index}": variable.numpy()
+            for part in parts
+            for index, variable in enumerate(getattr(memory, part).weights)
+        }
+
+    training = home / "memory-training"
+    old_run = training / "previous-runs" / "run-0" / "checkpoints"
+    loaded = weights(tf.train.latest_checkpoint(str(old_run)), heads=False)
+    # The first and the last checkpoint of the heads' 3 steps (one an epoch).
+    first, last = (weights(training / "checkpoints" / f"ckpt-{n}", heads=True) for n in (1, 3))
+    heads = first.keys() - loaded.keys()
+    assert heads and all(path.startswith("reward_done/") for path in heads)
+    for path in loaded:  # the LSTM and the mixture: the loaded M's, bit for bit
+        np.testing.assert_array_equal(last[path], loaded[path])
+    assert all(not np.array_equal(first[path], last[path]) for path in heads)
 
 
 def test_an_mdn_rnn_run_recorded_before_the_heads_existed_resumes(trained_home, tmp_path, capsys):

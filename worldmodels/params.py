@@ -254,6 +254,14 @@ class MemoryParams:
         "which disagree where M has not seen the driving",
         check="positive",
     )
+    # Not in the paper: heads for an M a controller already reads, so that its CMA-ES can go on
+    # in the dream of that M (docs/dream.md, the dream as a warm start).
+    train_heads_only: bool = setting(
+        False,
+        "with --reward-done-heads and --load-model: train the reward and done heads alone; the "
+        "LSTM and the mixture keep the loaded weights, so the features (h) a controller reads "
+        "stay what they were",
+    )
     lstm_units: int = setting(256, "LSTM width (h)", check="positive")
     num_mixtures: int = setting(
         5, "Gaussians in the mixture of each latent dimension", check="positive"
@@ -475,6 +483,11 @@ class Config:
             raise ConfigError(
                 "controller.latent=mode reads the mode of q(z|x) of real frames; a dream's z "
                 "are the MDN-RNN's samples: use controller.latent=sample with in_dream"
+            )
+        if self.memory.train_heads_only:
+            raise ConfigError(
+                "memory.train_heads_only trains heads on a trained M (train_memory "
+                "--train-heads-only --load-model); a recipe trains its M whole"
             )
         if self.vae.latent == "discrete" and self.controller.controller_inputs == "zh":
             raise ConfigError(

@@ -18,7 +18,7 @@ from pathlib import Path
 from worldmodels import layout
 from worldmodels.params import VAE_SCHEDULES, ControllerParams, MemoryParams, VAEParams
 
-RUN_SCHEMA = 4
+RUN_SCHEMA = 5
 SCHEMA = "schema"
 
 # Schema 1 -> 2: the settings each stage's runs recorded only once they existed, with the
@@ -78,7 +78,20 @@ def _settings_of_schema_4(stage: str, settings: dict) -> dict:
     return settings
 
 
-_STEPS = {2: _settings_of_schema_2, 3: _settings_of_schema_3, 4: _settings_of_schema_4}
+def _settings_of_schema_5(stage: str, settings: dict) -> dict:
+    """Schema 4 -> 5: training the heads alone on a trained M, new: runs before it trained all
+    of M."""
+    if stage == layout.MEMORY_TRAINING:
+        return {"train_heads_only": False, **settings}
+    return settings
+
+
+_STEPS = {
+    2: _settings_of_schema_2,
+    3: _settings_of_schema_3,
+    4: _settings_of_schema_4,
+    5: _settings_of_schema_5,
+}
 
 
 def read_run(directory: Path) -> dict:

@@ -84,6 +84,13 @@ class MDNRNN(keras.Model):
             predicted = predicted[..., None, :]  # the linear head: an ensemble of one
         return predicted[..., 0], predicted[..., 1]
 
+    def freeze_all_but_heads(self) -> None:
+        """Leaves the reward and done heads' weights the only trainable ones: the features, the
+        mixture and so what a controller reads stay as they are."""
+        heads = {id(variable) for variable in self.reward_done.weights}
+        for variable in self.weights:
+            variable.trainable = id(variable) in heads
+
     @property
     def feature_dim(self) -> int:
         """Width of the features the head and the controller read at each step."""

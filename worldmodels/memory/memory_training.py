@@ -85,6 +85,11 @@ def train_memory(
     `datasets` for `params.epochs` epochs in all; `load_model` starts a new run from the last
     checkpoint's weights. Returns the summary line; exits with a message naming what is
     missing, stale or inconsistent."""
+    if params.train_heads_only and not (params.reward_done_heads and load_model):
+        sys.exit(
+            "error: --train-heads-only trains new heads on a trained M: add --reward-done-heads "
+            "and --load-model"
+        )
     folders = {dataset: layout.latent_stats(home, dataset) for dataset in datasets}
     for dataset, folder in folders.items():
         require_current_latent_stats(folder, dataset, home)
@@ -123,6 +128,8 @@ def train_memory(
             reward_done_ensemble=params.reward_done_ensemble,
         )
         memory(tf.zeros((1, 2, memory.latent_dim + ACTION_DIM)))
+        if params.train_heads_only:
+            memory.freeze_all_but_heads()
         steps = params.epochs * math.ceil(episodes / params.batch_size)
         schedule = keras.optimizers.schedules.PolynomialDecay(
             params.learning_rate, steps, params.final_learning_rate
