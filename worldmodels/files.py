@@ -43,7 +43,7 @@ def exclusive_use(directory: str | os.PathLike, what: str) -> Iterator[None]:
     asking for the same exits with a message naming the first's pid and command, instead of
     the two interleaving their checkpoints and records. The lock is the kernel's (flock on
     `<directory>/.lock`), so a killed process leaves nothing to clean up; the worker processes
-    it starts (spawned) do not hold it."""
+    it starts (forked from a server that never opened the lock) do not hold it."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     with open(directory / ".lock", "a+") as lock:

@@ -1,9 +1,15 @@
-"""A pool of `spawn`ed worker processes that survives its workers.
+"""A pool of worker processes that survives its workers.
 
 Each worker builds its handler once (`make_handler()`, e.g. an agent and its environments),
-then runs jobs sent to it. TensorFlow and `fork` deadlock, hence `spawn`. Unlike
-multiprocessing.Pool, a worker that dies or hangs does not stall the run: it is killed and
-replaced, and its job runs again on another worker.
+then runs jobs sent to it. Unlike multiprocessing.Pool, a worker that dies or hangs does not
+stall the run: it is killed and replaced, and its job runs again on another worker.
+
+Workers are forked from multiprocessing's fork server, a clean process that has only imported
+the heavy dependencies (`PRELOADED`) and never runs them: forking a process that has run
+TensorFlow can deadlock, forking one that has only imported it does not. The server lives as
+long as the command, so every pool after the command's first starts without importing them
+again (a pool of 2 rollout workers: 2.7 CPU-seconds instead of 10.7, 1.3 s instead of 4.5;
+scripts/benchmark_worker_start.py), and the workers share those pages.
 """
 
 from __future__ import annotations
@@ -16,6 +22,10 @@ from collections.abc import Callable, Sequence
 from multiprocessing.connection import wait
 
 from worldmodels.pool import Pool, WorkerError
+
+# Third-party modules only (the library does not name the modules of its handlers here); what
+# a handler's own module adds is imported by each worker (~0.3 s).
+PRELOADED = ("tensorflow", "gymnasium.envs.box2d.car_racing", "ai_edge_litert.interpreter", "numba")
 
 
 def _serve(make_handler: Callable, connection) -> None:
@@ -64,7 +74,7 @@ class _Worker:
 
 
 class WorkerPool(Pool):
-    """`num_workers` spawned processes, each running `make_handler()` once, then jobs.
+    """`num_workers` processes, each running `make_handler()` once, then jobs.
 
     `map(jobs)` returns `handler(job)` for every job, in order. A worker that dies, or takes
     more than `timeout` seconds over one job, is killed and replaced, and its job runs again
@@ -75,18 +85,23 @@ class WorkerPool(Pool):
     in between, raise. Use as a context manager.
     """
 
+    start_method = "forkserver"  # scripts/benchmark_worker_start.py measures "spawn" beside it
+
     def __init__(
         self,
         make_handler: Callable,
         num_workers: int,
         timeout: float = 600.0,
         max_attempts: int = 3,
-        # A start takes ~10 s of CPU (TensorFlow's import, the agent), but far longer when
-        # the pool runs at a low priority beside other work: over 5 minutes at nice 10 beside
-        # a VAE training on 2 cores, where a timeout of 300 s replaced worker after worker.
+        # A start takes seconds of CPU (the agent; the first pool of a command also imports
+        # TensorFlow, ~8 s), but far longer at a low priority beside other work: over 5
+        # minutes at nice 10 beside a VAE training on 2 cores (with spawned workers, each
+        # importing TensorFlow), where a timeout of 300 s replaced worker after worker.
         startup_timeout: float = 1800.0,
     ):
-        self._context = multiprocessing.get_context("spawn")
+        self._context = multiprocessing.get_context(self.start_method)
+        if self.start_method == "forkserver":
+            self._context.set_forkserver_preload(list(PRELOADED))  # once it runs: ignored
         self._make_handler = make_handler
         self.timeout = timeout
         self.startup_timeout = startup_timeout
