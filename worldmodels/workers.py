@@ -9,7 +9,7 @@ the heavy dependencies (`PRELOADED`) and never runs them: forking a process that
 TensorFlow can deadlock, forking one that has only imported it does not. The server lives as
 long as the command, so every pool after the command's first starts without importing them
 again (a pool of 2 rollout workers: 2.7 CPU-seconds instead of 10.7, 1.3 s instead of 4.5;
-scripts/benchmark_worker_start.py), and the workers share those pages.
+scripts/benchmark_worker_start.py).
 """
 
 from __future__ import annotations
@@ -85,7 +85,11 @@ class WorkerPool(Pool):
     in between, raise. Use as a context manager.
     """
 
-    start_method = "forkserver"  # scripts/benchmark_worker_start.py measures "spawn" beside it
+    # Spawned where the platform has no fork server (Windows); scripts/benchmark_worker_start.py
+    # measures the two side by side.
+    start_method = (
+        "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    )
 
     def __init__(
         self,
