@@ -268,6 +268,23 @@ def test_an_ensemble_of_heads_is_k_small_networks_that_numpy_steps_alike():
     np.testing.assert_allclose(stepped[1], done_logit[:, 2], atol=1e-5)
 
 
+def test_an_ensemble_s_gradient_at_the_budget_batch_is_a_matrix_product():
+    """At the budget preset's M batch (100 episodes of 1000 steps, 256 features) the heads'
+    gradient takes about a GB. Written over an ellipsis, TensorFlow's einsum gradient built a
+    100 x 1000 x 320 x 256 tensor (32 GB) first: an OOM that tiny tests never met."""
+    from worldmodels.memory.memory import RewardDoneEnsemble
+
+    heads = RewardDoneEnsemble(5)
+    heads.build((None, 256))
+    features = tf.random.normal((100, 1000, 256), seed=0)
+    with tf.GradientTape() as tape:
+        outputs = heads(features)
+        loss = tf.reduce_sum(outputs**2)
+    gradients = tape.gradient(loss, heads.trainable_variables)
+    assert outputs.shape == (100, 1000, 5, 2)
+    assert [g.shape for g in gradients] == [(5, 256, 64), (5, 64), (5, 64, 2), (5, 2)]
+
+
 def test_the_heads_read_the_features_and_a_memory_without_them_says_so():
     memory = MDNRNN(lstm_units=8, num_mixtures=2, reward_done_heads=True)
     features, _ = memory.sequence_features(tf.zeros((2, 5, 35)))

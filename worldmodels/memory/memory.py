@@ -151,10 +151,13 @@ class RewardDoneEnsemble(keras.layers.Layer):
         )
 
     def call(self, features: tf.Tensor) -> tf.Tensor:
-        hidden = tf.tanh(
-            tf.einsum("...f,kfu->...ku", features, self.hidden_kernel) + self.hidden_bias
-        )
-        return tf.einsum("...ku,kuo->...ko", hidden, self.output_kernel) + self.output_bias
+        # The leading dimensions flattened into one, n: over an ellipsis, TensorFlow's einsum
+        # gradient builds the [..., K x 64, F] product before summing it (32 GB at a batch of
+        # 100 episodes of 1000 steps); over n it is a matrix product.
+        flat = tf.reshape(features, [-1, tf.shape(features)[-1]])
+        hidden = tf.tanh(tf.einsum("nf,kfu->nku", flat, self.hidden_kernel) + self.hidden_bias)
+        outputs = tf.einsum("nku,kuo->nko", hidden, self.output_kernel) + self.output_bias
+        return tf.reshape(outputs, tf.concat([tf.shape(features)[:-1], [self.heads, 2]], 0))
 
 
 class AttentiveMDNRNN(MDNRNN):
