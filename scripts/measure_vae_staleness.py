@@ -17,7 +17,6 @@ dataset. The first agent's iteration-1 V measured so: 0.0021 on its agent's driv
 """
 
 import argparse
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +25,7 @@ import tensorflow as tf
 from worldmodels import layout
 from worldmodels.data.tf_records import load_episode
 from worldmodels.images import unit_frames
-from worldmodels.layout import ROLLOUTS_SUFFIX
+from worldmodels.training import recorded_episodes
 from worldmodels.vision.trained import load_vae
 
 
@@ -34,16 +33,15 @@ def held_out_by_dataset(vae_home: Path, home: Path) -> dict[str, list[Path]]:
     """The episodes the VAE run of `vae_home` held out for validation, by dataset, for every
     dataset it trained on (in the run's order), found in `home`."""
     run = layout.vae_training(vae_home)
-    keys = layout.recorded_run(run).get("validation_episodes") or []
-    episodes = defaultdict(list)
-    for key in keys:
-        folder, name = Path(key).parts
-        dataset = folder.removesuffix(ROLLOUTS_SUFFIX)
-        episodes[dataset].append(layout.rollouts(home, dataset) / name)
-    missing = [d for d in layout.trained_datasets(run) if d not in episodes]
+    _, held_out = recorded_episodes(run, lambda dataset: layout.rollouts(home, dataset))
+    episodes = {
+        dataset: [path for path in held_out if path.parent == layout.rollouts(home, dataset)]
+        for dataset in layout.trained_datasets(run)
+    }
+    missing = [dataset for dataset, paths in episodes.items() if not paths]
     if missing:
         raise SystemExit(f"error: the VAE run in {run} held out no episode of {', '.join(missing)}")
-    return {dataset: episodes[dataset] for dataset in layout.trained_datasets(run)}
+    return episodes
 
 
 def reconstruction_errors(vae, paths: list[Path], stride: int) -> np.ndarray:
