@@ -234,7 +234,10 @@ def main() -> None:
             "cpu_hours": baseline_cpu_hours(args.recipe_home, first, end),
         }
     }
+    # The baseline's generations are validated on a copy of the V and M they trained on, made
+    # with the arms': the recipe's own home moves on to the next iteration's.
     homes = {"baseline": args.out / "baseline"}
+    copy_world_model(args.recipe_home, homes["baseline"])
     for arm in args.arms:
         changes = arm_changes(arm)
         home = homes[arm] = args.out / arm
@@ -255,9 +258,6 @@ def main() -> None:
 
     validations = {}  # arm -> {generation: report}
     if args.validate:
-        # The baseline's generations, evaluated on a copy with the V and M they trained on
-        # (the recipe's own home moves on to the next iteration's).
-        copy_world_model(args.recipe_home, homes["baseline"])
         copy_generations(args.recipe_home, homes["baseline"], args.validate)
         for name, home in homes.items():
             validations[name] = {
