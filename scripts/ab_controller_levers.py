@@ -144,24 +144,30 @@ def forked_command(recorded: dict, fork: int) -> dict:
     return recorded["command"]
 
 
-def check_fork(recipe_home: Path, fork: int) -> None:
-    """Exits unless the recipe keeps generation `fork`'s optimizer state and its latest V and M
-    are those its generation `fork` + 1 trains on (when it has one yet)."""
+def check_world_model(recipe_home: Path, first: int, models: Path) -> None:
+    """Exits unless the V and M copied into `models` are those the recipe's generation `first`
+    trains on (when it has one yet)."""
     from worldmodels.control.generations import complete_generations, load_summary
     from worldmodels.world_model import world_model_id
 
-    if not (layout.generation(recipe_home, fork) / "optimizer.pkl").exists():
-        raise SystemExit(
-            f"error: --from-generation {fork}: {layout.generation(recipe_home, fork)} keeps no "
-            "optimizer state (only the latest generations of a run do)"
-        )
-    if fork + 1 in complete_generations(recipe_home):
-        trained_on = load_summary(recipe_home, fork + 1).get("world_model")
-        if trained_on != world_model_id(recipe_home):
+    if first in complete_generations(recipe_home):
+        if load_summary(recipe_home, first).get("world_model") != world_model_id(models):
             raise SystemExit(
-                f"error: the recipe's generation {fork + 1} trained on other V and M than its "
-                "latest checkpoints; the arms would not share its world model"
+                f"error: the recipe's generation {first} trained on other V and M than its "
+                f"checkpoints copied into {models}; the arms would not share its world model"
             )
+
+
+def copy_fork(recipe_home: Path, home: Path, fork: int) -> None:
+    """The recipe's generations up to `fork`, with `fork`'s optimizer state, into `home`."""
+    if not layout.generation(home, fork).exists():
+        optimizer = layout.generation(recipe_home, fork) / "optimizer.pkl"
+        if not optimizer.exists():
+            raise SystemExit(
+                f"error: --from-generation {fork}: {optimizer.parent} keeps no optimizer state "
+                "(only the latest generations of a run do)"
+            )
+    copy_generations(recipe_home, home, list(range(fork + 1)))
 
 
 def validate(home: Path, generation: int, episodes: int, command: dict) -> dict:
@@ -218,8 +224,6 @@ def main() -> None:
         first, command = 0, recorded["command"]
     else:
         first, command = args.from_generation + 1, forked_command(recorded, args.from_generation)
-        if not args.report:
-            check_fork(args.recipe_home, args.from_generation)
     end = first + args.generations
     flags = vars(train_controller.parse_args([]))  # a record may hold settings it has no flag for
     command = {name: value for name, value in command.items() if name in flags and name != "home"}
@@ -238,12 +242,13 @@ def main() -> None:
     # with the arms': the recipe's own home moves on to the next iteration's.
     homes = {"baseline": args.out / "baseline"}
     copy_world_model(args.recipe_home, homes["baseline"])
+    check_world_model(args.recipe_home, first, homes["baseline"])
     for arm in args.arms:
         changes = arm_changes(arm)
         home = homes[arm] = args.out / arm
-        copy_world_model(args.recipe_home, home)
+        copy_world_model(homes["baseline"], home)
         if first:
-            copy_generations(args.recipe_home, home, list(range(first)))
+            copy_fork(args.recipe_home, home, first - 1)
         if not args.report:
             arm_flags = command_flags(command, end, home, changes)
             print(f"== {arm}: train_controller {' '.join(arm_flags)}", flush=True)
