@@ -94,3 +94,13 @@ class FailsOnce:
                 value = 0
             results.append(value * value)
         return results
+
+
+class Busy:
+    """Uses as many CPU seconds as a job says, then returns it."""
+
+    def __call__(self, job):
+        started = time.process_time()
+        while time.process_time() - started < job:
+            pass
+        return job

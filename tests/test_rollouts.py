@@ -2,6 +2,7 @@ import contextlib
 import functools
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -135,6 +136,23 @@ def test_handler_exceptions_and_broken_workers_surface_with_their_traceback():
     with WorkerPool(BrokenAtStart, num_workers=1, timeout=60) as pool:
         with pytest.raises(WorkerError, match="cannot build the agent"):
             pool.map([[1]])
+
+
+def test_a_command_s_cpu_time_counts_its_pool_s_workers():
+    """What `time` reports of a command, its children's rusage, holds its workers' CPU: the
+    command waits at exit for the fork server, which reaped them."""
+    script = (
+        "from pool_handlers import Busy\n"
+        "from worldmodels.workers import WorkerPool\n"
+        "if __name__ == '__main__':\n"
+        "    with WorkerPool(Busy, 2) as pool:\n"
+        "        pool.map([1.0, 1.0])\n"
+    )
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    subprocess.run([sys.executable, "-c", script], check=True, cwd=Path(__file__).parent)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    used = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    assert used >= 2.0
 
 
 @pytest.mark.parametrize("latent", ["continuous", "discrete"])

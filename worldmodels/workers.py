@@ -9,13 +9,17 @@ the heavy dependencies (`PRELOADED`) and never runs them: forking a process that
 TensorFlow can deadlock, forking one that has only imported it does not. The server lives as
 long as the command, so every pool after the command's first starts without importing them
 again (a pool of 2 rollout workers: 2.7 CPU-seconds instead of 10.7, 1.3 s instead of 4.5;
-scripts/benchmark_worker_start.py).
+scripts/benchmark_worker_start.py). At exit the command stops the server and waits for it, so
+that the CPU time of the server and of the workers it reaped counts in the command's own
+(`time`, `getrusage`); an unwaited server would outlive the command and its time count nowhere.
 """
 
 from __future__ import annotations
 
+import atexit
 import collections
 import multiprocessing
+import multiprocessing.forkserver
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -26,6 +30,14 @@ from worldmodels.pool import Pool, WorkerError
 # Third-party modules only (the library does not name the modules of its handlers here); what
 # a handler's own module adds is imported by each worker (~0.3 s).
 PRELOADED = ("tensorflow", "gymnasium.envs.box2d.car_racing", "ai_edge_litert.interpreter", "numba")
+
+
+def _stop_fork_server() -> None:
+    """Stops this process's fork server, if it started one, and waits for it to end."""
+    # A private method (CPython's own tests call it); without it the server is not waited for.
+    stop = getattr(multiprocessing.forkserver._forkserver, "_stop", None)
+    if stop is not None:
+        stop()
 
 
 def _serve(make_handler: Callable, connection) -> None:
@@ -106,6 +118,8 @@ class WorkerPool(Pool):
         self._context = multiprocessing.get_context(self.start_method)
         if self.start_method == "forkserver":
             self._context.set_forkserver_preload(list(PRELOADED))  # once it runs: ignored
+            atexit.unregister(_stop_fork_server)  # registered once however many pools start
+            atexit.register(_stop_fork_server)
         self._make_handler = make_handler
         self.timeout = timeout
         self.startup_timeout = startup_timeout
