@@ -23,6 +23,7 @@ M, M's retraining) adds its CPU seconds from generation N + 1 on.
 
 import argparse
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +48,24 @@ def other_core_hours(home: Path, generations: np.ndarray) -> np.ndarray:
     return hours
 
 
+def datasets_label(names: list[str]) -> str:
+    """Dataset names joined with "+", each run of numbered ones shortened: ["agent-random",
+    "onpolicy-1", "onpolicy-2", "onpolicy-3"] -> "agent-random + onpolicy-1..3"."""
+    parts: list[list] = []  # [prefix, first, last] of each run, or [name, None, None]
+    for name in names:
+        numbered = re.fullmatch(r"(.*-)(\d+)", name)
+        if numbered and parts and parts[-1][0] == numbered[1]:
+            if parts[-1][2] == int(numbered[2]) - 1:
+                parts[-1][2] = int(numbered[2])
+                continue
+        first = int(numbered[2]) if numbered else None
+        parts.append([numbered[1], first, first] if numbered else [name, None, None])
+    return " + ".join(
+        name if first is None else f"{name}{first}" + (f"..{last}" if last > first else "")
+        for name, first, last in parts
+    )
+
+
 def controller_run(home: Path) -> dict:
     """What the figure needs of one home's controller run."""
     summaries = load_summaries(home)
@@ -65,7 +84,7 @@ def controller_run(home: Path) -> dict:
     label = "real CarRacing"
     if dreamed:
         dream = dreamed[-1]["dream"]
-        datasets = " + ".join(layout.trained_datasets(layout.memory_training(home)))
+        datasets = datasets_label(layout.trained_datasets(layout.memory_training(home)))
         label = f"dream, M on {datasets} data, tau {dream['temperature']}"
         memory = read_run(layout.memory_training(home))["settings"]
         if memory["reward_overprediction_weight"] != 1:
@@ -103,7 +122,8 @@ def main() -> None:
     args = parser.parse_args()
     runs = [controller_run(Path(home).expanduser()) for home in [args.real, *args.dream]]
 
-    figure = Figure(figsize=(12, 4.5))
+    # The legend below both panels: a label names a run's data and settings, long for a panel.
+    figure = Figure(figsize=(12, 4.5 + 0.25 * len(runs)), layout="constrained")
     left, right = figure.subplots(1, 2)
     for index, run in enumerate(runs):
         color = f"C{index}"
@@ -121,7 +141,7 @@ def main() -> None:
             at = hours[list(run["generation"]).index(generation)]
             left.errorbar(at, rewards.mean(), yerr=rewards.std(), fmt="*", color=color, ms=14)
         if run["dream"]:
-            right.plot(run["generation"], run["fitness"], "--", color=color, label=run["label"])
+            right.plot(run["generation"], run["fitness"], "--", color=color)
             right.plot(
                 run["generation"][run["evaluated"]], run["score"], "o-", color=color, markersize=3
             )
@@ -131,13 +151,12 @@ def main() -> None:
         ylabel="score in CarRacing",
         title="the mean on unseen tracks (16; stars: 100)",
     )
-    left.legend(loc="upper left")
     right.set(
         xlabel="generation",
         ylabel="total reward",
         title="dashed: fitness in M; solid: the mean in CarRacing",
     )
-    right.legend(loc="upper left")
+    figure.legend(*left.get_legend_handles_labels(), loc="outside lower center")
     save_figure(figure, Path(args.out))
 
     print("| run | generations | core-hours | dream fitness, last generation | "
