@@ -115,10 +115,20 @@ def baseline_cpu_hours(recipe_home: Path, first: int, end: int) -> float | None:
     return total / 3600 if last == end - 1 else None
 
 
+def copy_whole(source: Path, destination: Path) -> None:
+    """Copies folder `source` to `destination` unless it exists: whole or not at all (a killed
+    copy leaves a hidden partial one, which the next replaces)."""
+    if destination.exists():
+        return
+    partial = destination.with_name(f".{destination.name}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.copytree(source, partial)
+    partial.rename(destination)
+
+
 def copy_world_model(recipe_home: Path, home: Path) -> None:
     for stage in (layout.vae_training, layout.memory_training):
-        if not stage(home).exists():
-            shutil.copytree(stage(recipe_home), stage(home))
+        copy_whole(stage(recipe_home), stage(home))
 
 
 def copy_generations(recipe_home: Path, home: Path, numbers: list[int]) -> None:
@@ -127,9 +137,9 @@ def copy_generations(recipe_home: Path, home: Path, numbers: list[int]) -> None:
     if not layout.control_run_file(home).exists():
         shutil.copy(layout.control_run_file(recipe_home), layout.control_run_file(home))
     for number in numbers:
-        source, copy = layout.generation(recipe_home, number), layout.generation(home, number)
-        if (source / "complete").exists() and not copy.exists():
-            shutil.copytree(source, copy)
+        source = layout.generation(recipe_home, number)
+        if (source / "complete").exists():
+            copy_whole(source, layout.generation(home, number))
 
 
 def forked_command(recorded: dict, fork: int) -> dict:
