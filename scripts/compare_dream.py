@@ -51,18 +51,20 @@ def other_core_hours(home: Path, generations: np.ndarray) -> np.ndarray:
 def datasets_label(names: list[str]) -> str:
     """Dataset names joined with "+", each run of numbered ones shortened: ["agent-random",
     "onpolicy-1", "onpolicy-2", "onpolicy-3"] -> "agent-random + onpolicy-1..3"."""
-    parts: list[list] = []  # [prefix, first, last] of each run, or [name, None, None]
+    runs: list[list] = []  # [prefix, first, last] of numbered names; [name, None, None]
     for name in names:
         numbered = re.fullmatch(r"(.*-)(\d+)", name)
-        if numbered and parts and parts[-1][0] == numbered[1]:
-            if parts[-1][2] == int(numbered[2]) - 1:
-                parts[-1][2] = int(numbered[2])
-                continue
-        first = int(numbered[2]) if numbered else None
-        parts.append([numbered[1], first, first] if numbered else [name, None, None])
+        if numbered is None:
+            runs.append([name, None, None])
+            continue
+        prefix, number = numbered[1], int(numbered[2])
+        if runs and runs[-1][0] == prefix and runs[-1][2] == number - 1:
+            runs[-1][2] = number
+        else:
+            runs.append([prefix, number, number])
     return " + ".join(
         name if first is None else f"{name}{first}" + (f"..{last}" if last > first else "")
-        for name, first, last in parts
+        for name, first, last in runs
     )
 
 
