@@ -45,6 +45,7 @@ import sys
 from pathlib import Path
 
 from worldmodels import layout
+from worldmodels.files import atomic_write_text
 from worldmodels.recipe_record import cma_es_step_last_generation, step_core_seconds
 
 # What an arm changes in the recipe's command, by name (and "stall-K", "episodes-K").
@@ -283,7 +284,7 @@ def main() -> None:
             }
             results[name]["validation"] = {g: r["rewards"] for g, r in validations[name].items()}
 
-    (args.out / "ab.json").write_text(json.dumps(results, indent=2) + "\n")
+    atomic_write_text(args.out / "ab.json", json.dumps(results, indent=2) + "\n")
     generations = sorted({g for r in results.values() for g in r["evaluations"]})
     print(
         "arm        "
